@@ -1,0 +1,169 @@
+// The WebGPU device: one adapter and one device per process.
+//
+// `init()` finds an adapter (Node: Dawn through the npm package `webgpu`; browser: `navigator.gpu`),
+// asks for the adapter's largest buffer limits and for the optional features it has (`subgroups`,
+// `timestamp-query`, `shader-f16`), and records them in `gpu().features` so kernels can pick variants.
+// Errors that WebGPU reports asynchronously (validation, out-of-memory, a lost device) are stored
+// here and thrown as JS errors at the next sync point by `checkDeviceErrors()`.
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  description: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface GpuFeatures {
+  subgroups: boolean;
+  /** Smallest and largest subgroup size the adapter reports (0 when unknown). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  timestampQuery: boolean;
+  shaderF16: boolean;
+}
+
+export interface Gpu {
+  device: GPUDevice;
+  adapter: AdapterSummary;
+  features: GpuFeatures;
+  limits: GPUSupportedLimits;
+  /** true when running under Node through Dawn. */
+  node: boolean;
+}
+
+export interface InitOptions {
+  /** Do not request optional features even if the adapter has them (to test fallback kernels). */
+  disableFeatures?: Array<'subgroups' | 'timestamp-query' | 'shader-f16'>;
+  /** Extra Dawn toggles for Node, as `create()` strings, e.g. 'disable-dawn-features=timestamp_quantization'. */
+  dawnFlags?: string[];
+}
+
+let current: Gpu | null = null;
+// dawn.node tears its instance down when the GPU object is garbage-collected, even while a device
+// made from it is in use (the process then dies in a futex error): hold it for the process's life.
+let navigatorGpu: GPU | null = null;
+let heldAdapter: GPUAdapter | null = null;
+let pending: Promise<Gpu> | null = null;
+let lostMessage: string | null = null;
+const asyncErrors: string[] = [];
+
+const SETUP_HINT =
+  'No WebGPU adapter was found. On Debian 12 without a GPU run `bash scripts/setup-webgpu.sh` as root ' +
+  '(it installs libvulkan1 and mesa-vulkan-drivers from bookworm-backports); elsewhere install a Vulkan, ' +
+  'Metal or D3D12 driver for your GPU, or in a browser enable WebGPU.';
+
+/** The initialised device. Throws if `init()` has not completed or the device was lost. */
+export function gpu(): Gpu {
+  if (lostMessage) throw new Error(lostMessage);
+  if (!current) throw new Error('densenet-webgpu: the engine is not initialised; call `await init()` first');
+  return current;
+}
+
+export function isInitialised(): boolean {
+  return current !== null;
+}
+
+/** Initialise the engine once per process; later calls return the same device. */
+export function init(options: InitOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  pending ??= createGpu(options).then(
+    (g) => (current = g),
+    (e) => {
+      pending = null;
+      throw e;
+    },
+  );
+  return pending;
+}
+
+async function getNavigatorGpu(options: InitOptions): Promise<{ gpu: GPU; node: boolean }> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return { gpu: nav.gpu, node: false };
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!isNode) throw new Error(`densenet-webgpu: this browser has no navigator.gpu. ${SETUP_HINT}`);
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  let mod: { create: (flags: string[]) => GPU };
+  try {
+    // A variable specifier keeps bundlers from pulling Node-only code into browser builds.
+    const name = 'webgpu';
+    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+  } catch (e) {
+    throw new Error(`densenet-webgpu: cannot load the npm package 'webgpu' (Dawn): ${(e as Error).message}. Run npm install.`);
+  }
+  return { gpu: mod.create(options.dawnFlags ?? []), node: true };
+}
+
+async function createGpu(options: InitOptions): Promise<Gpu> {
+  const { gpu: navGpu, node } = await getNavigatorGpu(options);
+  navigatorGpu = navGpu;
+  void navigatorGpu;
+  const adapter = await navGpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error(`densenet-webgpu: ${SETUP_HINT}`);
+  heldAdapter = adapter;
+  void heldAdapter;
+
+  const disabled = new Set(options.disableFeatures ?? []);
+  const wanted = (['subgroups', 'timestamp-query', 'shader-f16'] as const).filter(
+    (f) => adapter.features.has(f) && !disabled.has(f),
+  );
+  const a = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxBufferSize: a.maxBufferSize,
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
+  };
+  const device = await adapter.requestDevice({ requiredFeatures: wanted as GPUFeatureName[], requiredLimits });
+
+  device.addEventListener('uncapturederror', (ev) => {
+    const err = (ev as GPUUncapturedErrorEvent).error;
+    const kind = err.constructor?.name ?? 'GPUError';
+    if (asyncErrors.length < 20) asyncErrors.push(`${kind}: ${err.message}`);
+  });
+  void device.lost.then((info) => {
+    if (info.reason === 'destroyed' && current === null) return;
+    lostMessage =
+      `densenet-webgpu: the WebGPU device was lost (${info.reason}): ${info.message}. ` +
+      'Every tensor on it is gone; restart the process (or reload the page) to get a new device.';
+  });
+
+  const info = adapter.info ?? ({} as GPUAdapterInfo);
+  const infoAny = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; isFallbackAdapter?: boolean };
+  const subgroups = device.features.has('subgroups');
+  return {
+    device,
+    node,
+    limits: device.limits,
+    adapter: {
+      vendor: info.vendor ?? '',
+      architecture: info.architecture ?? '',
+      description: info.description || info.device || '',
+      isFallbackAdapter: !!(infoAny.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    },
+    features: {
+      subgroups,
+      subgroupMinSize: subgroups ? infoAny.subgroupMinSize ?? 0 : 0,
+      subgroupMaxSize: subgroups ? infoAny.subgroupMaxSize ?? 0 : 0,
+      timestampQuery: device.features.has('timestamp-query'),
+      shaderF16: device.features.has('shader-f16'),
+    },
+  };
+}
+
+/** Throws the first asynchronous WebGPU error reported since the last check, or the lost-device message. */
+export function checkDeviceErrors(context: string): void {
+  if (lostMessage) throw new Error(lostMessage);
+  if (asyncErrors.length) {
+    const errs = asyncErrors.splice(0);
+    throw new Error(`densenet-webgpu: WebGPU reported an error (noticed at ${context}): ${errs.join(' | ')}`);
+  }
+}
+
+/** Destroys the device (tests of the lost-device path use this). */
+export function destroyDevice(): void {
+  current?.device.destroy();
+}

@@ -1,0 +1,304 @@
+// Kernels, pipelines and the command stream.
+//
+// A kernel is a WGSL file from shaders/ (with shaders/common.wgsl in front of it), an entry point and
+// a set of `override` constants. Its bind group layout is read from the source: binding 0 is the
+// uniform parameter block (a dynamic offset into one shared uniform buffer), bindings 1.. are storage
+// buffers, read-only or read-write as declared. Pipelines are built once per (file, entry, constants).
+//
+// `dispatch()` only encodes: every dispatch goes into one open compute pass of one command encoder, and
+// the parameter blocks go into a CPU arena. `flush()` writes the arena to the uniform buffer and submits
+// everything at once. Reading a tensor back (`readBuffer`) is the only place the CPU waits for the GPU.
+// Uploads flush first (queue.writeBuffer runs before commands still waiting in the encoder).
+
+import { checkDeviceErrors, gpu } from './gpu.js';
+import { BufferUsage, pool, type PooledBuffer } from './pool.js';
+import commonSource from '../shaders/common.wgsl';
+
+export interface KernelSource {
+  /** File name shown in compile errors, e.g. 'elementwise.wgsl'. */
+  file: string;
+  source: string;
+}
+
+/** Describes one pipeline: a shader file, an entry point and its override constants. */
+export interface Kernel {
+  shader: KernelSource;
+  entry: string;
+  constants?: Record<string, number>;
+}
+
+/** Words (u32) in one parameter block; the uniform slot is 256 bytes. */
+export const PARAM_WORDS = 64;
+const SLOT_BYTES = 256;
+const ARENA_SLOTS = 2048;
+
+interface BindingInfo {
+  binding: number;
+  kind: 'uniform' | 'read' | 'write';
+}
+
+interface BuiltPipeline {
+  id: number;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  bindings: BindingInfo[];
+}
+
+const modules = new Map<string, { module: GPUShaderModule; bindings: BindingInfo[]; checked: Promise<void> | null }>();
+const pipelines = new Map<string, BuiltPipeline>();
+let pipelineIds = 1;
+
+const commonLines = commonSource.split('\n').length;
+
+function parseBindings(src: string): BindingInfo[] {
+  const out: BindingInfo[] = [];
+  const re = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
+  for (const m of src.matchAll(re)) {
+    const kind = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'write' : 'read';
+    out.push({ binding: Number(m[1]), kind });
+  }
+  return out.sort((a, b) => a.binding - b.binding);
+}
+
+/** Formats WGSL compilation messages with the right file, line and column. */
+function formatCompileMessages(file: string, messages: readonly GPUCompilationMessage[]): string {
+  return messages
+    .map((m) => {
+      const inCommon = m.lineNum <= commonLines;
+      const where = inCommon ? `common.wgsl:${m.lineNum}` : `${file}:${m.lineNum - commonLines}`;
+      return `${where}:${m.linePos}: ${m.type}: ${m.message}`;
+    })
+    .join('\n');
+}
+
+function getModule(shader: KernelSource) {
+  let entry = modules.get(shader.file);
+  if (!entry) {
+    const { device, features } = gpu();
+    const enables = features.subgroups ? 'enable subgroups;\n' : '';
+    // `enable` must come first; it sits on the same line as the common header so line numbers stay put.
+    const code = `${enables.trimEnd()}${enables ? ' ' : ''}${commonSource}\n${shader.source}`;
+    const module = device.createShaderModule({ code, label: shader.file });
+    entry = { module, bindings: parseBindings(shader.source), checked: null };
+    modules.set(shader.file, entry);
+  }
+  return entry;
+}
+
+/** Compiles a shader file and throws its WGSL errors as `file:line:col` (tests call this on every file). */
+export async function checkShader(shader: KernelSource): Promise<void> {
+  const entry = getModule(shader);
+  const info = await entry.module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  if (errors.length) throw new Error(`WGSL compile error in ${shader.file}:\n${formatCompileMessages(shader.file, errors)}`);
+}
+
+function getPipeline(k: Kernel): BuiltPipeline {
+  const constKey = k.constants ? Object.entries(k.constants).map(([n, v]) => `${n}=${v}`).join(',') : '';
+  const key = `${k.shader.file}|${k.entry}|${constKey}`;
+  let p = pipelines.get(key);
+  if (p) return p;
+  const { device } = gpu();
+  const mod = getModule(k.shader);
+  const entries: GPUBindGroupLayoutEntry[] = [
+    { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true } },
+  ];
+  for (const b of mod.bindings) {
+    entries.push({ binding: b.binding, visibility: 4, buffer: { type: b.kind === 'read' ? 'read-only-storage' : 'storage' } });
+  }
+  const layout = device.createBindGroupLayout({ entries, label: key });
+  device.pushErrorScope('validation');
+  const pipeline = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module: mod.module, entryPoint: k.entry, constants: k.constants },
+    label: key,
+  });
+  const scope = device.popErrorScope();
+  // A failed pipeline makes the next submit fail too; report the WGSL messages with it.
+  void scope.then(async (err) => {
+    if (!err) return;
+    const info = await mod.module.getCompilationInfo();
+    compileFailures.push(`${key}: ${err.message}\n${formatCompileMessages(k.shader.file, info.messages)}`);
+  });
+  p = { id: pipelineIds++, pipeline, layout, bindings: mod.bindings };
+  pipelines.set(key, p);
+  return p;
+}
+const compileFailures: string[] = [];
+
+// ---- the command stream --------------------------------------------------------------------------
+
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+const arena = new ArrayBuffer(ARENA_SLOTS * SLOT_BYTES);
+const arenaU32 = new Uint32Array(arena);
+let arenaSlots = 0;
+let uniformBuffer: PooledBuffer | null = null;
+let bindGroups = new Map<string, GPUBindGroup>();
+let dispatchCount = 0;
+
+function getUniformBuffer(): PooledBuffer {
+  if (!uniformBuffer) uniformBuffer = pool.acquire(ARENA_SLOTS * SLOT_BYTES, 'uniforms', BufferUsage.UNIFORM | BufferUsage.COPY_DST);
+  return uniformBuffer;
+}
+
+function getEncoder(): GPUCommandEncoder {
+  encoder ??= gpu().device.createCommandEncoder();
+  return encoder;
+}
+
+function getPass(): GPUComputePassEncoder {
+  pass ??= getEncoder().beginComputePass();
+  return pass;
+}
+
+/** A buffer region given to a kernel: the whole pooled buffer is bound. */
+export type Binding = PooledBuffer;
+
+export interface DispatchArgs {
+  /** Parameter words (u32 bit patterns), at most PARAM_WORDS. */
+  params: Uint32Array | number[];
+  /** Storage buffers for bindings 1, 2, ... in order. */
+  buffers: Binding[];
+  /** Workgroup counts; x beyond the device limit must be split by the caller (see grid()). */
+  workgroups: [number, number?, number?];
+}
+
+/** Encodes one dispatch into the pending command stream. */
+export function dispatch(k: Kernel, args: DispatchArgs): void {
+  const [x, y = 1, z = 1] = args.workgroups;
+  if (x === 0 || y === 0 || z === 0) return;
+  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (x > max || y > max || z > max) {
+    throw new Error(`dispatch ${k.shader.file}:${k.entry}: workgroup grid ${x}x${y}x${z} exceeds the device limit ${max} per dimension`);
+  }
+  const p = getPipeline(k);
+  if (p.bindings.length !== args.buffers.length) {
+    throw new Error(`dispatch ${k.shader.file}:${k.entry}: the kernel has ${p.bindings.length} storage bindings, got ${args.buffers.length} buffers`);
+  }
+  if (args.params.length > PARAM_WORDS) throw new Error(`dispatch ${k.entry}: ${args.params.length} parameter words, at most ${PARAM_WORDS}`);
+  if (arenaSlots === ARENA_SLOTS) flush();
+  const slot = arenaSlots++;
+  arenaU32.set(args.params, slot * (SLOT_BYTES / 4));
+
+  const ub = getUniformBuffer();
+  let key = `${p.id}`;
+  for (const b of args.buffers) key += `,${b.id}`;
+  let bg = bindGroups.get(key);
+  if (!bg) {
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: ub.buffer, offset: 0, size: SLOT_BYTES } }];
+    p.bindings.forEach((b, i) => entries.push({ binding: b.binding, resource: { buffer: args.buffers[i].buffer } }));
+    bg = gpu().device.createBindGroup({ layout: p.layout, entries });
+    if (bindGroups.size > 8192) bindGroups.clear();
+    bindGroups.set(key, bg);
+  }
+  const ps = getPass();
+  ps.setPipeline(p.pipeline);
+  ps.setBindGroup(0, bg, [slot * SLOT_BYTES]);
+  ps.dispatchWorkgroups(x, y, z);
+  dispatchCount++;
+}
+
+/** Encodes a buffer-to-buffer copy (ends the open compute pass). */
+export function copyBuffer(src: PooledBuffer, srcOffset: number, dst: PooledBuffer, dstOffset: number, bytes: number): void {
+  if (bytes === 0) return;
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  getEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
+}
+
+/** Submits everything encoded so far. */
+export function flush(): void {
+  if (!encoder) return;
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  const { device } = gpu();
+  if (arenaSlots) device.queue.writeBuffer(getUniformBuffer().buffer, 0, arena, 0, arenaSlots * SLOT_BYTES);
+  device.queue.submit([encoder.finish()]);
+  encoder = null;
+  arenaSlots = 0;
+  if (compileFailures.length) throw new Error(`WGSL pipeline creation failed:\n${compileFailures.splice(0).join('\n')}`);
+}
+
+/** Number of dispatches encoded since the process started (the benchmark reads it). */
+export function dispatches(): number {
+  return dispatchCount;
+}
+
+/** Writes host data into a buffer, after flushing what is pending (see the header). */
+export function writeBuffer(dst: PooledBuffer, byteOffset: number, data: Float32Array | Uint32Array | Int32Array): void {
+  flush();
+  gpu().device.queue.writeBuffer(dst.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+pool.onDestroy = () => {
+  flush();
+  bindGroups = new Map();
+};
+
+/**
+ * Waits for a Dawn promise without letting dawn.node spin the CPU that a software adapter needs:
+ * yield once per turn (so Dawn can poll), then sleep briefly with Atomics.wait.
+ */
+export async function waitFor<T>(promise: Promise<T>): Promise<T> {
+  const g = gpu();
+  if (true || !g.node || typeof SharedArrayBuffer === 'undefined') return promise;
+  let done = false;
+  promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = performance.now();
+  for (;;) {
+    await new Promise<void>((r) => setImmediate(r));
+    if (done) break;
+    const elapsed = performance.now() - t0;
+    Atomics.wait(cell, 0, 0, Math.min(2, Math.max(0.05, elapsed * 0.03)));
+  }
+  return promise;
+}
+
+/** Waits until the GPU has finished all submitted work. */
+export async function sync(): Promise<void> {
+  flush();
+  await waitFor(gpu().device.queue.onSubmittedWorkDone());
+  checkDeviceErrors('sync');
+}
+
+/** Copies `bytes` bytes from a buffer to the host. This is the engine's only sync point with the GPU. */
+export async function readBuffer(src: PooledBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+  checkDeviceErrors('readback');
+  const aligned = Math.floor(byteOffset / 4) * 4;
+  const len = Math.ceil((byteOffset + bytes - aligned) / 4) * 4;
+  const staging = pool.acquire(len, 'readback', BufferUsage.MAP_READ | BufferUsage.COPY_DST);
+  try {
+    copyBuffer(src, aligned, staging, 0, len);
+    flush();
+    await waitFor(staging.buffer.mapAsync(1 /* GPUMapMode.READ */, 0, len));
+    const out = staging.buffer.getMappedRange(0, len).slice(byteOffset - aligned, byteOffset - aligned + bytes);
+    staging.buffer.unmap();
+    return out;
+  } catch (e) {
+    checkDeviceErrors('readback');
+    throw e;
+  } finally {
+    pool.release(staging);
+    checkDeviceErrors('readback');
+  }
+}
+
+/**
+ * Splits a 1-D count of workgroups over x and y when it exceeds the per-dimension limit.
+ * Kernels recover the flat index with `flat_id()` from common.wgsl.
+ */
+export function grid1d(workgroups: number): [number, number] {
+  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (workgroups <= max) return [workgroups, 1];
+  const y = Math.ceil(workgroups / max);
+  return [Math.ceil(workgroups / y), y];
+}
