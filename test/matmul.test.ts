@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import * as E from '../engine/index.js';
+import { gradCheck, expectClose, randND, toND, toTensor, useEngine } from './helpers.js';
+import * as R from './reference/ndarray.js';
+
+useEngine();
+afterEach(() => E.forceMatmulKernel(null));
+
+const kernels: E.MatmulKernel[] = ['naive', 'tiled', 'subgroup'];
+
+describe.each(kernels)('matmul, %s kernel', (kernel) => {
+  test.each([
+    [1, 1, 1],
+    [3, 7, 33],
+    [33, 257, 7],
+    [257, 3, 33],
+    [64, 64, 64],
+  ])('[%i x %i] x [%i x ...] against the reference', async (m, k, n) => {
+    if (kernel === 'subgroup' && !E.gpu().features.subgroups) return;
+    E.forceMatmulKernel(kernel);
+    const a = randND([m, k], m + k);
+    const b = randND([k, n], k + n);
+    expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), R.matmul(a, b), { rtol: 1e-4, atol: 1e-5 });
+  });
+
+  test('batched with broadcast batch dims, transposed and offset views', async () => {
+    if (kernel === 'subgroup' && !E.gpu().features.subgroups) return;
+    E.forceMatmulKernel(kernel);
+    const a = randND([2, 3, 5, 7], 1);
+    const b = randND([3, 7, 9], 2);
+    expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), R.matmul(a, b));
+    const bt = randND([9, 7], 3);
+    const got = E.matmul(toTensor(a), E.transpose(toTensor(bt)));
+    expectClose(await toND(got), R.matmul(a, R.transpose(bt, [1, 0])));
+    const big = randND([10, 33], 4);
+    const view = E.slice(E.slice(toTensor(big), 0, 3, 8), 1, 1, 8); // [5, 7] at an offset
+    expectClose(await toND(E.matmul(view, toTensor(b))), R.matmul(R.slice(R.slice(big, 0, 3, 8), 1, 1, 8), b));
+  });
+});
+
+describe('matmul semantics and gradients', () => {
+  test('1-D operands as in torch.matmul', async () => {
+    const v = randND([7], 5);
+    const m = randND([7, 3], 6);
+    const out = E.matmul(toTensor(v), toTensor(m));
+    expect(out.shape).toEqual([3]);
+    expectClose(await toND(out), { shape: [3], data: R.matmul({ shape: [1, 7], data: v.data }, m).data });
+  });
+
+  test('gradients against finite differences (broadcast batch)', async () => {
+    const a = randND([2, 5, 7], 7);
+    const b = randND([7, 3], 8);
+    await gradCheck({ inputs: [a, b], gpu: ([x, y]) => E.matmul(x, y), ref: ([x, y]) => R.matmul(x, y) });
+  });
+
+  test('a 512x512x512 product', async () => {
+    const a = randND([512, 512], 9);
+    const b = randND([512, 512], 10);
+    const want = R.matmul(a, b);
+    expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), want, { rtol: 1e-4, atol: 1e-4 });
+  });
+
+  test('the kernel choice is a pure function of the adapter features', () => {
+    const f = { subgroups: true, subgroupMinSize: 8, subgroupMaxSize: 8, timestampQuery: false, shaderF16: false };
+    expect(E.chooseMatmulKernel(f)).toBe('subgroup');
+    expect(E.chooseMatmulKernel({ ...f, subgroups: false })).toBe('tiled');
+  });
+});
