@@ -19,7 +19,7 @@ export * from './shape.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, rand, randn } from './ops/creation.js';
 export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward } from './ops/elementwise.js';
 export { sum, mean, max, sumTo } from './ops/reduce.js';
-export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat } from './ops/views.js';
+export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
 export { matmul, chooseMatmulKernel, forceMatmulKernel, type MatmulKernel } from './ops/matmul.js';
 
 /** Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`. */

@@ -216,3 +216,18 @@ export function cat(xs: readonly Tensor[], axis = 0): Tensor {
   }
   return catOp(xs, { axis: a });
 }
+
+/** Copies src into dst in place (same shape; dst may be a view). No gradient is recorded. */
+export function copyInto(dst: Tensor, src: Tensor): Tensor {
+  dst.assertAlive('copyInto');
+  src.assertAlive('copyInto');
+  if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) {
+    throw new Error(`copyInto: source shape ${fmt(src.shape)} differs from destination shape ${fmt(dst.shape)}`);
+  }
+  if (dst.storage === src.storage) {
+    const tmp = unaryMap(U.copy, src);
+    updateMap(dst, tmp, B.assign);
+    tmp.dispose();
+  } else updateMap(dst, src, B.assign);
+  return dst;
+}

@@ -1,0 +1,5 @@
+// densenet-webgpu/models: the seed's d2l DenseNet and torchvision's DenseNet-BC family.
+export { convBlock, DenseBlock, transitionBlock, DenseNet, type D2lDenseNetOptions, type DenseBlockOptions } from './d2l.js';
+export {
+  DenseLayer, DenseBlockBC, Transition, DenseNetBC, densenet121, densenet169, densenet201, densenet264, type DenseNetBCOptions,
+} from './densenet_bc.js';

@@ -1,0 +1,12 @@
+// densenet-webgpu/nn: PyTorch-shaped layers, initialisers, SGD, losses and safetensors I/O.
+export { Module, type StateDict } from './module.js';
+export {
+  Conv2d, LazyConv2d, BatchNorm2d, LazyBatchNorm2d, Linear, LazyLinear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
+  Sequential, initCnn, type Conv2dOptions, type BatchNormOptions, type PoolOptions,
+} from './layers.js';
+export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUniformDefault, uniformBias } from './init.js';
+export { SGD, type SGDOptions } from './optim.js';
+export { crossEntropy } from '../engine/index.js';
+export {
+  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, type HostTensor,
+} from './safetensors.js';

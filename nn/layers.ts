@@ -1,0 +1,372 @@
+// Layers with PyTorch's names, arguments, parameter names and default initialisation.
+// Lazy variants take their input size from the first forward call (LazyConv2d, LazyBatchNorm2d,
+// LazyLinear are the eager classes constructed with an unknown input size).
+
+import {
+  Tensor, addScalar, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, relu, zeros,
+} from '../engine/index.js';
+import { Module } from './module.js';
+import { kaimingUniformDefault, uniformBias, xavierUniform_ } from './init.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+function checkRank(m: Module, x: Tensor, rank: number, what: string): void {
+  if (!(x instanceof Tensor)) throw new Error(`${m.where()}: expected a Tensor input`);
+  if (x.ndim !== rank) throw new Error(`${m.where()}: expected a ${rank}-D input (${what}), got shape ${fmt(x.shape)}`);
+}
+
+/** Applies `fn` to every module once (used by lazy layers to run initialisers after materialising). */
+type Init = (m: Module) => void;
+
+/** A layer whose parameters may wait for the first input; initialisers applied early are replayed then. */
+abstract class LazyCapable extends Module {
+  protected pendingInits: Init[] = [];
+  /** Registers an initialiser to run once the parameters exist (apply() calls on lazy layers use it). */
+  deferInit(fn: Init): void {
+    this.pendingInits.push(fn);
+  }
+  protected runPendingInits(): void {
+    const fns = this.pendingInits.splice(0);
+    for (const f of fns) f(this);
+  }
+  abstract get initialised(): boolean;
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  bias?: boolean;
+}
+
+/** 2-D convolution, NCHW, like torch.nn.Conv2d (groups 1, dilation 1). */
+export class Conv2d extends LazyCapable {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly hasBias: boolean;
+
+  constructor(
+    public inChannels: number | null,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    { stride = 1, padding = 0, bias = true }: Conv2dOptions = {},
+  ) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(stride);
+    this.padding = pair(padding);
+    this.hasBias = bias;
+    for (const [n, v] of [['outChannels', outChannels], ['kernelSize', this.kernelSize[0]], ['kernelSize', this.kernelSize[1]], ['stride', this.stride[0]], ['stride', this.stride[1]]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${this.constructor.name}: ${n} must be a positive integer, got ${v}`);
+    }
+    this.registerParameter('weight', null);
+    if (bias) this.registerParameter('bias', null);
+    if (inChannels !== null) this.build(inChannels);
+  }
+
+  get initialised(): boolean {
+    return this.inChannels !== null;
+  }
+
+  private build(inChannels: number): void {
+    this.inChannels = inChannels;
+    const [kh, kw] = this.kernelSize;
+    const fanIn = inChannels * kh * kw;
+    this.registerParameter('weight', kaimingUniformDefault([this.outChannels, inChannels, kh, kw], fanIn));
+    if (this.hasBias) this.registerParameter('bias', uniformBias([this.outChannels], fanIn));
+    this.runPendingInits();
+  }
+
+  protected override inferFrom(name: string, v: Tensor): void {
+    if (name === 'weight' && this.inChannels === null && v.ndim === 4) this.build(v.shape[1]);
+  }
+
+  override describe(): string {
+    return `Conv2d(${this.inChannels ?? '?'}, ${this.outChannels}, kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
+  }
+
+  forward(x: Tensor): Tensor {
+    checkRank(this, x, 4, 'N, C, H, W');
+    if (this.inChannels === null) this.build(x.shape[1]);
+    if (x.shape[1] !== this.inChannels) {
+      throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.inChannels} (input shape ${fmt(x.shape)})`);
+    }
+    return conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride, padding: this.padding });
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | null {
+    return this.hasBias ? this.param('bias') : null;
+  }
+}
+
+/** Conv2d that infers its input channels at the first forward call. */
+export class LazyConv2d extends Conv2d {
+  constructor(outChannels: number, kernelSize: Pair, options: Conv2dOptions = {}) {
+    super(null, outChannels, kernelSize, options);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  momentum?: number;
+}
+
+/** Batch normalisation over N, H, W per channel, like torch.nn.BatchNorm2d (affine, tracking stats). */
+export class BatchNorm2d extends LazyCapable {
+  readonly eps: number;
+  readonly momentum: number;
+  /** Training steps taken (PyTorch's num_batches_tracked). */
+  numBatchesTracked = 0;
+
+  constructor(
+    public numFeatures: number | null,
+    { eps = 1e-5, momentum = 0.1 }: BatchNormOptions = {},
+  ) {
+    super();
+    this.eps = eps;
+    this.momentum = momentum;
+    this.registerParameter('weight', null);
+    this.registerParameter('bias', null);
+    this.registerBuffer('running_mean', null);
+    this.registerBuffer('running_var', null);
+    this.registerBuffer('num_batches_tracked', null);
+    if (numFeatures !== null) this.build(numFeatures);
+  }
+
+  get initialised(): boolean {
+    return this.numFeatures !== null;
+  }
+
+  private build(c: number): void {
+    this.numFeatures = c;
+    this.registerParameter('weight', ones([c]));
+    this.registerParameter('bias', zeros([c]));
+    this.registerBuffer('running_mean', zeros([c]));
+    this.registerBuffer('running_var', ones([c]));
+    this.registerBuffer('num_batches_tracked', zeros([]));
+    this.runPendingInits();
+  }
+
+  protected override inferFrom(name: string, v: Tensor): void {
+    if (this.numFeatures === null && name !== 'num_batches_tracked' && v.ndim === 1) this.build(v.shape[0]);
+  }
+
+  override describe(): string {
+    return `BatchNorm2d(${this.numFeatures ?? '?'}, eps=${this.eps}, momentum=${this.momentum})`;
+  }
+
+  forward(x: Tensor): Tensor {
+    checkRank(this, x, 4, 'N, C, H, W');
+    if (this.numFeatures === null) this.build(x.shape[1]);
+    if (x.shape[1] !== this.numFeatures) {
+      throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.numFeatures} (input shape ${fmt(x.shape)})`);
+    }
+    if (this.training) {
+      this.numBatchesTracked++;
+      const nb = this.buffer('num_batches_tracked')!;
+      noGrad(() => {
+        const next = addScalar(nb, 1);
+        copyInto(nb, next);
+        next.dispose();
+      });
+    }
+    return batchNorm2d(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
+      training: this.training,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor {
+    return this.param('bias');
+  }
+  get runningMean(): Tensor {
+    return this.buffer('running_mean')!;
+  }
+  get runningVar(): Tensor {
+    return this.buffer('running_var')!;
+  }
+}
+
+/** BatchNorm2d that infers its channel count at the first forward call. */
+export class LazyBatchNorm2d extends BatchNorm2d {
+  constructor(options: BatchNormOptions = {}) {
+    super(null, options);
+  }
+}
+
+/** Fully connected layer y = x W^T + b, like torch.nn.Linear (W is [out, in]). */
+export class Linear extends LazyCapable {
+  constructor(
+    public inFeatures: number | null,
+    readonly outFeatures: number,
+    readonly hasBias = true,
+  ) {
+    super();
+    if (!Number.isInteger(outFeatures) || outFeatures < 1) throw new Error(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
+    this.registerParameter('weight', null);
+    if (hasBias) this.registerParameter('bias', null);
+    if (inFeatures !== null) this.build(inFeatures);
+  }
+
+  get initialised(): boolean {
+    return this.inFeatures !== null;
+  }
+
+  private build(n: number): void {
+    this.inFeatures = n;
+    this.registerParameter('weight', kaimingUniformDefault([this.outFeatures, n], n));
+    if (this.hasBias) this.registerParameter('bias', uniformBias([this.outFeatures], n));
+    this.runPendingInits();
+  }
+
+  protected override inferFrom(name: string, v: Tensor): void {
+    if (name === 'weight' && this.inFeatures === null && v.ndim === 2) this.build(v.shape[1]);
+  }
+
+  override describe(): string {
+    return `Linear(in_features=${this.inFeatures ?? '?'}, out_features=${this.outFeatures})`;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor) || x.ndim < 1) throw new Error(`${this.where()}: expected a Tensor with at least 1 dimension`);
+    const n = x.shape[x.ndim - 1];
+    if (this.inFeatures === null) this.build(n);
+    if (n !== this.inFeatures) throw new Error(`${this.where()}: input has ${n} features, expected ${this.inFeatures} (input shape ${fmt(x.shape)})`);
+    return linear(x, this.param('weight'), this.hasBias ? this.param('bias') : null);
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | null {
+    return this.hasBias ? this.param('bias') : null;
+  }
+}
+
+/** Linear that infers its input features at the first forward call. */
+export class LazyLinear extends Linear {
+  constructor(outFeatures: number, bias = true) {
+    super(null, outFeatures, bias);
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+  override describe(): string {
+    return 'ReLU()';
+  }
+}
+
+export interface PoolOptions {
+  stride?: Pair;
+  padding?: Pair;
+}
+
+export class MaxPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(stride ?? kernelSize);
+    this.padding = pair(padding);
+  }
+  forward(x: Tensor): Tensor {
+    checkRank(this, x, 4, 'N, C, H, W');
+    return maxPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+  }
+  override describe(): string {
+    return `MaxPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
+  }
+}
+
+export class AvgPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(stride ?? kernelSize);
+    this.padding = pair(padding);
+  }
+  forward(x: Tensor): Tensor {
+    checkRank(this, x, 4, 'N, C, H, W');
+    return avgPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+  }
+  override describe(): string {
+    return `AvgPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
+  }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  readonly outputSize: [number, number];
+  constructor(outputSize: Pair) {
+    super();
+    this.outputSize = pair(outputSize);
+  }
+  forward(x: Tensor): Tensor {
+    checkRank(this, x, 4, 'N, C, H, W');
+    return adaptiveAvgPool2d(x, this.outputSize);
+  }
+  override describe(): string {
+    return `AdaptiveAvgPool2d(output_size=(${this.outputSize}))`;
+  }
+}
+
+export class Flatten extends Module {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return flatten(x, this.startDim, this.endDim);
+  }
+  override describe(): string {
+    return `Flatten(start_dim=${this.startDim}, end_dim=${this.endDim})`;
+  }
+}
+
+/** Runs children in order; children are named 0, 1, ... unless added with addModule(name, m). */
+export class Sequential extends Module {
+  constructor(...modules: Module[]) {
+    super();
+    modules.forEach((m, i) => this.addModule(String(i), m));
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const m of this.children()) y = m.forward(y);
+    return y;
+  }
+  /** Appends a module under the next free number. */
+  append(m: Module): this {
+    this.addModule(String(this.children().length), m);
+    return this;
+  }
+  override describe(): string {
+    return 'Sequential';
+  }
+}
+
+/**
+ * d2l's init_cnn: Xavier uniform on the weights of every Conv2d and Linear. On a lazy layer that has
+ * no weights yet, the initialiser runs when its first forward call creates them.
+ */
+export function initCnn(m: Module): void {
+  if (!(m instanceof Conv2d || m instanceof Linear)) return;
+  if (m.initialised) xavierUniform_(m.weight);
+  else m.deferInit(initCnn);
+}

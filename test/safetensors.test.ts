@@ -1,0 +1,104 @@
+import { describe, expect, test } from 'vitest';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import { useEngine } from './helpers.js';
+
+useEngine();
+
+/** A safetensors file written by hand (as a script in another language would). */
+function handWritten(entries: Array<{ key: string; dtype: string; shape: number[]; bytes: Uint8Array }>, pad = true): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const e of entries) {
+    header[e.key] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, off + e.bytes.length] };
+    off += e.bytes.length;
+  }
+  let json = JSON.stringify(header);
+  if (pad) json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const hb = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + hb.length + off);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  let at = 8 + hb.length;
+  for (const e of entries) {
+    out.set(e.bytes, at);
+    at += e.bytes.length;
+  }
+  return out;
+}
+
+const f32 = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
+
+describe('safetensors', () => {
+  test('round trip of a model: save, load into a fresh model, identical outputs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'st-'));
+    const make = () => new nn.Sequential(new nn.Conv2d(2, 3, 3, { padding: 1 }), new nn.BatchNorm2d(3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(3 * 4 * 4, 5));
+    const a = make();
+    const x = E.randn([2, 2, 4, 4]);
+    a(x); // a training step moves the BN running statistics
+    a.eval();
+    const ya = await a(x).data();
+    const path = join(dir, 'model.safetensors');
+    await nn.saveSafetensors(path, a.stateDict());
+    expect(readdirSync(dir)).toEqual(['model.safetensors']); // no temporary file left
+    const b = make();
+    b.loadStateDict(await nn.loadSafetensors(path));
+    b.eval();
+    expect(Array.from(await b(x).data())).toEqual(Array.from(ya));
+  });
+
+  test('reads F16, BF16, I64 and F64 as float32; writes num_batches_tracked as I64', async () => {
+    const f16 = new Uint8Array(new Uint16Array([0x3c00, 0xc000, 0x3555]).buffer); // 1, -2, ~0.333
+    const bf16 = new Uint8Array(new Uint16Array([0x3f80, 0xc040]).buffer); // 1, -3
+    const i64 = new Uint8Array(new BigInt64Array([7n]).buffer);
+    const f64 = new Uint8Array(new Float64Array([0.5, 1.5]).buffer);
+    const bytes = handWritten([
+      { key: 'a', dtype: 'F16', shape: [3], bytes: f16 },
+      { key: 'b', dtype: 'BF16', shape: [2], bytes: bf16 },
+      { key: 'n', dtype: 'I64', shape: [], bytes: i64 },
+      { key: 'd', dtype: 'F64', shape: [2, 1], bytes: f64 },
+    ]);
+    const m = await nn.loadSafetensors(bytes);
+    expect(Array.from(await m.get('a')!.data())[2]).toBeCloseTo(0.33325, 4);
+    expect(Array.from(await m.get('b')!.data())).toEqual([1, -3]);
+    expect(await m.get('n')!.item()).toBe(7);
+    expect(m.get('d')!.shape).toEqual([2, 1]);
+    const enc = nn.encodeSafetensors(await nn.toHostTensors({ 'bn.num_batches_tracked': E.tensor(3), w: E.tensor([1, 2]) }));
+    const headerLen = Number(new DataView(enc.buffer).getBigUint64(0, true));
+    expect(headerLen % 8).toBe(0);
+    const header = JSON.parse(new TextDecoder().decode(enc.subarray(8, 8 + headerLen)));
+    expect(header['bn.num_batches_tracked'].dtype).toBe('I64');
+    expect(header.w.dtype).toBe('F32');
+  });
+
+  test('bad files get errors that name the key and the problem', () => {
+    const good = handWritten([{ key: 'w', dtype: 'F32', shape: [2], bytes: f32([1, 2]) }]);
+    expect(() => nn.decodeSafetensors(good.subarray(0, 5))).toThrow(/truncated/);
+    expect(() => nn.decodeSafetensors(good.subarray(0, good.length - 4))).toThrow(/'w': data_offsets \[0, 8\] run past the end/);
+    const overlap = handWritten([
+      { key: 'a', dtype: 'F32', shape: [2], bytes: f32([1, 2]) },
+      { key: 'b', dtype: 'F32', shape: [2], bytes: f32([3, 4]) },
+    ]);
+    const text = new TextDecoder().decode(overlap).replace('"data_offsets":[8,16]', '"data_offsets":[4,12]');
+    expect(() => nn.decodeSafetensors(new TextEncoder().encode(text))).toThrow(/'b' overlaps 'a'|'a' overlaps/);
+    const badType = handWritten([{ key: 'w', dtype: 'C64', shape: [1], bytes: f32([1, 2]) }]);
+    expect(() => nn.decodeSafetensors(badType)).toThrow(/'w': unsupported dtype "C64"/);
+    const badShape = handWritten([{ key: 'w', dtype: 'F32', shape: [3], bytes: f32([1, 2]) }]);
+    expect(() => nn.decodeSafetensors(badShape)).toThrow(/'w': shape \[3\] of F32 needs 12 bytes/);
+  });
+
+  test('a shape mismatch against the model names the key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'st-'));
+    const path = join(dir, 'bad.safetensors');
+    writeFileSync(path, handWritten([
+      { key: 'weight', dtype: 'F32', shape: [1, 2], bytes: f32([1, 2]) },
+      { key: 'bias', dtype: 'F32', shape: [1], bytes: f32([0]) },
+    ]));
+    const lin = new nn.Linear(3, 1);
+    await expect(nn.loadSafetensors(path).then((d) => lin.loadStateDict(d))).rejects.toThrow(/'weight' has shape \[1, 2\].*expects \[1, 3\]/);
+    await expect(nn.loadSafetensors(join(dir, 'missing.safetensors'))).rejects.toThrow(/cannot read/);
+  });
+});
