@@ -21,6 +21,17 @@ export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulSc
 export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
 export { matmul, chooseMatmulKernel, forceMatmulKernel, type MatmulKernel } from './ops/matmul.js';
+export {
+  batchNorm2d, batchNormStats, batchNormApplyRaw, updateRunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
+} from './ops/batchnorm.js';
+export {
+  conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, chooseConvKernel, forceConvKernel, type ConvKernel, type ConvPrologue,
+} from './ops/conv.js';
+export { maxPool2d, avgPool2d, adaptiveAvgPool2d, type Pool2dOptions } from './ops/pool2d.js';
+export { crossEntropy } from './ops/loss.js';
+export { linear } from './ops/linear.js';
+export { sgdStep } from './ops/sgd.js';
+export { resizeBilinear } from './ops/resize.js';
 
 /** Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`. */
 export function backward(t: Tensor, grad?: Tensor): void {

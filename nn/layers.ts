@@ -57,6 +57,9 @@ export class Conv2d extends LazyCapable {
     this.stride = pair(stride);
     this.padding = pair(padding);
     this.hasBias = bias;
+    if (this.stride[0] !== this.stride[1] || this.padding[0] !== this.padding[1]) {
+      throw new Error(`${this.constructor.name}: different strides or paddings per axis are not supported (got stride ${this.stride}, padding ${this.padding})`);
+    }
     for (const [n, v] of [['outChannels', outChannels], ['kernelSize', this.kernelSize[0]], ['kernelSize', this.kernelSize[1]], ['stride', this.stride[0]], ['stride', this.stride[1]]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`${this.constructor.name}: ${n} must be a positive integer, got ${v}`);
     }
@@ -92,7 +95,7 @@ export class Conv2d extends LazyCapable {
     if (x.shape[1] !== this.inChannels) {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.inChannels} (input shape ${fmt(x.shape)})`);
     }
-    return conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride, padding: this.padding });
+    return conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
   }
 
   get weight(): Tensor {

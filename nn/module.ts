@@ -17,13 +17,15 @@ export interface Module {
 }
 
 export abstract class Module {
+  // NOTE: the constructor returns a function object (so modules are callable), and a base class's
+  // field initialisers would run on the discarded `this`: Module's own fields are set on the function.
   /** train() / eval() switch this; batch norm reads it. */
-  training = true;
-  private readonly _parameters = new Map<string, Tensor | null>();
-  private readonly _buffers = new Map<string, Tensor | null>();
-  private readonly _modules = new Map<string, Module>();
+  declare training: boolean;
+  declare private readonly _parameters: Map<string, Tensor | null>;
+  declare private readonly _buffers: Map<string, Tensor | null>;
+  declare private readonly _modules: Map<string, Module>;
   /** Dotted path of this module inside the model it was last named in (for error messages). */
-  path = '';
+  declare path: string;
 
   constructor() {
     // A function object with this class's prototype, so that `m(x)` works like PyTorch's `m(x)`.
@@ -31,6 +33,7 @@ export abstract class Module {
       return (callable as unknown as Module).forward(...args);
     } as unknown as Module;
     Object.setPrototypeOf(callable, new.target.prototype);
+    Object.assign(callable, { training: true, _parameters: new Map(), _buffers: new Map(), _modules: new Map(), path: '' });
     return callable;
   }
 

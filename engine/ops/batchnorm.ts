@@ -1,0 +1,260 @@
+// Batch normalisation over NCHW (torch.nn.functional.batch_norm semantics) with autograd.
+//
+// Statistics live in a [3, C] tensor: row 0 the mean, row 1 1/sqrt(var + eps), row 2 the biased variance.
+// Training: batchNormStats() computes them from the batch in one pass (one workgroup per channel,
+// shifted sums, see batchnorm_stats.wgsl), the running statistics are updated in place (with the
+// unbiased variance, as PyTorch), and bn_apply normalises. Eval: the statistics come from the running
+// ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
+// one elementwise pass for dx (the full batch-statistics gradient in training).
+// x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
+// other layouts are copied first. The memory-efficient dense block reuses batchNormStats() and
+// batchNormApplyRaw() directly.
+
+import { defineOp } from '../autograd.js';
+import { gpu, type GpuFeatures } from '../gpu.js';
+import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { fmt } from '../shape.js';
+import { empty, Tensor, view } from '../tensor.js';
+import { U, unaryMap } from './map.js';
+import statsSrc from '../../shaders/batchnorm_stats.wgsl';
+import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
+import bnSrc from '../../shaders/batchnorm.wgsl';
+
+const statsShader: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
+const statsSubgroupShader: KernelSource = { file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc };
+const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
+/** Every WGSL file of this module (tests compile each one). */
+export const batchNormShaders = [statsShader, statsSubgroupShader, bnShader];
+
+const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+
+export type BnStatsKernel = 'subgroup' | 'fallback';
+
+/** The reduction kernel for the adapter: subgroupAdd when it has subgroups. */
+export function chooseBnStatsKernel(f: GpuFeatures): BnStatsKernel {
+  return f.subgroups ? 'subgroup' : 'fallback';
+}
+let forcedStats: BnStatsKernel | null = null;
+/** Forces one reduction kernel (tests check both); null restores the automatic choice. */
+export function forceBnStatsKernel(k: BnStatsKernel | null): void {
+  forcedStats = k;
+}
+
+/**
+ * Workgroup size (a power of two) of the per-channel and per-plane kernels. On CPU adapters one
+ * 8-lane workgroup per channel or plane measured fastest (lavapipe runs a workgroup's vectors one after
+ * another and pays for every barrier, so small workgroups balance best); GPUs want wider ones.
+ */
+function bnWorkgroupSize(): number {
+  return gpu().adapter.isFallbackAdapter ? 8 : 64;
+}
+
+/** x itself if its H*W planes are contiguous, else a contiguous copy (the caller disposes it if new). */
+function planar(x: Tensor): Tensor {
+  const [, , H, W] = x.shape;
+  const ok = (W === 1 || x.strides[3] === 1) && (H === 1 || x.strides[2] === W);
+  return ok ? x : unaryMap(U.copy, x);
+}
+
+/** Whether vec4 loads can walk x's planes (and dy's, when given). */
+function vec4Ok(...ts: Tensor[]): boolean {
+  const HW = ts[0].shape[2] * ts[0].shape[3];
+  return HW % 4 === 0 && ts.every((t) => t.offset % 4 === 0 && t.strides[0] % 4 === 0 && t.strides[1] % 4 === 0);
+}
+
+function statsKernel(): KernelSource {
+  const k = forcedStats ?? chooseBnStatsKernel(gpu().features);
+  return k === 'subgroup' && gpu().features.subgroups ? statsSubgroupShader : statsShader;
+}
+
+function checkGrid(op: string, x: Tensor): void {
+  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (x.shape[0] > max || x.shape[1] > max) throw new Error(`${op}: ${fmt(x.shape)} has more than ${max} images or channels`);
+}
+
+/**
+ * Per-channel batch statistics of an NCHW tensor or view: a [3, C] tensor of mean, 1/sqrt(var + eps)
+ * and the biased variance. With `out` ([3, Ctotal]), writes columns [channel, channel + C) of it instead
+ * and returns it. No autograd.
+ */
+export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; channel: number }): Tensor {
+  if (x.ndim !== 4) throw new Error(`batchNormStats: expected an NCHW tensor, got shape ${fmt(x.shape)}`);
+  const [N, C, H, W] = x.shape;
+  if (out) {
+    const s = out.stats;
+    if (s.ndim !== 2 || s.shape[0] !== 3 || !s.isContiguous || out.channel < 0 || out.channel + C > s.shape[1]) {
+      throw new Error(`batchNormStats: cannot write ${C} channels at column ${out.channel} of stats ${fmt(s.shape)} (expected a contiguous [3, >= ${out.channel + C}])`);
+    }
+  }
+  checkGrid('batchNormStats', x);
+  const stats = out?.stats ?? empty([3, C], 'bn-stats');
+  const xp = planar(x);
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], stats.offset + (out?.channel ?? 0), stats.shape[1], f32bits(eps)]);
+  dispatch(
+    { shader: statsKernel(), entry: 'bn_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
+    { params: p, buffers: [xp.buffer, xp.buffer, xp.buffer, stats.buffer], workgroups: [C] },
+  );
+  if (xp !== x) xp.dispose();
+  return stats;
+}
+
+/** Stats [3, C] from running statistics (for eval mode). */
+function evalStats(rm: Tensor, rv: Tensor, eps: number): Tensor {
+  const C = rm.shape[0];
+  const stats = empty([3, C], 'bn-stats');
+  const p = new Uint32Array(PARAM_WORDS);
+  p[1] = C;
+  p[9] = stats.offset;
+  p[10] = C;
+  p[15] = f32bits(eps);
+  p.set([rm.offset, rm.strides[0]], 17);
+  p.set([rv.offset, rv.strides[0]], 21);
+  dispatch(
+    { shader: bnShader, entry: 'bn_eval_stats' },
+    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
+  );
+  return stats;
+}
+
+/**
+ * running = (1 - momentum) * running + momentum * batch, in place, for the mean (row 0 of `stats`) and the
+ * variance (row 2, made unbiased with count/(count - 1)); `count` = N*H*W of the batch.
+ */
+export function updateRunningStats(stats: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: number, count: number, channel = 0): void {
+  const C = runningMean.shape[0];
+  for (const [t, row] of [[runningMean, 0], [runningVar, 2]] as const) {
+    const p = new Uint32Array(PARAM_WORDS);
+    p[1] = C;
+    p[9] = stats.offset + channel;
+    p[10] = stats.shape[1];
+    p[15] = f32bits(momentum);
+    p.set([t.offset, t.strides[0], row, f32bits(count / (count - 1))], 17);
+    dispatch(
+      { shader: bnShader, entry: 'bn_running' },
+      { params: p, buffers: [stats.buffer, stats.buffer, stats.buffer, stats.buffer, stats.buffer, t.buffer], workgroups: [Math.ceil(C / 64)] },
+    );
+  }
+}
+
+/** y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W]; stats as batchNormStats(). No autograd. */
+export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta: Tensor, statsChannel = 0): Tensor {
+  const [N, C, H, W] = x.shape;
+  checkGrid('batchNorm2d', x);
+  const xp = planar(x);
+  const out = empty([N, C, H, W]);
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([N, C, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
+    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0]]);
+  dispatch(
+    { shader: bnShader, entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
+    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer], workgroups: [C, N] },
+  );
+  if (xp !== x) xp.dispose();
+  return out;
+}
+
+/** [2, C]: sum(dy) and sum(dy * xhat) per channel (the gradients of beta and gamma). */
+function gradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor {
+  const [N, C, H, W] = x.shape;
+  const out = empty([2, C], 'bn-grad');
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([N, H * W, x.offset, x.strides[0], x.strides[1], out.offset, C, 0, dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1]]);
+  dispatch(
+    { shader: statsKernel(), entry: 'bn_grad_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(x, dy) ? 1 : 0 } },
+    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, out.buffer], workgroups: [C] },
+  );
+  return out;
+}
+
+function backwardDx(x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean): Tensor {
+  const [N, C, H, W] = x.shape;
+  const out = empty([N, C, H, W]);
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([N, C, H * W, x.offset, x.strides[0], x.strides[1], dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
+    gamma.offset, gamma.strides[0], sums?.offset ?? 0, C, 0, f32bits(1 / (N * H * W))]);
+  const aux = sums ?? stats;
+  dispatch(
+    { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(x, dy) ? 1 : 0, TRAIN: training ? 1 : 0 } },
+    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, out.buffer], workgroups: [C, N] },
+  );
+  return out;
+}
+
+interface BnAttrs {
+  training: boolean;
+  momentum: number;
+  eps: number;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+}
+
+const batchNormOp = defineOp<BnAttrs>({
+  name: 'batchNorm2d',
+  forward: ([x, gamma, beta], a, saved) => {
+    const xp = planar(x);
+    let stats: Tensor;
+    if (a.training) {
+      stats = batchNormStats(xp, a.eps);
+      if (a.runningMean && a.runningVar) {
+        const [N, , H, W] = x.shape;
+        updateRunningStats(stats, a.runningMean, a.runningVar, a.momentum, N * H * W);
+      }
+    } else {
+      stats = evalStats(a.runningMean!, a.runningVar!, a.eps);
+    }
+    const out = batchNormApplyRaw(xp, stats, gamma, beta);
+    saved.push(stats, xp);
+    return out;
+  },
+  backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp] }, g) => {
+    const dy = planar(g);
+    const needSums = attrs.training || gamma.requiresGrad || beta.requiresGrad;
+    const sums = needSums ? gradSums(xp, dy, stats) : null;
+    const C = xp.shape[1];
+    const dx = backwardDx(xp, dy, stats, gamma, attrs.training ? sums : null, attrs.training);
+    return [
+      dx,
+      gamma.requiresGrad && sums ? view(sums, [C], [1], sums.offset + C) : null,
+      beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null,
+    ];
+  },
+});
+
+export interface BatchNormOptions {
+  /** Batch statistics (and running-statistics update) when true; running statistics when false. */
+  training: boolean;
+  /** Weight of the batch in the running statistics (PyTorch's default 0.1). */
+  momentum?: number;
+  eps?: number;
+}
+
+/**
+ * Batch norm over the channels of an NCHW tensor, like torch.nn.functional.batch_norm. In training the
+ * running statistics (when given) are updated in place: running = (1 - momentum) * running + momentum *
+ * batch, with the unbiased variance. Differentiable in x, gamma and beta.
+ */
+export function batchNorm2d(
+  x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
+  { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
+): Tensor {
+  const op = 'batchNorm2d';
+  for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) {
+    if (!(t instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor`);
+  }
+  if (x.ndim !== 4) throw new Error(`${op}: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
+  const [N, C, H, W] = x.shape;
+  const check = (t: Tensor | null, what: string) => {
+    if (t && (t.ndim !== 1 || t.shape[0] !== C)) throw new Error(`${op}: ${what} has shape ${fmt(t.shape)}, expected [${C}] for x of shape ${fmt(x.shape)}`);
+  };
+  check(gamma, 'gamma');
+  check(beta, 'beta');
+  check(runningMean, 'runningMean');
+  check(runningVar, 'runningVar');
+  if (!runningMean !== !runningVar) throw new Error(`${op}: give both runningMean and runningVar, or neither`);
+  if (!training && !runningMean) throw new Error(`${op}: eval mode (training = false) needs runningMean and runningVar`);
+  if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
+  if (!(eps > 0) || !Number.isFinite(momentum)) throw new Error(`${op}: invalid eps ${eps} or momentum ${momentum}`);
+  if (runningMean && runningMean.storage === x.storage) throw new Error(`${op}: the running statistics share storage with x`);
+  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar });
+}

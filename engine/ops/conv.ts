@@ -1,0 +1,463 @@
+// 2-D convolution (NCHW, float32, groups 1) with PyTorch's semantics, as implicit GEMMs.
+//
+// Three kernels, each in shaders/conv2d_subgroup.wgsl (fast, needs subgroups) and shaders/conv2d.wgsl
+// (the same GEMMs without subgroups): the forward conv, the input gradient (a transposed conv) and the
+// weight gradient (split over the batch when its output is too small to occupy the device, then summed
+// by conv2d_wgrad_reduce). The bias gradient is a sum over (N, H, W).
+//
+// Every tensor a kernel touches may be a view: x, y, dy and dx need only their rows and columns
+// contiguous (any offset, batch stride and channel stride), so the memory-efficient dense block can read
+// a channel prefix of one buffer and write its conv output into a channel slice of the same buffer.
+// The raw launchers (no autograd) also take a fused prologue: the conv reads relu(x * scale[c] + shift[c])
+// (a BN-ReLU that is never stored; the zero padding stays zero), the weight gradient reads the same, and
+// the input gradient can be masked by (x * scale[c] + shift[c] > 0) and added into its output.
+
+import { defineOp } from '../autograd.js';
+import { gpu, type GpuFeatures } from '../gpu.js';
+import { pool, type PooledBuffer } from '../pool.js';
+import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
+import { fmt } from '../shape.js';
+import { empty, Tensor } from '../tensor.js';
+import { sum } from './reduce.js';
+import { clone } from './views.js';
+import plainSrc from '../../shaders/conv2d.wgsl';
+import subgroupSrc from '../../shaders/conv2d_subgroup.wgsl';
+
+const convShader = { file: 'conv2d.wgsl', source: plainSrc };
+/** Needs the `subgroups` feature. */
+const convSubgroupShader = { file: 'conv2d_subgroup.wgsl', source: subgroupSrc };
+
+/**
+ * 'subgroup': the 32 rows of a tile are shared with subgroupBroadcast among 8 lanes (subgroups of 8 or
+ * more); 'quad': the same kernels sharing among 4 lanes with quadBroadcast (subgroups of 4, or any
+ * multiple of 4); 'tiled': the same register tiles without subgroups (each lane loads its rows).
+ */
+export type ConvKernel = 'subgroup' | 'quad' | 'tiled';
+
+/** Which kernels run a conv, from the adapter's subgroup sizes. */
+export function chooseConvKernel(f: GpuFeatures): ConvKernel {
+  if (!f.subgroups || f.subgroupMinSize < 4) return 'tiled';
+  return f.subgroupMinSize >= 8 ? 'subgroup' : 'quad';
+}
+
+let forcedKernel: ConvKernel | null = null;
+/** Forces one conv kernel family (tests use it to check both); null restores the automatic choice. */
+export function forceConvKernel(k: ConvKernel | null): void {
+  forcedKernel = k;
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+}
+
+/** The fused BN-ReLU on the conv's input: x' = relu(x * scale[c] + shift[c]), scale and shift of length C. */
+export interface ConvPrologue {
+  scale: Tensor;
+  shift: Tensor;
+}
+
+export interface Conv2dForwardOptions extends Conv2dOptions {
+  bias?: Tensor | null;
+  prologue?: ConvPrologue | null;
+  /** Write y here (a view of shape [N, Cout, OH, OW] with rows and columns contiguous). */
+  out?: Tensor | null;
+}
+
+export interface Conv2dInputGradOptions extends Conv2dOptions {
+  /** Multiply dx by (x * scale[c] + shift[c] > 0): the gradient at the input of a fused BN-ReLU prologue's ReLU. */
+  mask?: ({ x: Tensor } & ConvPrologue) | null;
+  /** Write (or add, with accumulate) dx here: a view of x's shape with rows and columns contiguous. */
+  out?: Tensor | null;
+  accumulate?: boolean;
+}
+
+export interface Conv2dWeightGradOptions extends Conv2dOptions {
+  prologue?: ConvPrologue | null;
+  /** Write (or add, with accumulate) dw here: a contiguous tensor of w's shape. */
+  out?: Tensor | null;
+  accumulate?: boolean;
+}
+
+interface Geometry {
+  N: number; Cin: number; H: number; W: number; Cout: number; OH: number; OW: number; KH: number; KW: number;
+  stride: number; padding: number;
+}
+
+// ---- checks -------------------------------------------------------------------------------------
+
+function checkInt(op: string, what: string, v: unknown, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    throw new Error(`${op}: ${what} must be an integer >= ${min}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function checkRank(op: string, what: string, t: unknown, rank: number): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
+  t.assertAlive(op);
+  if (t.ndim !== rank) throw new Error(`${op}: ${what} must have ${rank} dimensions, got shape ${fmt(t.shape)}`);
+}
+
+/** Output size and checks of a conv of x [N, Cin, H, W] by w [Cout, Cin, KH, KW]. */
+function geometry(op: string, xShape: readonly number[], wShape: readonly number[], o: Conv2dOptions): Geometry {
+  const stride = checkInt(op, 'stride', o.stride ?? 1, 1);
+  const padding = checkInt(op, 'padding', o.padding ?? 0, 0);
+  const [N, Cin, H, W] = xShape;
+  const [Cout, wCin, KH, KW] = wShape;
+  if (wCin !== Cin) {
+    throw new Error(`${op}: x ${fmt(xShape)} has ${Cin} channels but the weight ${fmt(wShape)} expects ${wCin} (weight is [Cout, Cin, KH, KW])`);
+  }
+  if (KH > H + 2 * padding || KW > W + 2 * padding) {
+    throw new Error(`${op}: kernel ${KH}x${KW} of weight ${fmt(wShape)} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (x ${fmt(xShape)}, padding ${padding})`);
+  }
+  const OH = Math.floor((H + 2 * padding - KH) / stride) + 1;
+  const OW = Math.floor((W + 2 * padding - KW) / stride) + 1;
+  return { N, Cin, H, W, Cout, OH, OW, KH, KW, stride, padding };
+}
+
+/** Rows and columns contiguous (the kernels' requirement on every activation-shaped view). */
+function planeContiguous(t: Tensor): boolean {
+  return t.strides[3] === 1 && (t.strides[2] === t.shape[3] || t.shape[2] === 1);
+}
+
+function checkPlane(op: string, what: string, t: Tensor): void {
+  if (!planeContiguous(t)) {
+    throw new Error(`${op}: ${what} ${fmt(t.shape)} (strides [${t.strides.join(', ')}]) needs contiguous rows and columns; only its batch and channel strides may be arbitrary`);
+  }
+}
+
+function checkVector(op: string, what: string, t: unknown, n: number): asserts t is Tensor {
+  checkRank(op, what, t, 1);
+  if (t.shape[0] !== n) throw new Error(`${op}: ${what} has shape ${fmt(t.shape)}, expected [${n}]`);
+  if (t.strides[0] !== 1) throw new Error(`${op}: ${what} must be contiguous`);
+}
+
+function checkShapeIs(op: string, what: string, t: Tensor, shape: readonly number[]): void {
+  if (t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${op}: ${what} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+  }
+}
+
+function checkContiguous(op: string, what: string, t: Tensor): void {
+  if (!t.isContiguous) throw new Error(`${op}: ${what} ${fmt(t.shape)} must be contiguous`);
+}
+
+// ---- dispatch -----------------------------------------------------------------------------------
+
+let dummy: { read: PooledBuffer; write: PooledBuffer; device: GPUDevice } | null = null;
+/** Small buffers bound where a binding is unused (two, so that a read and a writable one never alias). */
+function dummies(): { read: PooledBuffer; write: PooledBuffer } {
+  const { device } = gpu();
+  if (!dummy || dummy.device !== device) dummy = { read: pool.acquire(16, 'conv-dummy'), write: pool.acquire(16, 'conv-dummy'), device };
+  return dummy;
+}
+
+interface Launch {
+  entry: 'conv2d_fwd' | 'conv2d_dgrad' | 'conv2d_wgrad';
+  params: Uint32Array;
+  /** X, Wt, G, O, Bias, Scale, Shift */
+  buffers: PooledBuffer[];
+  constants: Record<string, number>;
+  columns: number;
+  rows: number;
+  /** Workgroups along z (wgrad: splits); fwd and dgrad use z for row tiles. */
+  splits?: number;
+}
+
+/** Workgroups wanted per dispatch: enough to occupy the device. */
+function targetWorkgroups(): number {
+  return gpu().adapter.isFallbackAdapter ? 16 : 256;
+}
+
+/**
+ * 64 invocations per workgroup, or the smallest size (8, or the subgroup size) when 64 would leave too
+ * few workgroups to occupy the device. Two sizes only: every pipeline variant costs seconds to compile
+ * on a software adapter.
+ */
+function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
+  const f = gpu().features;
+  const small = Math.min(64, subgroup ? Math.max(8, f.subgroupMaxSize || 8) : 8);
+  return Math.ceil(lanes / 64) * otherTiles >= targetWorkgroups() ? 64 : small;
+}
+
+function kernelFamily(): { shader: typeof convShader; subgroup: boolean; lanes: number } {
+  const f = gpu().features;
+  let k = forcedKernel ?? chooseConvKernel(f);
+  if (k === 'subgroup' && !(f.subgroups && f.subgroupMinSize >= 8)) k = chooseConvKernel(f);
+  if (k === 'quad' && !(f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0)) k = 'tiled';
+  if (k === 'tiled') return { shader: convShader, subgroup: false, lanes: 0 };
+  return { shader: convSubgroupShader, subgroup: true, lanes: k === 'subgroup' ? 8 : 4 };
+}
+
+function launch(l: Launch): void {
+  const fam = kernelFamily();
+  const constants = { ...l.constants };
+  if (fam.subgroup) constants.LANES = fam.lanes;
+  const lanes = Math.ceil(l.columns / 4);
+  const rowTiles = Math.ceil(l.rows / 32);
+  if (l.entry === 'conv2d_wgrad') {
+    const wg = pickWG(lanes, rowTiles * (l.splits ?? 1), fam.subgroup);
+    constants.WG = wg;
+    dispatch({ shader: fam.shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [Math.ceil(lanes / wg), rowTiles, l.splits ?? 1] });
+  } else {
+    const wg = pickWG(lanes, rowTiles, fam.subgroup);
+    constants.WG = wg;
+    const [x, y] = grid1d(Math.ceil(lanes / wg));
+    dispatch({ shader: fam.shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [x, y, rowTiles] });
+  }
+}
+
+function baseParams(g: Geometry): Uint32Array {
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([g.N, g.Cin, g.H, g.W, g.Cout, g.OH, g.OW, g.KH, g.KW, g.stride, g.padding]);
+  return p;
+}
+
+const flag = (b: boolean) => (b ? 1 : 0);
+/** Bits of parameter word 27. */
+const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8 } as const;
+
+/** The storage of `t` must not be one of `outs` (the kernels cannot read a buffer they write through another binding). */
+function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, outs: Tensor[]): void {
+  if (t && outs.some((o) => o.storage === t.storage)) {
+    throw new Error(`${op}: ${what} ${fmt(t.shape)} shares its buffer with the output; pass a copy`);
+  }
+}
+
+// ---- raw launchers ------------------------------------------------------------------------------
+
+/**
+ * y = conv2d(x', w) + bias, where x' = x, or relu(x * scale[c] + shift[c]) with a prologue. No autograd.
+ * x: [N, Cin, H, W] (a view: any batch and channel strides); w: [Cout, Cin, KH, KW] contiguous.
+ * With `out` the result is written into that view (which may share x's buffer) and `out` is returned.
+ */
+export function conv2dForwardRaw(x: Tensor, w: Tensor, o: Conv2dForwardOptions = {}): Tensor {
+  const op = 'conv2d';
+  checkRank(op, 'x', x, 4);
+  checkRank(op, 'weight', w, 4);
+  const g = geometry(op, x.shape, w.shape, o);
+  checkPlane(op, 'x', x);
+  checkContiguous(op, 'weight', w);
+  if (o.bias) checkVector(op, 'bias', o.bias, g.Cout);
+  if (o.prologue) {
+    checkVector(op, 'prologue scale', o.prologue.scale, g.Cin);
+    checkVector(op, 'prologue shift', o.prologue.shift, g.Cin);
+  }
+  const yShape = [g.N, g.Cout, g.OH, g.OW];
+  let y: Tensor;
+  if (o.out) {
+    checkRank(op, 'out', o.out, 4);
+    checkShapeIs(op, 'out', o.out, yShape);
+    checkPlane(op, 'out', o.out);
+    y = o.out;
+  } else y = empty(yShape);
+  if (y.size === 0 || x.size === 0) return y;
+  for (const [what, t] of [['weight', w], ['bias', o.bias], ['prologue scale', o.prologue?.scale], ['prologue shift', o.prologue?.shift]] as const) {
+    checkNoAlias(op, what, t, [y]);
+  }
+  const xAlias = x.storage === y.storage;
+  const p = baseParams(g);
+  p.set([x.offset, x.strides[0], x.strides[1], w.offset, y.offset, y.strides[0], y.strides[1]], 11);
+  p[21] = o.bias?.offset ?? 0;
+  p[22] = o.prologue?.scale.offset ?? 0;
+  p[23] = o.prologue?.shift.offset ?? 0;
+  p[24] = g.N * g.OH * g.OW;
+  p[27] = o.bias ? F.BIAS : 0;
+  const wb = w.buffer;
+  launch({
+    entry: 'conv2d_fwd',
+    params: p,
+    buffers: [xAlias ? wb : x.buffer, wb, y.buffer, dummies().write, o.bias?.buffer ?? wb, o.prologue?.scale.buffer ?? wb, o.prologue?.shift.buffer ?? wb],
+    constants: { PROLOGUE: flag(!!o.prologue), XALIAS: flag(xAlias) },
+    columns: g.N * g.OH * g.OW,
+    rows: g.Cout,
+  });
+  return y;
+}
+
+/**
+ * dx = the gradient of conv2d(x, w) with respect to x, for x of shape `xShape`, from dy [N, Cout, OH, OW]
+ * (a view). No autograd. With `mask`, dx is multiplied by (mask.x * scale[c] + shift[c] > 0); with `out`
+ * it is written (or, with `accumulate`, added) into that view, which may share dy's buffer.
+ */
+export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly number[], o: Conv2dInputGradOptions = {}): Tensor {
+  const op = 'conv2d input gradient';
+  checkRank(op, 'dy', dy, 4);
+  checkRank(op, 'weight', w, 4);
+  if (xShape.length !== 4) throw new Error(`${op}: x must have 4 dimensions, got shape ${fmt(xShape)}`);
+  const g = geometry(op, xShape, w.shape, o);
+  checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
+  checkPlane(op, 'dy', dy);
+  checkContiguous(op, 'weight', w);
+  const m = o.mask;
+  if (m) {
+    checkRank(op, 'mask x', m.x, 4);
+    checkShapeIs(op, 'mask x', m.x, xShape);
+    checkPlane(op, 'mask x', m.x);
+    checkVector(op, 'mask scale', m.scale, g.Cin);
+    checkVector(op, 'mask shift', m.shift, g.Cin);
+  }
+  let dx: Tensor;
+  if (o.out) {
+    checkRank(op, 'out', o.out, 4);
+    checkShapeIs(op, 'out', o.out, xShape);
+    checkPlane(op, 'out', o.out);
+    dx = o.out;
+  } else {
+    if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
+    dx = empty(xShape);
+  }
+  if (dx.size === 0) return dx;
+  for (const [what, t] of [['weight', w], ['mask x', m?.x], ['mask scale', m?.scale], ['mask shift', m?.shift]] as const) {
+    checkNoAlias(op, what, t, [dx, dy]);
+  }
+  const gAlias = dy.storage === dx.storage;
+  const p = baseParams(g);
+  p.set([m?.x.offset ?? 0, m?.x.strides[0] ?? 0, m?.x.strides[1] ?? 0, w.offset, dy.offset, dy.strides[0], dy.strides[1],
+    dx.offset, dx.strides[0], dx.strides[1]], 11);
+  p[22] = m?.scale.offset ?? 0;
+  p[23] = m?.shift.offset ?? 0;
+  p[24] = g.N * g.H * g.W;
+  p[27] = (m ? F.MASK : 0) | (o.accumulate ? F.ACC : 0) | (gAlias ? F.GALIAS : 0);
+  const wb = w.buffer;
+  launch({
+    entry: 'conv2d_dgrad',
+    params: p,
+    buffers: [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb],
+    constants: {},
+    columns: g.N * g.H * g.W,
+    rows: g.Cin,
+  });
+  return dx;
+}
+
+/**
+ * dw = the gradient of conv2d(x', w) with respect to w (shape wShape = [Cout, Cin, KH, KW]), from x
+ * (a view; x' = relu(x * scale[c] + shift[c]) with a prologue) and dy [N, Cout, OH, OW] (a view).
+ * No autograd. With `out` it is written (or, with `accumulate`, added) there.
+ */
+export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly number[], o: Conv2dWeightGradOptions = {}): Tensor {
+  const op = 'conv2d weight gradient';
+  checkRank(op, 'x', x, 4);
+  checkRank(op, 'dy', dy, 4);
+  if (wShape.length !== 4) throw new Error(`${op}: the weight must have 4 dimensions, got shape ${fmt(wShape)}`);
+  const g = geometry(op, x.shape, wShape, o);
+  checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
+  checkPlane(op, 'x', x);
+  checkPlane(op, 'dy', dy);
+  if (o.prologue) {
+    checkVector(op, 'prologue scale', o.prologue.scale, g.Cin);
+    checkVector(op, 'prologue shift', o.prologue.shift, g.Cin);
+  }
+  let dw: Tensor;
+  if (o.out) {
+    checkShapeIs(op, 'out', o.out, wShape);
+    checkContiguous(op, 'out', o.out);
+    dw = o.out;
+  } else {
+    if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
+    dw = empty(wShape);
+  }
+  if (dw.size === 0) return dw;
+  const CK = g.Cin * g.KH * g.KW;
+  if (g.N * g.OH * g.OW === 0) {
+    if (!o.accumulate) {
+      // An empty sum: dw = 0 (through the reduce kernel with no splits).
+      reduceInto(dw, null, 0, g.Cout * CK, false);
+    }
+    return dw;
+  }
+  checkNoAlias(op, 'x', x, [dw]);
+  checkNoAlias(op, 'dy', dy, [dw]);
+  checkNoAlias(op, 'prologue scale', o.prologue?.scale, [dw, dy]);
+  checkNoAlias(op, 'prologue shift', o.prologue?.shift, [dw, dy]);
+  const xAlias = x.storage === dy.storage;
+  // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device.
+  const rowsK = g.N * g.OH;
+  const tiles = Math.ceil(Math.ceil(CK / 4) / 64) * Math.ceil(g.Cout / 32);
+  let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
+  const perSplit = Math.ceil(rowsK / splits);
+  splits = Math.ceil(rowsK / perSplit);
+  const partial = splits > 1 ? empty([splits, g.Cout * CK], 'conv-partials') : null;
+  const p = baseParams(g);
+  p.set([x.offset, x.strides[0], x.strides[1], 0, dy.offset, dy.strides[0], dy.strides[1]], 11);
+  p[18] = partial ? 0 : dw.offset;
+  p[19] = g.Cout * CK;
+  p[22] = o.prologue?.scale.offset ?? 0;
+  p[23] = o.prologue?.shift.offset ?? 0;
+  p.set([CK, perSplit, rowsK, !partial && o.accumulate ? F.ACC : 0], 24);
+  const xb = xAlias ? dummies().read : x.buffer;
+  launch({
+    entry: 'conv2d_wgrad',
+    params: p,
+    buffers: [xb, xb, dy.buffer, partial ? partial.buffer : dw.buffer, xb, o.prologue?.scale.buffer ?? xb, o.prologue?.shift.buffer ?? xb],
+    constants: { PROLOGUE: flag(!!o.prologue), XALIAS: flag(xAlias) },
+    columns: CK,
+    rows: g.Cout,
+    splits,
+  });
+  if (partial) {
+    reduceInto(dw, partial.buffer, splits, g.Cout * CK, !!o.accumulate);
+    partial.dispose();
+  }
+  return dw;
+}
+
+/** dw (+)= the sum of `splits` slices of `count` floats in `partials` (conv2d_wgrad_reduce). */
+function reduceInto(dw: Tensor, partials: PooledBuffer | null, splits: number, count: number, accumulate: boolean): void {
+  const p = new Uint32Array(PARAM_WORDS);
+  p[18] = dw.offset;
+  p[24] = count;
+  p[25] = splits;
+  p[27] = accumulate ? F.ACC : 0;
+  const WG = 256;
+  const d = dummies();
+  const src = partials ?? d.read;
+  dispatch(
+    { shader: convShader, entry: 'conv2d_wgrad_reduce', constants: { WG } },
+    { params: p, buffers: [src, d.read, d.write, dw.buffer, d.read, d.read, d.read], workgroups: grid1d(Math.ceil(count / WG)) },
+  );
+}
+
+/** The bias gradient: dy summed over batch, rows and columns. */
+export function conv2dBiasGradRaw(dy: Tensor): Tensor {
+  return sum(dy, [0, 2, 3]);
+}
+
+// ---- the op -------------------------------------------------------------------------------------
+
+interface ConvAttrs {
+  stride: number;
+  padding: number;
+}
+
+const conv2dOp = defineOp<ConvAttrs>({
+  name: 'conv2d',
+  forward: ([x, w, b], a) => conv2dForwardRaw(x, w, { ...a, bias: b ?? null }),
+  backward: ({ inputs: [x, w, b], attrs }, gy) => {
+    const g = planeContiguous(gy) ? gy : clone(gy);
+    return [
+      x.requiresGrad ? conv2dInputGradRaw(g, w, x.shape, attrs) : null,
+      w.requiresGrad ? conv2dWeightGradRaw(x, g, w.shape, attrs) : null,
+      b?.requiresGrad ? conv2dBiasGradRaw(g) : null,
+    ];
+  },
+});
+
+/**
+ * 2-D convolution like torch.nn.functional.conv2d (groups 1): x [N, Cin, H, W], w [Cout, Cin, KH, KW],
+ * optional bias [Cout]; output [N, Cout, floor((H + 2p - KH) / s) + 1, floor((W + 2p - KW) / s) + 1].
+ */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, { stride = 1, padding = 0 }: Conv2dOptions = {}): Tensor {
+  checkRank('conv2d', 'x', x, 4);
+  checkRank('conv2d', 'weight', w, 4);
+  const g = geometry('conv2d', x.shape, w.shape, { stride, padding });
+  if (b != null) checkRank('conv2d', 'bias', b, 1);
+  if (b != null && b.shape[0] !== g.Cout) throw new Error(`conv2d: bias has shape ${fmt(b.shape)}, expected [${g.Cout}] for weight ${fmt(w.shape)}`);
+  // Views the kernels cannot read directly are copied (the copy's gradient flows back through clone).
+  const xs = planeContiguous(x) ? x : clone(x);
+  const ws = w.isContiguous ? w : clone(w);
+  const bs = b == null || b.strides[0] === 1 ? b : clone(b);
+  return conv2dOp(bs ? [xs, ws, bs] : [xs, ws], { stride, padding });
+}

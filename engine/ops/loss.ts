@@ -1,0 +1,81 @@
+// Cross-entropy loss (torch.nn.functional.cross_entropy with class-index targets, reduction 'mean').
+// Forward (one workgroup) saves each row's log-sum-exp; backward is one elementwise kernel.
+// Labels given as host arrays are checked on the host; a label tensor is not read back: a label that is
+// not an integer in [0, C) makes the loss NaN (and its gradient meaningless).
+
+import { defineOp } from '../autograd.js';
+import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { fmt } from '../shape.js';
+import { empty, fromData, Tensor } from '../tensor.js';
+import ceSrc from '../../shaders/cross_entropy.wgsl';
+
+const ceShader: KernelSource = { file: 'cross_entropy.wgsl', source: ceSrc };
+/** Every WGSL file of this module (tests compile each one). */
+export const lossShaders = [ceShader];
+
+const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+const NAN_BITS = 0x7fc00000;
+
+function ceParams(logits: Tensor, labels: Tensor, gOffset: number): Uint32Array {
+  const [B, C] = logits.shape;
+  const p = new Uint32Array(PARAM_WORDS);
+  p.set([B, C, logits.offset, logits.strides[0], logits.strides[1], labels.offset, labels.strides[0], gOffset, f32bits(1 / B), NAN_BITS]);
+  return p;
+}
+
+const crossEntropyOp = defineOp<{ labels: Tensor }>({
+  name: 'crossEntropy',
+  forward: ([logits], { labels }, saved) => {
+    const B = logits.shape[0];
+    const out = empty([]);
+    const lse = empty([B], 'ce-lse');
+    dispatch(
+      { shader: ceShader, entry: 'ce_fwd' },
+      { params: ceParams(logits, labels, 0), buffers: [logits.buffer, labels.buffer, logits.buffer, lse.buffer, out.buffer], workgroups: [1] },
+    );
+    saved.push(lse);
+    return out;
+  },
+  backward: ({ inputs: [logits], attrs: { labels }, saved: [lse] }, g) => {
+    const [B, C] = logits.shape;
+    const dl = empty([B, C]);
+    dispatch(
+      { shader: ceShader, entry: 'ce_bwd' },
+      { params: ceParams(logits, labels, g.offset), buffers: [logits.buffer, labels.buffer, g.buffer, lse.buffer, dl.buffer], workgroups: grid1d(Math.ceil((B * C) / 256)) },
+    );
+    return [dl];
+  },
+});
+
+/**
+ * Mean cross-entropy of `logits` [B, C] against class indices: a Tensor [B] of integer-valued float32
+ * (out-of-range or fractional labels give a NaN loss; not checked on the host), or host numbers
+ * (checked here, then uploaded).
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[]): Tensor {
+  const op = 'crossEntropy';
+  if (!(logits instanceof Tensor)) throw new Error(`${op}: logits must be a Tensor`);
+  if (logits.ndim !== 2 || logits.shape[0] === 0 || logits.shape[1] === 0) {
+    throw new Error(`${op}: expected logits of shape [B, C] with B, C > 0, got ${fmt(logits.shape)}`);
+  }
+  const [B, C] = logits.shape;
+  let lab: Tensor;
+  if (labels instanceof Tensor) {
+    if (labels.ndim !== 1 || labels.shape[0] !== B) throw new Error(`${op}: labels have shape ${fmt(labels.shape)}, expected [${B}] for logits of shape ${fmt(logits.shape)}`);
+    lab = labels;
+  } else {
+    if (labels.length !== B) throw new Error(`${op}: ${labels.length} labels for logits of shape ${fmt(logits.shape)}`);
+    for (let i = 0; i < B; i++) {
+      const y = labels[i];
+      if (!Number.isInteger(y) || y < 0 || y >= C) {
+        throw new Error(`${op}: label ${i} is ${y}; expected an integer class index in [0, ${C}) for logits of shape ${fmt(logits.shape)}`);
+      }
+    }
+    lab = fromData(Float32Array.from(labels), [B], 'labels');
+  }
+  const out = crossEntropyOp([logits], { labels: lab });
+  // Labels uploaded here belong to the graph when there is one (freed with the enclosing scope, like
+  // forward's saved tensors); without one they are no longer needed.
+  if (lab !== labels && !out.node) lab.dispose();
+  return out;
+}

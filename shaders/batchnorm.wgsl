@@ -1,0 +1,107 @@
+// batchnorm.wgsl: batch norm's elementwise kernels and its per-channel bookkeeping.
+// Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 GAMMA (read),
+//   5 AUX (read: beta, or the [2, *] gradient sums of bn_grad_stats), 6 OUT (read_write).
+//   Unused bindings get any buffer other than OUT.
+// Dispatch of bn_apply and bn_backward_dx: workgroup (x, y) = (channel c, image n); the WG invocations
+//   walk the plane's HW elements (vec4 at a time when VEC). OUT is a contiguous [N, C, H, W].
+//   bn_apply:       OUT = (x - mean) * invstd * gamma + beta
+//   bn_backward_dx: OUT = gamma * invstd * (dy - sum(dy)/M - xhat * sum(dy xhat)/M), M = N*HW, in training
+//                   (TRAIN = 1); OUT = gamma * invstd * dy with the statistics held fixed (TRAIN = 0).
+// Dispatch of bn_eval_stats and bn_running: 1-D, one invocation per channel.
+//   bn_eval_stats:  OUT (stats [3, C]) from running mean X and running var DY: mean, 1/sqrt(var + eps), var.
+//   bn_running:     OUT[ro + c*rst] = (1 - m) * OUT[..] + m * v, v = ST row ROW (0: mean; 2: var, times
+//                   the unbiased factor M/(M-1)), updating a running statistic in place.
+// Parameters: 0 N  1 C  2 HW  3 x offset  4 x stride n  5 x stride c  6 dy offset  7 dy stride n
+//   8 dy stride c  9 stats column offset  10 stats row stride  11 gamma offset  12 gamma stride
+//   13 aux offset  14 aux stride (beta: element stride; grad sums: row stride)  15 eps / momentum (f32)
+//   16 1/M (f32)  17 running offset  18 running stride  19 row of ST (bn_running)  20 unbiased factor (f32)
+//   21 running-var offset  22 running-var stride (bn_eval_stats)
+override WG: u32 = 64u;
+override VEC: bool = true;
+override TRAIN: bool = true;
+
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> DY: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> ST: array<f32>;
+@group(0) @binding(4) var<storage, read> GAMMA: array<f32>;
+@group(0) @binding(5) var<storage, read> AUX: array<f32>;
+@group(0) @binding(6) var<storage, read_write> OUT: array<f32>;
+
+fn store4(o: u32, v: vec4<f32>) { OUT[o] = v.x; OUT[o + 1u] = v.y; OUT[o + 2u] = v.z; OUT[o + 3u] = v.w; }
+
+fn xs(i: u32) -> f32 { return X[i >> 2u][i & 3u]; }
+fn dys(i: u32) -> f32 { return DY[i >> 2u][i & 3u]; }
+
+@compute @workgroup_size(WG)
+fn bn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let c = wg.x; let n = wg.y;
+  let C = pu(1u); let HW = pu(2u);
+  let sc = pu(9u) + c; let srs = pu(10u);
+  let scale = ST[sc + srs] * GAMMA[pu(11u) + c * pu(12u)];
+  let shift = AUX[pu(13u) + c * pu(14u)] - ST[sc] * scale;
+  let xb = pu(3u) + n * pu(4u) + c * pu(5u);
+  let ob = (n * C + c) * HW;
+  if (VEC) {
+    let x4 = xb >> 2u;
+    for (var j = li; j < (HW >> 2u); j += WG) { store4(ob + 4u * j, fma(X[x4 + j], vec4<f32>(scale), vec4<f32>(shift))); }
+  } else {
+    for (var j = li; j < HW; j += WG) {
+      OUT[ob + j] = fma(xs(xb + j), scale, shift);
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn bn_backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let c = wg.x; let n = wg.y;
+  let C = pu(1u); let HW = pu(2u);
+  let sc = pu(9u) + c; let srs = pu(10u);
+  let mean = ST[sc]; let invstd = ST[sc + srs];
+  let a = GAMMA[pu(11u) + c * pu(12u)] * invstd;
+  // dx = a*dy + b*x + k
+  var b = 0.0; var k = 0.0;
+  if (TRAIN) {
+    let ga = pu(13u) + c; let inv = pf(16u);
+    let mdy = AUX[ga] * inv;              // mean of dy
+    let mdg = AUX[ga + pu(14u)] * inv;     // mean of dy * xhat
+    b = -a * invstd * mdg;
+    k = -a * mdy - b * mean;
+  }
+  let xb = pu(3u) + n * pu(4u) + c * pu(5u);
+  let db = pu(6u) + n * pu(7u) + c * pu(8u);
+  let ob = (n * C + c) * HW;
+  if (VEC) {
+    let x4 = xb >> 2u; let d4 = db >> 2u;
+    for (var j = li; j < (HW >> 2u); j += WG) {
+      store4(ob + 4u * j, a * DY[d4 + j] + b * X[x4 + j] + k);
+    }
+  } else {
+    for (var j = li; j < HW; j += WG) {
+      OUT[ob + j] = a * dys(db + j) + b * xs(xb + j) + k;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn bn_eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= pu(1u)) { return; }
+  let m = xs(pu(17u) + c * pu(18u));
+  let v = dys(pu(21u) + c * pu(22u));
+  let o = pu(9u) + c; let rs = pu(10u);
+  OUT[o] = m;
+  OUT[o + rs] = inverseSqrt(v + pf(15u));
+  OUT[o + 2u * rs] = v;
+}
+
+@compute @workgroup_size(WG)
+fn bn_running(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= pu(1u)) { return; }
+  let row = pu(19u);
+  var v = ST[pu(9u) + row * pu(10u) + c];
+  if (row == 2u) { v *= pf(20u); }
+  let m = pf(15u);
+  let o = pu(17u) + c * pu(18u);
+  OUT[o] = (1.0 - m) * OUT[o] + m * v;
+}

@@ -1,0 +1,309 @@
+// conv2d.wgsl: 2-D convolution (NCHW, float32, groups 1) as three implicit GEMMs, without subgroups,
+// and the split-K reduction of the weight gradient. conv2d_subgroup.wgsl holds the fast kernels for
+// adapters with subgroups; the kernels here are the same GEMMs except that every lane loads all 32 rows
+// of its tile itself instead of receiving them by broadcast: keep the two files in step.
+//
+// Bindings (the same for every entry point; engine/ops/conv.ts binds a dummy where one is unused):
+//   1 X     read        x: the input (conv2d_fwd, conv2d_wgrad), or the mask source (conv2d_dgrad, MASK);
+//                       conv2d_wgrad_reduce: the split-K partial sums
+//   2 Wt    read        weights [Cout, Cin, KH, KW], contiguous (conv2d_fwd, conv2d_dgrad)
+//   3 G     read_write  conv2d_fwd: the output y;  conv2d_dgrad, conv2d_wgrad: the output gradient dy
+//   4 O     read_write  conv2d_dgrad: dx;  conv2d_wgrad: dw, or split-K partial sums;  reduce: dw
+//   5 Bias  6 Scale  7 Shift   read, per-channel vectors
+// WebGPU forbids binding one buffer twice when one binding is writable, but the dense block reads a
+// channel prefix of the buffer its conv writes (fwd) and keeps dy and dx in one gradient buffer (dgrad):
+// XALIAS reads x from G, GALIAS writes dx into G.
+//
+// Parameters (u32 words; tensors are views: an element offset, a batch stride and a channel stride,
+// with rows and columns contiguous):
+//   0 N  1 Cin  2 H  3 W  4 Cout  5 OH  6 OW  7 KH  8 KW  9 stride  10 padding
+//   11 x offset  12 x batch stride  13 x channel stride      14 w offset
+//   15 G offset  16 G batch stride  17 G channel stride
+//   18 O offset  19 O batch stride (conv2d_wgrad: stride between split-K slices)  20 O channel stride
+//   21 bias offset  22 scale offset  23 shift offset
+//   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad), Cin*KH*KW (wgrad); reduce: elements of dw
+//   25 conv2d_wgrad: (n, oh) rows per split; reduce: number of splits  26 conv2d_wgrad: N*OH
+//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS (below)
+//
+// What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
+// holds rows t, t+8, t+16, t+24 of column p), with the im2col coordinates computed on the fly and no
+// divisions in the loop.
+//   conv2d_fwd:   y[n, co, oh, ow]  rows co, columns output pixels, k = (ci, kh, kw)
+//   conv2d_dgrad: dx[n, ci, ih, iw] rows ci, columns input pixels, k = (co, kh, kw): the transposed conv
+//   conv2d_wgrad: dw[co, ci, kh, kw] rows co, columns (ci, kh, kw), k = (n, oh, ow) over this split
+//   conv2d_wgrad_reduce: one element of dw = the sum of its split-K partials (WG per workgroup)
+// Dispatch: fwd and dgrad: (x, y) = grid1d(ceil(columns / (4 * WG))), z = ceil(rows / 32);
+//           wgrad: x = ceil(Cin*KH*KW / (4 * WG)), y = ceil(Cout / 32), z = splits;
+//           reduce: (x, y) = grid1d(ceil(elements / WG)).
+// Options: PROLOGUE (override constant) the conv reads relu(x * scale[c] + shift[c]) (padding stays 0);
+//   flags: BIAS adds bias[co] (fwd); MASK multiplies dx by (x * scale[c] + shift[c] > 0) (dgrad);
+//   ACC adds into the output instead of overwriting it (dgrad, wgrad, reduce).
+override WG: u32 = 64u;
+override PROLOGUE: bool = false;
+override XALIAS: bool = false;
+
+// Flags in parameter word 27 (checked outside the loops, so they need no pipeline of their own).
+fn flag(bit: u32) -> bool { return (pu(27u) & bit) != 0u; }
+const BIAS = 1u;
+const MASK = 2u;
+const ACC = 4u;
+const GALIAS = 8u;
+
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Wt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> G: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read> Bias: array<f32>;
+@group(0) @binding(6) var<storage, read> Scale: array<f32>;
+@group(0) @binding(7) var<storage, read> Shift: array<f32>;
+
+fn load_x(i: u32) -> f32 {
+  if (XALIAS) { return G[i]; }
+  return X[i];
+}
+fn load_x4(a: vec4u) -> vec4f { return vec4f(load_x(a.x), load_x(a.y), load_x(a.z), load_x(a.w)); }
+fn load_w4(a: vec4u) -> vec4f { return vec4f(Wt[a.x], Wt[a.y], Wt[a.z], Wt[a.w]); }
+fn load_g4(a: vec4u) -> vec4f { return vec4f(G[a.x], G[a.y], G[a.z], G[a.w]); }
+
+// Addresses of the 32 rows row0 + t + 8j (t = 0..7, j = 0..3; clamped to `last`): off + row * stride.
+fn row_addr(row0: u32, last: u32, stride: u32, off: u32) -> array<vec4u, 8> {
+  var a: array<vec4u, 8>;
+  for (var t = 0u; t < 8u; t++) { a[t] = off + min(vec4u(row0 + t) + vec4u(0u, 8u, 16u, 24u), vec4u(last)) * stride; }
+  return a;
+}
+// The 32 rows at column offset k: r[t] = rows t, t+8, t+16, t+24.
+fn rows_w(a: array<vec4u, 8>, k: u32) -> array<vec4f, 8> {
+  let kv = vec4u(k);
+  return array<vec4f, 8>(load_w4(a[0] + kv), load_w4(a[1] + kv), load_w4(a[2] + kv), load_w4(a[3] + kv),
+    load_w4(a[4] + kv), load_w4(a[5] + kv), load_w4(a[6] + kv), load_w4(a[7] + kv));
+}
+fn rows_g(a: array<vec4u, 8>, k: u32) -> array<vec4f, 8> {
+  let kv = vec4u(k);
+  return array<vec4f, 8>(load_g4(a[0] + kv), load_g4(a[1] + kv), load_g4(a[2] + kv), load_g4(a[3] + kv),
+    load_g4(a[4] + kv), load_g4(a[5] + kv), load_g4(a[6] + kv), load_g4(a[7] + kv));
+}
+
+// acc column p += r * v[p]
+fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
+  return mat4x4f(fma(r, vec4f(v.x), acc[0]), fma(r, vec4f(v.y), acc[1]), fma(r, vec4f(v.z), acc[2]), fma(r, vec4f(v.w), acc[3]));
+}
+
+fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
+  if (PROLOGUE) { return max(fma(v, sc, sh), vec4f(0.0)); }
+  return v;
+}
+
+fn store_y(acc: mat4x4f, row: u32, col0: u32, ob: vec4u) {
+  var m = acc;
+  for (var j = 0u; j < 4u; j++) {
+    let co = row + 8u * j;
+    if (co >= pu(4u)) { return; }
+    var b = 0.0;
+    if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
+    for (var p = 0u; p < 4u; p++) {
+      if (col0 + p < pu(24u)) { G[ob[p] + co * pu(17u)] = m[p][j] + b; }
+    }
+  }
+}
+
+fn put_o(i: u32, v: f32) {
+  if (flag(GALIAS)) {
+    if (flag(ACC)) { G[i] += v; } else { G[i] = v; }
+  } else {
+    if (flag(ACC)) { O[i] += v; } else { O[i] = v; }
+  }
+}
+
+fn store_dx(acc: mat4x4f, row: u32, col0: u32, oo: vec4u, xo: vec4u) {
+  var m = acc;
+  for (var j = 0u; j < 4u; j++) {
+    let ci = row + 8u * j;
+    if (ci >= pu(1u)) { return; }
+    var sc = 1.0; var sh = 0.0;
+    if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
+    for (var p = 0u; p < 4u; p++) {
+      if (col0 + p < pu(24u)) {
+        var v = m[p][j];
+        if (flag(MASK)) { v = select(0.0, v, fma(X[xo[p] + ci * pu(13u)], sc, sh) > 0.0); }
+        put_o(oo[p] + ci * pu(20u), v);
+      }
+    }
+  }
+}
+
+fn store_dw(acc: mat4x4f, row: u32, col0: u32, base: u32) {
+  var m = acc;
+  let CK = pu(24u);
+  for (var j = 0u; j < 4u; j++) {
+    let co = row + 8u * j;
+    if (co >= pu(4u)) { return; }
+    for (var p = 0u; p < 4u; p++) {
+      if (col0 + p < CK) { put_o(base + co * CK + col0 + p, m[p][j]); }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+              @builtin(local_invocation_index) li: u32) {
+  let Cin = pu(1u); let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
+  let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
+  let NP = pu(24u);
+  let col0 = (flat_wg(wg, nwg) * WG + li) * 4u;
+  let row0 = wg.z * 32u;
+  // This lane's four output pixels (clamped to the last one; stores skip the extra ones).
+  var ih0: vec4i; var iw0: vec4i; var xb: vec4i; var ob: vec4u;
+  for (var p = 0u; p < 4u; p++) {
+    let q = min(col0 + p, NP - 1u);
+    let n = q / (OH * OW); let r = q - n * OH * OW; let oh = r / OW; let ow = r - oh * OW;
+    ih0[p] = i32(oh * S) - pad;
+    iw0[p] = i32(ow * S) - pad;
+    xb[p] = i32(pu(11u) + n * pu(12u)) + ih0[p] * W + iw0[p];
+    ob[p] = pu(15u) + n * pu(16u) + oh * OW + ow;
+  }
+  let K = Cin * KH * KW;
+  let wa = row_addr(row0, Cout - 1u, K, pu(14u));
+  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
+  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  var k = 0u;
+  for (var ci = 0u; ci < Cin; ci++) {
+    var sc = vec4f(1.0); var sh = vec4f(0.0);
+    if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
+    let xc = xb + vec4i(i32(ci * pu(13u)));
+    for (var kh = 0u; kh < KH; kh++) {
+      let ih = ih0 + vec4i(i32(kh));
+      let hok = (ih >= vec4i(0)) & (ih < vec4i(H));
+      let xr = xc + vec4i(i32(kh) * W);
+      for (var kw = 0u; kw < KW; kw++) {
+        let iw = iw0 + vec4i(i32(kw));
+        let ok = hok & (iw >= vec4i(0)) & (iw < vec4i(W));
+        let at = vec4u(select(vec4i(0), xr + vec4i(i32(kw)), ok));
+        let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+        let r = rows_w(wa, k);
+        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        k++;
+      }
+    }
+  }
+  store_y(a0, row0 + 0u, col0, ob); store_y(a1, row0 + 1u, col0, ob);
+  store_y(a2, row0 + 2u, col0, ob); store_y(a3, row0 + 3u, col0, ob);
+  store_y(a4, row0 + 4u, col0, ob); store_y(a5, row0 + 5u, col0, ob);
+  store_y(a6, row0 + 6u, col0, ob); store_y(a7, row0 + 7u, col0, ob);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) li: u32) {
+  let Cin = pu(1u); let H = pu(2u); let W = pu(3u); let Cout = pu(4u);
+  let OH = i32(pu(5u)); let OW = i32(pu(6u)); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pu(10u);
+  let NP = pu(24u);
+  let col0 = (flat_wg(wg, nwg) * WG + li) * 4u;
+  let row0 = wg.z * 32u;
+  // Input pixel (n, ih, iw) meets output pixel oh = (ih + pad - kh) / S when S divides it: keep that
+  // quotient and remainder per pixel and step them as kh and kw grow (no division in the loop).
+  var qh0: vec4i; var rh0: vec4i; var qw0: vec4i; var rw0: vec4i; var gb: vec4i; var oo: vec4u; var xo: vec4u;
+  for (var p = 0u; p < 4u; p++) {
+    let q = min(col0 + p, NP - 1u);
+    let n = q / (H * W); let r = q - n * H * W; let ih = r / W; let iw = r - ih * W;
+    qh0[p] = i32((ih + pad) / S); rh0[p] = i32((ih + pad) % S);
+    qw0[p] = i32((iw + pad) / S); rw0[p] = i32((iw + pad) % S);
+    gb[p] = i32(pu(15u) + n * pu(16u));
+    oo[p] = pu(18u) + n * pu(19u) + ih * W + iw;
+    xo[p] = pu(11u) + n * pu(12u) + ih * W + iw;
+  }
+  let KK = KH * KW;
+  let wa = row_addr(row0, Cin - 1u, KK, pu(14u));
+  let Si = vec4i(i32(S));
+  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
+  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  for (var co = 0u; co < Cout; co++) {
+    let gc = gb + vec4i(i32(co * pu(17u)));
+    var k = co * Cin * KK;
+    var qh = qh0; var rh = rh0;
+    for (var kh = 0u; kh < KH; kh++) {
+      let hok = (rh == vec4i(0)) & (qh >= vec4i(0)) & (qh < vec4i(OH));
+      let gr = gc + qh * OW;
+      var qw = qw0; var rw = rw0;
+      for (var kw = 0u; kw < KW; kw++) {
+        let ok = hok & (rw == vec4i(0)) & (qw >= vec4i(0)) & (qw < vec4i(OW));
+        let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), gr + qw, ok))), ok);
+        let r = rows_w(wa, k);
+        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        k++;
+        rw -= vec4i(1);
+        let wrap = rw < vec4i(0);
+        rw = select(rw, rw + Si, wrap);
+        qw = select(qw, qw - vec4i(1), wrap);
+      }
+      rh -= vec4i(1);
+      let wrap = rh < vec4i(0);
+      rh = select(rh, rh + Si, wrap);
+      qh = select(qh, qh - vec4i(1), wrap);
+    }
+  }
+  store_dx(a0, row0 + 0u, col0, oo, xo); store_dx(a1, row0 + 1u, col0, oo, xo);
+  store_dx(a2, row0 + 2u, col0, oo, xo); store_dx(a3, row0 + 3u, col0, oo, xo);
+  store_dx(a4, row0 + 4u, col0, oo, xo); store_dx(a5, row0 + 5u, col0, oo, xo);
+  store_dx(a6, row0 + 6u, col0, oo, xo); store_dx(a7, row0 + 7u, col0, oo, xo);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
+  let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
+  let CK = pu(24u);
+  let col0 = (wg.x * WG + li) * 4u;
+  let row0 = wg.y * 32u;
+  // This lane's four columns (ci, kh, kw) and their input offsets relative to (oh * S, ow * S).
+  var dh: vec4i; var dw: vec4i; var xcol: vec4i; var sc = vec4f(1.0); var sh = vec4f(0.0);
+  for (var p = 0u; p < 4u; p++) {
+    let c = min(col0 + p, CK - 1u);
+    let ci = c / (KH * KW); let r = c - ci * KH * KW; let kh = r / KW; let kw = r - kh * KW;
+    dh[p] = i32(kh) - pad;
+    dw[p] = i32(kw) - pad;
+    xcol[p] = i32(ci * pu(13u)) + dh[p] * W + dw[p];
+    if (PROLOGUE) { sc[p] = Scale[pu(22u) + ci]; sh[p] = Shift[pu(23u) + ci]; }
+  }
+  let ga = row_addr(row0, Cout - 1u, pu(17u), pu(15u));
+  let r0 = wg.z * pu(25u);
+  let r1 = min(r0 + pu(25u), pu(26u));
+  var n = r0 / OH;
+  var oh = r0 - n * OH;
+  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
+  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  for (var rr = r0; rr < r1; rr++) {
+    let ih = vec4i(i32(oh * S)) + dh;
+    let hok = (ih >= vec4i(0)) & (ih < vec4i(H));
+    let xr = vec4i(i32(pu(11u) + n * pu(12u) + oh * S * u32(W))) + xcol;
+    let gr = n * pu(16u) + oh * OW;
+    for (var ow = 0u; ow < OW; ow++) {
+      let iw = vec4i(i32(ow * S)) + dw;
+      let ok = hok & (iw >= vec4i(0)) & (iw < vec4i(W));
+      let at = vec4u(select(vec4i(0), xr + vec4i(i32(ow * S)), ok));
+      let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+      let r = rows_g(ga, gr + ow);
+      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+    }
+    oh++;
+    if (oh == OH) { oh = 0u; n++; }
+  }
+  let base = pu(18u) + wg.z * pu(19u);
+  store_dw(a0, row0 + 0u, col0, base); store_dw(a1, row0 + 1u, col0, base);
+  store_dw(a2, row0 + 2u, col0, base); store_dw(a3, row0 + 3u, col0, base);
+  store_dw(a4, row0 + 4u, col0, base); store_dw(a5, row0 + 5u, col0, base);
+  store_dw(a6, row0 + 6u, col0, base); store_dw(a7, row0 + 7u, col0, base);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_wgrad_reduce(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_index) li: u32) {
+  let i = flat_wg(wg, nwg) * WG + li;
+  let count = pu(24u);
+  if (i >= count) { return; }
+  var s = 0.0;
+  for (var z = 0u; z < pu(25u); z++) { s += X[z * count + i]; }
+  put_o(pu(18u) + i, s);
+}

@@ -1,0 +1,165 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import * as E from '../engine/index.js';
+import {
+  chooseConvKernel, conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, forceConvKernel, type ConvKernel,
+} from '../engine/ops/conv.js';
+import { expectClose, gradCheck, randND, toND, toTensor, useEngine } from './helpers.js';
+import * as R from './reference/ndarray.js';
+import * as C from './reference/conv.js';
+import type { ND } from './reference/ndarray.js';
+
+useEngine();
+afterEach(() => forceConvKernel(null));
+
+// Every kernel family the adapter can run (the subgroup ones only with the feature).
+function available(k: ConvKernel): boolean {
+  const f = E.gpu().features;
+  if (k === 'subgroup') return f.subgroups && f.subgroupMinSize >= 8;
+  if (k === 'quad') return f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0;
+  return true;
+}
+
+// [N, Cin, H, W, Cout, KH, KW, stride, padding]
+type Case = [number, number, number, number, number, number, number, number, number];
+const cases: Case[] = [
+  [1, 3, 7, 9, 5, 3, 3, 1, 1], // odd sizes, 3 channels
+  [5, 3, 9, 7, 33, 3, 3, 2, 1], // batch 5, stride 2 on odd sizes, 33 filters (two row tiles)
+  [2, 23, 5, 5, 10, 1, 1, 1, 0], // 1x1
+  [1, 33, 11, 13, 40, 3, 3, 2, 0], // no padding, stride 2
+  [2, 3, 13, 11, 9, 7, 7, 2, 3], // the stem's 7x7/2 pad 3
+  [3, 4, 1, 1, 6, 1, 1, 1, 0], // 1x1 spatial input
+  [2, 5, 1, 1, 7, 3, 3, 1, 1], // 1x1 spatial input, 3x3 pad 1
+  [2, 6, 7, 8, 4, 2, 3, 3, 1], // stride 3, non-square kernel
+];
+const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
+
+// A larger tensor whose channels [at, at + C) are the view under test.
+function channelView(big: E.Tensor, at: number, C: number): E.Tensor {
+  return E.slice(big, 1, at, at + C);
+}
+
+describe.each(['subgroup', 'quad', 'tiled'] as ConvKernel[])('conv2d, %s kernels', (kernel) => {
+  const cs = kernel === 'quad' ? cases.slice(0, 3) : cases;
+  test.each(cs.map((c) => [name(c), c] as const))('%s: forward, input and weight gradient', async (_n, c) => {
+    if (!available(kernel)) return;
+    forceConvKernel(kernel);
+    const [N, Cin, H, W, Cout, KH, KW, stride, padding] = c;
+    const o = { stride, padding };
+    const x = randND([N, Cin, H, W], 1);
+    const w = randND([Cout, Cin, KH, KW], 2);
+    const b = randND([Cout], 3);
+    const [xt, wt, bt] = [toTensor(x), toTensor(w), toTensor(b)];
+    const y = conv2dForwardRaw(xt, wt, { ...o, bias: bt });
+    expectClose(await toND(y), C.conv2d(x, w, b, o), { what: 'forward' });
+    const dy = randND([...y.shape], 4);
+    const ref = C.conv2dGrads(x, w, dy, o);
+    const dyt = toTensor(dy);
+    expectClose(await toND(conv2dInputGradRaw(dyt, wt, x.shape, o)), ref.dx, { what: 'input gradient' });
+    expectClose(await toND(conv2dWeightGradRaw(xt, dyt, w.shape, o)), ref.dw, { what: 'weight gradient', atol: 1e-4 });
+    for (const t of [xt, wt, bt, y, dyt]) t.dispose();
+  });
+
+  test('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {
+    if (!available(kernel) || kernel === 'quad') return;
+    forceConvKernel(kernel);
+    const [N, C0, G, H, W] = [3, 5, 4, 7, 6];
+    const o = { stride: 1, padding: 1 };
+    // One block buffer [N, C0 + G + 2, H, W]: the conv reads channels [0, C0) and writes [C0 + 1, C0 + 1 + G).
+    const Ctot = C0 + G + 2;
+    const big = randND([N, Ctot, H, W], 5);
+    const w = randND([G, C0, 3, 3], 6);
+    const scale = randND([C0], 7, 0.5, 1.5);
+    const shift = randND([C0], 8, -0.5, 0.5);
+    const x = R.slice(big, 1, 0, C0);
+    const pro = { scale, shift };
+    const bigT = toTensor(big);
+    const [wt, st, ht] = [toTensor(w), toTensor(scale), toTensor(shift)];
+    const xv = channelView(bigT, 0, C0);
+    const yv = channelView(bigT, C0 + 1, G);
+    conv2dForwardRaw(xv, wt, { ...o, prologue: { scale: st, shift: ht }, out: yv });
+    const yRef = C.conv2d(x, w, null, { ...o, ...pro });
+    const got = await toND(bigT);
+    expectClose(R.slice(got, 1, C0 + 1, C0 + 1 + G), yRef, { what: 'forward into a channel slice of its input buffer' });
+    expectClose(R.slice(got, 1, 0, C0 + 1), R.slice(big, 1, 0, C0 + 1), { what: 'channels before the slice untouched' });
+    expectClose(R.slice(got, 1, C0 + 1 + G, Ctot), R.slice(big, 1, C0 + 1 + G, Ctot), { what: 'channels after the slice untouched' });
+
+    // Input gradient: dy is a channel slice of a gradient buffer, dx is added (masked) into its prefix.
+    const gbig = randND([N, Ctot, H, W], 9);
+    const gT = toTensor(gbig);
+    const dy = R.slice(gbig, 1, C0 + 1, C0 + 1 + G);
+    const ref = C.conv2dGrads(x, w, dy, { ...o, ...pro });
+    conv2dInputGradRaw(channelView(gT, C0 + 1, G), wt, [N, C0, H, W], {
+      ...o, mask: { x: xv, scale: st, shift: ht }, out: channelView(gT, 0, C0), accumulate: true,
+    });
+    const dxRef = R.zip(R.zip(x, R.slice(gbig, 1, 0, C0), () => 0), ref.dx, () => 0);
+    dxRef.data.forEach((_, i) => {
+      const c = Math.floor(i / (H * W)) % C0;
+      const pre = x.data[i] * scale.data[c] + shift.data[c];
+      dxRef.data[i] = R.slice(gbig, 1, 0, C0).data[i] + (pre > 0 ? ref.dx.data[i] : 0);
+    });
+    const gGot = await toND(gT);
+    expectClose(R.slice(gGot, 1, 0, C0), dxRef, { what: 'masked input gradient added into a channel prefix' });
+    expectClose(R.slice(gGot, 1, C0, Ctot), R.slice(gbig, 1, C0, Ctot), { what: 'gradient channels past the prefix untouched' });
+
+    // Weight gradient through the prologue, from views, written and then accumulated.
+    const dw = conv2dWeightGradRaw(xv, channelView(toTensor(gbig), C0 + 1, G), w.shape, { ...o, prologue: { scale: st, shift: ht } });
+    expectClose(await toND(dw), ref.dw, { what: 'weight gradient with the prologue', atol: 1e-4 });
+    conv2dWeightGradRaw(xv, channelView(toTensor(gbig), C0 + 1, G), w.shape, { ...o, prologue: { scale: st, shift: ht }, out: dw, accumulate: true });
+    expectClose(await toND(dw), R.map(ref.dw, (v) => 2 * v), { what: 'accumulated weight gradient', atol: 2e-4 });
+  });
+});
+
+describe('conv2d op', () => {
+  test('the automatic kernel choice follows the adapter', () => {
+    const f = { subgroups: true, subgroupMinSize: 8, subgroupMaxSize: 8, timestampQuery: false, shaderF16: false };
+    expect(chooseConvKernel(f)).toBe('subgroup');
+    expect(chooseConvKernel({ ...f, subgroupMinSize: 4, subgroupMaxSize: 4 })).toBe('quad');
+    expect(chooseConvKernel({ ...f, subgroups: false })).toBe('tiled');
+  });
+
+  test.each([
+    [[2, 3, 6, 5], [4, 3, 3, 3], 1, 1, true],
+    [[1, 2, 7, 7], [3, 2, 3, 3], 2, 0, false],
+  ] as const)('gradients of x %j, w %j (stride %i, padding %i, bias %s) against finite differences', async (xs, ws, stride, padding, bias) => {
+    const o = { stride, padding };
+    const inputs = [randND([...xs], 11), randND([...ws], 12), ...(bias ? [randND([ws[0]], 13)] : [])];
+    await gradCheck({
+      inputs,
+      gpu: ([x, w, b]) => conv2d(x, w, b, o),
+      ref: ([x, w, b]) => C.conv2d(x, w, b ?? null, o),
+    });
+  });
+
+  test('a strided (non-contiguous) x and weight are copied, gradients still flow', async () => {
+    const x = randND([2, 3, 5, 4], 21);
+    const w = randND([3, 4, 3, 3], 22); // permuted below to [4, 3, 3, 3]
+    const xt = toTensor(R.transpose(x, [0, 1, 3, 2]), true); // [2, 3, 4, 5], made non-contiguous by permute
+    const xv = E.permute(xt, [0, 1, 3, 2]);
+    const wt = toTensor(w, true);
+    const wv = E.permute(wt, [1, 0, 2, 3]);
+    const y = conv2d(xv, wv, null, { padding: 1 });
+    const wRef = R.transpose(w, [1, 0, 2, 3]);
+    expectClose(await toND(y), C.conv2d(x, wRef, null, { padding: 1 }));
+    E.sum(y).backward();
+    const g = C.conv2dGrads(x, wRef, R.map(C.conv2d(x, wRef, null, { padding: 1 }), () => 1), { padding: 1 });
+    expectClose(await toND(xt.grad!), R.transpose(g.dx, [0, 1, 3, 2]), { what: 'dx' });
+    expectClose(await toND(wt.grad!), R.transpose(g.dw, [1, 0, 2, 3]), { what: 'dw', atol: 1e-4 });
+  });
+
+  test('bad input: errors name the op and the shapes', () => {
+    const x = E.zeros([2, 3, 5, 5]);
+    const w = E.zeros([4, 3, 3, 3]);
+    expect(() => conv2d(x, E.zeros([4, 2, 3, 3]))).toThrow(/conv2d: x \[2, 3, 5, 5\] has 3 channels but the weight \[4, 2, 3, 3\] expects 2/);
+    expect(() => conv2d(x, E.zeros([4, 3, 8, 8]), null, { padding: 1 })).toThrow(/conv2d: kernel 8x8 .*\[4, 3, 8, 8\].*larger than the padded input 7x7/);
+    expect(() => conv2d(x, w, null, { stride: 0 })).toThrow(/conv2d: stride must be an integer >= 1, got 0/);
+    expect(() => conv2d(x, w, null, { stride: -1 })).toThrow(/stride/);
+    expect(() => conv2d(x, w, null, { padding: -1 })).toThrow(/conv2d: padding must be an integer >= 0/);
+    expect(() => conv2d(E.zeros([3, 5, 5]), w)).toThrow(/conv2d: x must have 4 dimensions, got shape \[3, 5, 5\]/);
+    expect(() => conv2d(x, E.zeros([4, 3, 3]))).toThrow(/conv2d: weight must have 4 dimensions, got shape \[4, 3, 3\]/);
+    expect(() => conv2d(x, w, E.zeros([5]))).toThrow(/conv2d: bias has shape \[5\], expected \[4\]/);
+    expect(() => conv2dForwardRaw(x, w, { out: E.zeros([2, 4, 4, 4]) })).toThrow(/conv2d: out has shape \[2, 4, 4, 4\], expected \[2, 4, 3, 3\]/);
+    expect(() => conv2dInputGradRaw(E.zeros([2, 4, 2, 3]), w, [2, 3, 5, 5])).toThrow(/conv2d input gradient: dy has shape \[2, 4, 2, 3\], expected \[2, 4, 3, 3\]/);
+    expect(() => conv2dWeightGradRaw(x, E.zeros([2, 4, 3, 3]), [4, 2, 3, 3])).toThrow(/conv2d weight gradient: x \[2, 3, 5, 5\] has 3 channels/);
+    expect(() => conv2dForwardRaw(x, w, { prologue: { scale: E.zeros([2]), shift: E.zeros([3]) } })).toThrow(/prologue scale has shape \[2\], expected \[3\]/);
+  });
+});

@@ -1,0 +1,416 @@
+// Layer ops (batch norm, pooling, cross-entropy, linear, SGD) against the float64 CPU reference.
+
+import { describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { checkShader } from '../engine/runtime.js';
+import { Generator } from '../engine/random.js';
+import { batchNorm2d, batchNormShaders, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
+import { adaptiveAvgPool2d, avgPool2d, maxPool2d, poolShaders } from '../engine/ops/pool2d.js';
+import { crossEntropy, lossShaders } from '../engine/ops/loss.js';
+import { linear } from '../engine/ops/linear.js';
+import { sgdShaders, sgdStep } from '../engine/ops/sgd.js';
+import { nd, slice, type ND } from './reference/ndarray.js';
+import * as R from './reference/layers.js';
+import { expectClose, gradCheck, randND, toND, toTensor, useEngine } from './helpers.js';
+
+useEngine();
+
+type P2 = [number, number];
+
+/** Distinct values (a shuffled ramp), so max pooling has no near-ties for finite differences. */
+function distinctND(shape: number[], seed: number): ND {
+  const a = nd(shape);
+  const n = a.data.length;
+  const g = new Generator(seed);
+  const order = [...Array(n).keys()];
+  for (let i = n - 1; i > 0; i--) {
+    const j = g.nextU32() % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  for (let i = 0; i < n; i++) a.data[i] = -1 + (2 * order[i]) / n;
+  return a;
+}
+
+const ones = (c: number) => nd([c], new Array(c).fill(1));
+const zeros = (c: number) => nd([c]);
+
+it('compiles every layer shader', async () => {
+  const all = [...batchNormShaders, ...poolShaders, ...lossShaders, ...sgdShaders];
+  for (const s of all) {
+    if (s.file.includes('subgroup') && !E.gpu().features.subgroups) continue;
+    await checkShader(s);
+  }
+});
+
+const bnKernels: BnStatsKernel[] = ['subgroup', 'fallback'];
+
+describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
+  const setKernel = () => forceBnStatsKernel(kernel);
+
+  it.each([
+    [[5, 3, 7, 9]],
+    [[1, 23, 8, 8]],
+    [[5, 33, 5, 5]],
+    [[2, 3, 1, 1]],
+  ])('training forward matches the reference for %j', async (shape) => {
+    setKernel();
+    const C = shape[1];
+    const x = randND(shape, 3, -2, 3);
+    const g = randND([C], 4, 0.5, 1.5);
+    const b = randND([C], 5);
+    const rm = E.zeros([C]);
+    const rv = E.ones([C]);
+    const [xt, gt, bt] = [toTensor(x), toTensor(g), toTensor(b)];
+    const y = batchNorm2d(xt, gt, bt, rm, rv, { training: true });
+    expectClose(await toND(y), R.batchNormTrain(x, g, b), { rtol: 1e-4, atol: 1e-4 });
+    const ref = R.runningUpdate(new Array(C).fill(0), new Array(C).fill(1), x);
+    expectClose(await rm.data(), nd([C], ref.rm), { what: 'running mean' });
+    expectClose(await rv.data(), nd([C], ref.rv), { what: 'running var' });
+    for (const t of [rm, rv, xt, gt, bt, y]) t.dispose();
+  });
+
+  it('statistics of a large channel with a large mean stay within 1e-5 of float64', async () => {
+    setKernel();
+    for (const shape of [[4, 3, 101, 99], [2, 2, 96, 96]]) {
+      const x = randND(shape, 11, 999, 1001);
+      const xt = toTensor(x);
+      const stats = await batchNormStats(xt).data();
+      const { mean, variance } = R.channelStats(x);
+      for (let c = 0; c < shape[1]; c++) {
+        expect(Math.abs(stats[c] - mean[c]) / Math.abs(mean[c])).toBeLessThan(1e-6);
+        expect(Math.abs(stats[2 * shape[1] + c] - variance[c]) / variance[c]).toBeLessThan(1e-5);
+        expect(Math.abs(stats[shape[1] + c] - 1 / Math.sqrt(variance[c] + 1e-5)) * Math.sqrt(variance[c])).toBeLessThan(1e-5);
+      }
+      xt.dispose();
+    }
+  });
+
+  it('reads channel views (N and C strides, unaligned offsets) and writes stats at a column', async () => {
+    setKernel();
+    for (const [shape, c0, c1] of [[[5, 40, 6, 8], 7, 30], [[2, 30, 5, 7], 3, 26]] as const) {
+      const big = randND([...shape], 21, -1, 2);
+      const xt = toTensor(big);
+      const v = E.slice(xt, 1, c0, c1);
+      const x = slice(big, 1, c0, c1);
+      const C = c1 - c0;
+      const g = randND([C], 4, 0.5, 1.5);
+      const b = randND([C], 5);
+      const [gt, bt] = [toTensor(g), toTensor(b)];
+      const y = batchNorm2d(v, gt, bt, null, null, { training: true });
+      expectClose(await toND(y), R.batchNormTrain(x, g, b), { rtol: 1e-4, atol: 1e-4 });
+      const stats = E.zeros([3, C + 5]);
+      batchNormStats(v, 1e-5, { stats, channel: 5 });
+      const s = await stats.data();
+      const { mean } = R.channelStats(x);
+      expectClose(s.slice(5, C + 5), nd([C], mean), { what: 'stats written at column 5' });
+      expect(s[0]).toBe(0);
+      for (const t of [xt, v, gt, bt, y, stats]) t.dispose();
+    }
+  });
+
+  it.each([
+    [[3, 3, 5, 7]],
+    [[2, 4, 4, 4]],
+  ])('training backward (x, gamma, beta) matches finite differences for %j', async (shape) => {
+    setKernel();
+    const C = shape[1];
+    await gradCheck({
+      inputs: [randND(shape, 31, -1, 2), randND([C], 32, 0.5, 1.5), randND([C], 33)],
+      gpu: ([x, g, b]) => batchNorm2d(x, g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => R.batchNormTrain(x, g, b),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  it('training backward through a channel view', async () => {
+    setKernel();
+    await gradCheck({
+      inputs: [randND([2, 9, 4, 6], 41), randND([5], 42, 0.5, 1.5), randND([5], 43)],
+      gpu: ([x, g, b]) => batchNorm2d(E.slice(x, 1, 2, 7), g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => R.batchNormTrain(slice(x, 1, 2, 7), g, b),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  it('eval mode uses the running statistics, forward and backward', async () => {
+    setKernel();
+    const C = 3;
+    const rmv = [0.3, -0.2, 1.1];
+    const rvv = [0.5, 2.0, 0.8];
+    const rm = toTensor(nd([C], rmv));
+    const rv = toTensor(nd([C], rvv));
+    await gradCheck({
+      inputs: [randND([5, C, 7, 9], 51), randND([C], 52, 0.5, 1.5), randND([C], 53)],
+      gpu: ([x, g, b]) => batchNorm2d(x, g, b, rm, rv, { training: false }),
+      ref: ([x, g, b]) => R.batchNorm(x, g, b, rmv, rvv),
+    });
+    expectClose(await rm.data(), nd([C], rmv), { what: 'running mean unchanged in eval' });
+    rm.dispose();
+    rv.dispose();
+  });
+});
+
+describe('batchNorm2d running statistics', () => {
+  it('after several training steps, and eval afterwards', async () => {
+    forceBnStatsKernel(null);
+    const C = 23;
+    let rmRef = new Array(C).fill(0);
+    let rvRef = new Array(C).fill(1);
+    const rm = E.zeros([C]);
+    const rv = E.ones([C]);
+    const g = randND([C], 61, 0.5, 1.5);
+    const b = randND([C], 62);
+    const [gt, bt] = [toTensor(g), toTensor(b)];
+    for (let step = 0; step < 4; step++) {
+      const x = randND([5, C, 3, 5], 70 + step, -1 + step, 2 + 2 * step);
+      const xt = toTensor(x);
+      E.scope(() => batchNorm2d(xt, gt, bt, rm, rv, { training: true, momentum: 0.3 }));
+      ({ rm: rmRef, rv: rvRef } = R.runningUpdate(rmRef, rvRef, x, 0.3));
+      xt.dispose();
+    }
+    expectClose(await rm.data(), nd([C], rmRef), { what: 'running mean after 4 steps' });
+    expectClose(await rv.data(), nd([C], rvRef), { what: 'running var after 4 steps' });
+    const x = randND([1, C, 3, 3], 80);
+    const xt = toTensor(x);
+    const y = batchNorm2d(xt, gt, bt, rm, rv, { training: false });
+    expectClose(await toND(y), R.batchNorm(x, g, b, rmRef, rvRef), { rtol: 1e-4, atol: 1e-4 });
+    for (const t of [rm, rv, gt, bt, xt, y]) t.dispose();
+  });
+
+  it('rejects bad inputs with the op and the shapes', () => {
+    const x = E.zeros([2, 3, 4, 4]);
+    const c3 = E.ones([3]);
+    const c4 = E.ones([4]);
+    expect(() => batchNorm2d(x, c3, c3, c4, c3, { training: true })).toThrow(/batchNorm2d: runningMean has shape \[4\], expected \[3\] for x of shape \[2, 3, 4, 4\]/);
+    expect(() => batchNorm2d(x, c4, c3, null, null, { training: true })).toThrow(/batchNorm2d: gamma has shape \[4\]/);
+    expect(() => batchNorm2d(E.zeros([3, 4]), c3, c3, null, null, { training: true })).toThrow(/batchNorm2d: expected x of shape \[N, C, H, W\], got \[3, 4\]/);
+    expect(() => batchNorm2d(x, c3, c3, null, null, { training: false })).toThrow(/batchNorm2d: eval mode/);
+    expect(() => batchNorm2d(E.zeros([1, 3, 1, 1]), c3, c3, null, null, { training: true })).toThrow(/more than 1 value per channel/);
+    for (const t of [x, c3, c4]) t.dispose();
+  });
+});
+
+describe('maxPool2d', () => {
+  const cases: Array<[number[], number | P2, number | P2 | undefined, number | P2]> = [
+    [[5, 3, 7, 9], 3, 2, 1],
+    [[1, 23, 8, 8], 2, undefined, 0],
+    [[2, 3, 1, 1], 1, 1, 0],
+    [[1, 3, 9, 9], 2, 2, 0],
+    [[2, 33, 6, 7], [3, 2], [1, 2], [1, 0]],
+  ];
+  const p2 = (v: number | P2): P2 => (typeof v === 'number' ? [v, v] : v);
+
+  it.each(cases)('forward and backward match the reference for %j kernel %j stride %j padding %j', async (shape, k, s, p) => {
+    await gradCheck({
+      inputs: [distinctND(shape, 5)],
+      gpu: ([x]) => maxPool2d(x, { kernel: k, stride: s, padding: p }),
+      ref: ([x]) => R.maxPool(x, p2(k), p2(s ?? k), p2(p)),
+    });
+  });
+
+  it('routes the gradient to the first maximum when the window has ties', async () => {
+    const shape = [2, 3, 7, 8];
+    const x = randND(shape, 9);
+    for (let i = 0; i < x.data.length; i++) x.data[i] = Math.floor((x.data[i] + 1) * 1.5); // values 0, 1, 2
+    for (const [k, s, p] of [[3, 2, 1], [2, 1, 0], [3, 1, 1]] as const) {
+      const xt = toTensor(x, true);
+      const y = maxPool2d(xt, { kernel: k, stride: s, padding: p });
+      expectClose(await toND(y), R.maxPool(x, [k, k], [s, s], [p, p]));
+      const dy = randND([...y.shape], 10);
+      y.backward(toTensor(dy));
+      const idx = R.maxPoolArgmax(x, [k, k], [s, s], [p, p]);
+      const expected = nd(shape);
+      const plane = shape[2] * shape[3];
+      idx.forEach((j, o) => {
+        const nc = Math.floor(o / (y.shape[2] * y.shape[3]));
+        expected.data[nc * plane + j] += dy.data[o];
+      });
+      expectClose(await toND(xt.grad!), expected, { what: `gradient, kernel ${k} stride ${s} padding ${p}` });
+      xt.dispose();
+      y.dispose();
+    }
+  });
+
+  it('pools a channel view', async () => {
+    await gradCheck({
+      inputs: [distinctND([2, 10, 7, 5], 12)],
+      gpu: ([x]) => maxPool2d(E.slice(x, 1, 3, 8), { kernel: 3, stride: 2, padding: 1 }),
+      ref: ([x]) => R.maxPool(slice(x, 1, 3, 8), [3, 3], [2, 2], [1, 1]),
+    });
+  });
+
+  it('rejects bad geometry with the op and the shapes', () => {
+    const x = E.zeros([1, 2, 3, 3]);
+    expect(() => maxPool2d(x, { kernel: 4 })).toThrow(/maxPool2d: the kernel \[4, 4\].*larger than the padded input of shape \[1, 2, 3, 3\]/);
+    expect(() => maxPool2d(x, { kernel: 2, stride: 0 })).toThrow(/maxPool2d: kernel and stride must be positive integers/);
+    expect(() => maxPool2d(x, { kernel: 2, stride: -1 })).toThrow(/maxPool2d: kernel and stride must be positive/);
+    expect(() => maxPool2d(x, { kernel: 3, padding: 2 })).toThrow(/maxPool2d: padding should be at most half/);
+    expect(() => maxPool2d(E.zeros([2, 3, 3]), { kernel: 2 })).toThrow(/maxPool2d: expected x of shape \[N, C, H, W\], got \[2, 3, 3\]/);
+    x.dispose();
+  });
+});
+
+describe('avgPool2d', () => {
+  const p2 = (v: number | P2): P2 => (typeof v === 'number' ? [v, v] : v);
+  it.each([
+    [[5, 3, 7, 9], 3, 2, 1],
+    [[2, 23, 8, 8], 2, 2, 0],
+    [[1, 3, 9, 9], 2, 2, 0],
+    [[2, 3, 5, 6], 3, 1, 1],
+    [[1, 2, 1, 1], 1, 1, 0],
+    [[2, 5, 6, 7], [3, 2], [2, 1], [1, 1]],
+  ] as Array<[number[], number | P2, number | P2, number | P2]>)('forward and backward for %j kernel %j stride %j padding %j', async (shape, k, s, p) => {
+    await gradCheck({
+      inputs: [randND(shape, 13)],
+      gpu: ([x]) => avgPool2d(x, { kernel: k, stride: s, padding: p }),
+      ref: ([x]) => R.avgPool(x, p2(k), p2(s), p2(p)),
+    });
+  });
+
+  it('pools a channel view', async () => {
+    await gradCheck({
+      inputs: [randND([3, 8, 6, 6], 14)],
+      gpu: ([x]) => avgPool2d(E.slice(x, 1, 1, 4), { kernel: 2 }),
+      ref: ([x]) => R.avgPool(slice(x, 1, 1, 4), [2, 2], [2, 2], [0, 0]),
+    });
+  });
+
+  it('rejects bad geometry', () => {
+    const x = E.zeros([1, 2, 3, 3]);
+    expect(() => avgPool2d(x, { kernel: 2, stride: 0 })).toThrow(/avgPool2d: kernel and stride must be positive/);
+    expect(() => avgPool2d(x, { kernel: 5, padding: 0 })).toThrow(/avgPool2d: .*larger than the padded input of shape \[1, 2, 3, 3\]/);
+    x.dispose();
+  });
+});
+
+describe('adaptiveAvgPool2d', () => {
+  it.each([
+    [[5, 3, 7, 9], [3, 4]],
+    [[2, 3, 5, 5], [1, 1]],
+    [[1, 2, 4, 6], [5, 7]],
+    [[2, 33, 10, 10], [3, 3]],
+    [[1, 3, 1, 1], [2, 2]],
+  ] as Array<[number[], P2]>)('forward and backward for %j to %j', async (shape, [oh, ow]) => {
+    await gradCheck({
+      inputs: [randND(shape, 15)],
+      gpu: ([x]) => adaptiveAvgPool2d(x, [oh, ow]),
+      ref: ([x]) => R.adaptiveAvgPool(x, oh, ow),
+    });
+  });
+
+  it('pools a channel view, and rejects a bad size', async () => {
+    await gradCheck({
+      inputs: [randND([2, 6, 7, 5], 16)],
+      gpu: ([x]) => adaptiveAvgPool2d(E.slice(x, 1, 2, 5), 2),
+      ref: ([x]) => R.adaptiveAvgPool(slice(x, 1, 2, 5), 2, 2),
+    });
+    const x = E.zeros([1, 2, 3, 3]);
+    expect(() => adaptiveAvgPool2d(x, [0, 1])).toThrow(/adaptiveAvgPool2d: output size must be positive integers, got \[0, 1\] for x of shape \[1, 2, 3, 3\]/);
+    x.dispose();
+  });
+});
+
+describe('crossEntropy', () => {
+  it.each([
+    [5, 10, 1],
+    [1, 3, 1],
+    [33, 7, 50],
+  ])('forward and backward for B=%i C=%i (logit scale %i)', async (B, C, scale) => {
+    const g = new Generator(B * 100 + C);
+    const labels = Array.from({ length: B }, () => g.nextU32() % C);
+    await gradCheck({
+      inputs: [randND([B, C], 17, -scale, scale)],
+      gpu: ([l]) => crossEntropy(l, labels),
+      ref: ([l]) => R.crossEntropy(l, labels),
+    });
+  });
+
+  it('takes labels as a tensor; a bad label in a tensor gives NaN', async () => {
+    const logits = randND([4, 5], 18);
+    const lt = toTensor(logits);
+    const good = E.tensor([0, 4, 2, 1], [4]);
+    expectClose(await toND(crossEntropy(lt, good)), R.crossEntropy(logits, [0, 4, 2, 1]));
+    expectClose(await toND(crossEntropy(lt, Int32Array.from([0, 4, 2, 1]))), R.crossEntropy(logits, [0, 4, 2, 1]));
+    for (const bad of [[0, 5, 2, 1], [0, 1.5, 2, 1], [-1, 0, 0, 0]]) {
+      const v = await crossEntropy(lt, E.tensor(bad, [4])).item();
+      expect(Number.isNaN(v), `labels ${bad}`).toBe(true);
+    }
+  });
+
+  it('rejects bad labels and shapes', () => {
+    const l = E.zeros([4, 5]);
+    expect(() => crossEntropy(l, [0, 5, 1, 1])).toThrow(/crossEntropy: label 1 is 5; expected an integer class index in \[0, 5\) for logits of shape \[4, 5\]/);
+    expect(() => crossEntropy(l, [0, 0.5, 1, 1])).toThrow(/crossEntropy: label 1 is 0.5/);
+    expect(() => crossEntropy(l, [0, 1])).toThrow(/crossEntropy: 2 labels for logits of shape \[4, 5\]/);
+    expect(() => crossEntropy(E.zeros([4]), [0])).toThrow(/crossEntropy: expected logits of shape \[B, C\]/);
+    expect(() => crossEntropy(l, E.zeros([3]))).toThrow(/crossEntropy: labels have shape \[3\], expected \[4\]/);
+  });
+});
+
+describe('linear', () => {
+  it('x @ w^T + b with gradients', async () => {
+    await gradCheck({
+      inputs: [randND([5, 23], 19), randND([33, 23], 20), randND([33], 21)],
+      gpu: ([x, w, b]) => linear(x, w, b),
+      ref: ([x, w, b]) => R.linear(x, w, b),
+    });
+    await gradCheck({
+      inputs: [randND([1, 3], 22), randND([4, 3], 23)],
+      gpu: ([x, w]) => linear(x, w),
+      ref: ([x, w]) => R.linear(x, w),
+    });
+  });
+
+  it('rejects mismatched shapes', () => {
+    expect(() => linear(E.zeros([2, 3]), E.zeros([4, 5]))).toThrow(/linear: x \[2, 3\] has 3 features but w \[4, 5\] expects 5/);
+    expect(() => linear(E.zeros([2, 3]), E.zeros([4, 3]), E.zeros([5]))).toThrow(/linear: bias has shape \[5\], expected \[4\]/);
+    expect(() => linear(E.zeros([3]), E.zeros([4, 3]))).toThrow(/linear: expected x \[B, in\]/);
+  });
+});
+
+describe('sgdStep', () => {
+  const run = async (opts: { lr: number; momentum?: number; weightDecay?: number; nesterov?: boolean; dampening?: number }) => {
+    const shapes = [[7], [3, 5], [2, 3, 3, 3]];
+    const ps = shapes.map((s, i) => randND(s, 200 + i));
+    const pt = ps.map((p) => toTensor(p));
+    const refP = ps.map((p) => [...p.data]);
+    const refB: Array<number[] | null> = ps.map(() => null);
+    const bufs: Array<E.Tensor | null> = ps.map(() => null);
+    for (let step = 0; step < 3; step++) {
+      const gs = shapes.map((s, i) => randND(s, 300 + 10 * step + i));
+      const gt = gs.map((g) => toTensor(g));
+      sgdStep(pt, gt, bufs, opts);
+      gs.forEach((g, i) => (refB[i] = R.sgdUpdate(refP[i], [...g.data], refB[i], opts)));
+      gt.forEach((t) => t.dispose());
+    }
+    for (let i = 0; i < ps.length; i++) {
+      expectClose(await pt[i].data(), nd(ps[i].shape, refP[i]), { rtol: 1e-5, atol: 1e-6, what: `parameter ${i}` });
+      if (opts.momentum) expectClose(await bufs[i]!.data(), nd(ps[i].shape, refB[i]!), { rtol: 1e-5, atol: 1e-6, what: `momentum buffer ${i}` });
+      else expect(bufs[i]).toBeNull();
+    }
+    [...pt, ...bufs].forEach((t) => t?.dispose());
+  };
+
+  it('plain SGD', () => run({ lr: 0.1 }));
+  it('with momentum and weight decay over 3 steps', () => run({ lr: 0.05, momentum: 0.9, weightDecay: 1e-2 }));
+  it('nesterov', () => run({ lr: 0.05, momentum: 0.9, weightDecay: 1e-3, nesterov: true }));
+  it('dampening', () => run({ lr: 0.05, momentum: 0.5, dampening: 0.3 }));
+
+  it('hand-computed update: one parameter, two steps', async () => {
+    // p = 1, g = 0.5 then 0.25, lr 0.1, momentum 0.9, wd 0.1:
+    // step 1: d = 0.5 + 0.1 = 0.6, buf = 0.6, p = 1 - 0.06 = 0.94
+    // step 2: d = 0.25 + 0.094 = 0.344, buf = 0.54 + 0.344 = 0.884, p = 0.94 - 0.0884 = 0.8516
+    const p = E.tensor([1], [1]);
+    const bufs: Array<E.Tensor | null> = [null];
+    for (const g of [0.5, 0.25]) sgdStep([p], [E.tensor([g], [1])], bufs, { lr: 0.1, momentum: 0.9, weightDecay: 0.1 });
+    expect(await p.item()).toBeCloseTo(0.8516, 6);
+    expect(await bufs[0]!.item()).toBeCloseTo(0.884, 6);
+  });
+
+  it('rejects mismatched shapes', () => {
+    expect(() => sgdStep([E.zeros([3])], [E.zeros([4])], [null], { lr: 0.1 })).toThrow(/sgdStep: parameter 0 has shape \[3\] but its gradient \[4\]/);
+    expect(() => sgdStep([E.zeros([3])], [E.zeros([3])], [null], { lr: -1 })).toThrow(/sgdStep: lr must be/);
+  });
+});
