@@ -1,95 +1,145 @@
 #!/usr/bin/env node
-// densenet-bench: the command-line harness. For now: `demo` (the default) runs a few ops and prints
-// the adapter and results; `matmul` measures the matmul kernels.
+// densenet-bench: the benchmark harness. Commands:
+//   speed (default)  images/s, ms per step, GFLOP/s, GPU bytes; naive against memory-efficient blocks
+//   kernels          each kernel at the model's shapes (GFLOP/s, GB/s) and where a training step's time goes
+//   memory           peak bytes of a training step against depth or batch, naive against memory-efficient
+//   matmul           the matmul kernels at N x N x N
+//   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
+// Errors in the arguments or the input size print one line and exit with code 2.
 
 import * as E from '../engine/index.js';
+import { UsageError, oneOf, parseFlags, parseSize } from './args.js';
+import { MODEL_NAMES, defaultChannels, type ModelName } from './models.js';
+import { Reporter } from './report.js';
+import { InputError, runSpeed } from './speed.js';
+import { runKernels } from './kernels.js';
+import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
+import { runTrain, runEval, TRAIN_FLAGS, EVAL_FLAGS } from './train.js';
 
-const USAGE = `usage: densenet-bench [demo|matmul] [--size N] [--json]
-  demo     run a few ops on the GPU and print the adapter and the results (default)
-  matmul   GFLOP/s of each matmul kernel at N x N x N (default 512)`;
+const VERSION = '0.1.0';
 
-class UsageError extends Error {}
+const USAGE = `usage: densenet-bench [command] [flags]
+commands:
+  speed    [--model d2l|densenet121|densenet169|densenet201|densenet264] [--batch N] [--size HxW] [--channels C]
+           [--mode forward|train|both] [--warmup N] [--iters N] [--memory-efficient on|off|both]   (the default)
+  kernels  [--model ...] [--batch N] [--size HxW]   per-kernel GFLOP/s and GB/s, and a training step's time by kernel
+  memory   [--model d2l] [--vary depth|batch] [--batch N] [--size HxW] [--plot FILE.svg]
+  matmul   [--size N]
+  train    Fashion-MNIST: [--epochs N] [--batch N] [--lr X] [--size N] [--limit N] ... (see README)
+  eval     --checkpoint FILE [--data DIR] [--size N]
+common flags: --json (one JSON object per result line on stdout), --help`;
 
-function parseArgs(argv: string[]) {
-  const args = { command: 'demo', size: 512, json: false };
-  const rest = [...argv];
-  if (rest[0] && !rest[0].startsWith('-')) args.command = rest.shift()!;
-  while (rest.length) {
-    const a = rest.shift()!;
-    if (a === '--json') args.json = true;
-    else if (a === '--size') {
-      const v = Number(rest.shift());
-      if (!Number.isInteger(v) || v < 1) throw new UsageError(`--size needs a positive integer`);
-      args.size = v;
-    } else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new UsageError(`unknown option ${a}`);
-  }
-  if (!['demo', 'matmul'].includes(args.command)) throw new UsageError(`unknown command ${args.command}`);
-  return args;
-}
+const SPEED_FLAGS = {
+  model: 'string', batch: 'int', size: 'string', channels: 'int', mode: 'string', warmup: 'int', iters: 'int',
+  'memory-efficient': 'string', json: 'bool', help: 'bool',
+} as const;
 
-function header(g: E.Gpu): string {
+function header(g: E.Gpu, rep: Reporter): void {
   const f = g.features;
-  return [
-    `adapter: ${g.adapter.vendor} / ${g.adapter.architecture} / ${g.adapter.description}${g.adapter.isFallbackAdapter ? ' (software)' : ''}`,
-    `features: subgroups=${f.subgroups}${f.subgroups ? ` (size ${f.subgroupMinSize}-${f.subgroupMaxSize})` : ''} timestamp-query=${f.timestampQuery} shader-f16=${f.shaderF16}`,
-    `limits: maxBufferSize=${E.formatBytes(g.limits.maxBufferSize)} maxStorageBufferBindingSize=${E.formatBytes(g.limits.maxStorageBufferBindingSize)}`,
-  ].join('\n');
+  const a = g.adapter;
+  const info = {
+    engine: `densenet-webgpu ${VERSION}`,
+    adapter: `${a.vendor} / ${a.architecture} / ${a.description}${a.isFallbackAdapter ? ' (software adapter)' : ''}`,
+    features: `subgroups=${f.subgroups}${f.subgroups ? ` (size ${f.subgroupMinSize}-${f.subgroupMaxSize})` : ''} timestamp-query=${f.timestampQuery} shader-f16=${f.shaderF16}`,
+    limits: `maxBufferSize=${E.formatBytes(g.limits.maxBufferSize)} maxStorageBufferBindingSize=${E.formatBytes(g.limits.maxStorageBufferBindingSize)} maxComputeInvocationsPerWorkgroup=${g.limits.maxComputeInvocationsPerWorkgroup}`,
+  };
+  if (rep.json) console.log(JSON.stringify({ header: info }));
+  else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${v}`);
+  rep.text('');
 }
 
-async function demo(): Promise<void> {
-  const a = E.tensor([[1, 2, 3], [4, 5, 6]]);
-  const b = E.tensor([[1, 0], [0, 1], [1, 1]]);
-  a.requiresGrad = true;
-  const c = E.matmul(a, b);
-  const loss = E.mean(E.relu(E.sub(c, 3)));
-  loss.backward();
-  console.log('a =', await a.toArray());
-  console.log('b =', await b.toArray());
-  console.log('a @ b =', await c.toArray());
-  console.log('loss = mean(relu(a @ b - 3)) =', await loss.item());
-  console.log('d loss / d a =', await a.grad!.toArray());
-  console.log(`GPU memory: live ${E.formatBytes(E.memory().liveBytes)}, peak ${E.formatBytes(E.memory().peakBytes)}`);
+function modelFlags(f: Record<string, unknown>) {
+  const model = oneOf('--model', (f.model as string) ?? 'd2l', MODEL_NAMES) as ModelName;
+  const batch = (f.batch as number) ?? 8;
+  if (batch < 1) throw new UsageError('--batch must be at least 1');
+  const size = parseSize((f.size as string) ?? (model === 'd2l' ? '64' : '224'));
+  const channels = (f.channels as number) ?? defaultChannels(model);
+  if (channels < 1) throw new UsageError('--channels must be at least 1');
+  return { model, batch, size, channels };
 }
 
-async function matmulBench(n: number, json: boolean): Promise<void> {
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] && !argv[0].startsWith('-') ? argv.shift()! : 'speed';
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
+  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval'];
+  if (!known.includes(command)) throw new UsageError(`unknown command '${command}'`);
+
+  // Parse everything before touching the GPU, so bad flags fail fast.
+  let run: (rep: Reporter) => Promise<unknown>;
+  let json = false;
+  if (command === 'speed') {
+    const f = parseFlags(argv, SPEED_FLAGS, 'speed');
+    json = !!f.json;
+    const m = modelFlags(f);
+    const mode = oneOf('--mode', (f.mode as string) ?? 'both', ['forward', 'train', 'both'] as const);
+    const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
+    run = (rep) =>
+      runSpeed(
+        {
+          ...m,
+          modes: mode === 'both' ? ['forward', 'train'] : [mode],
+          warmup: (f.warmup as number) ?? 1,
+          iters: Math.max(1, (f.iters as number) ?? 5),
+          memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'],
+        },
+        rep,
+      );
+  } else if (command === 'kernels') {
+    const f = parseFlags(argv, { model: 'string', batch: 'int', size: 'string', channels: 'int', json: 'bool', iters: 'int' }, 'kernels');
+    json = !!f.json;
+    const m = modelFlags({ ...f, size: f.size ?? (f.model && f.model !== 'd2l' ? '224' : '96') });
+    run = (rep) => runKernels({ ...m, iters: (f.iters as number) ?? 5 }, rep);
+  } else if (command === 'memory') {
+    const f = parseFlags(argv, { model: 'string', vary: 'string', batch: 'int', size: 'string', channels: 'int', plot: 'string', json: 'bool' }, 'memory');
+    json = !!f.json;
+    const vary = oneOf('--vary', (f.vary as string) ?? 'depth', ['depth', 'batch'] as const);
+    const m = modelFlags({ ...f, size: f.size ?? '32' });
+    run = (rep) => runMemory({ ...m, vary, plot: (f.plot as string) ?? 'memory.svg' }, rep);
+  } else if (command === 'matmul') {
+    const f = parseFlags(argv, { size: 'int', json: 'bool' }, 'matmul');
+    json = !!f.json;
+    const n = (f.size as number) ?? 512;
+    if (n < 1) throw new UsageError('--size must be at least 1');
+    run = (rep) => matmulBench(n, rep);
+  } else if (command === 'train') {
+    const f = parseFlags(argv, TRAIN_FLAGS, 'train');
+    json = !!f.json;
+    run = (rep) => runTrain(f, rep);
+  } else {
+    const f = parseFlags(argv, EVAL_FLAGS, 'eval');
+    json = !!f.json;
+    run = (rep) => runEval(f, rep);
+  }
+  const rep = new Reporter(json);
+  const g = await E.init();
+  header(g, rep);
+  await run(rep);
+}
+
+async function matmulBench(n: number, rep: Reporter): Promise<void> {
   const a = E.randn([n, n]);
   const b = E.randn([n, n]);
   const kernels: E.MatmulKernel[] = E.gpu().features.subgroups ? ['subgroup', 'tiled'] : ['tiled'];
+  const rows = [];
   for (const k of kernels) {
     E.forceMatmulKernel(k);
-    const t = await timeIt(() => E.scope(() => void E.matmul(a, b)), { warmup: 1, iters: 5, repeat: 4 });
-    const gflops = (2 * n ** 3) / (t.medianMs * 1e6);
-    if (json) console.log(JSON.stringify({ bench: 'matmul', kernel: k, m: n, n, k: n, medianMs: t.medianMs, gflops }));
-    else console.log(`matmul ${n}x${n}x${n} ${k.padEnd(8)} ${t.medianMs.toFixed(2).padStart(8)} ms  ${gflops.toFixed(1).padStart(6)} GFLOP/s`);
+    rep.progress(`matmul ${k}...`);
+    const t = await timeIt(() => E.scope(() => void E.matmul(a, b)), { warmup: 1, iters: 7, repeat: 4 });
+    rows.push({ kernel: k, shape: `${n}x${n}x${n}`, ms: t.medianMs, gflops: (2 * n ** 3) / (t.medianMs * 1e6) });
   }
   E.forceMatmulKernel(null);
+  rep.table(rows, [['kernel', 'kernel'], ['shape', 'M x N x K'], ['ms', 'ms (median)', (v) => (v as number).toFixed(2)], ['gflops', 'GFLOP/s', (v) => (v as number).toFixed(1)]]);
 }
 
-async function main(): Promise<void> {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`densenet-bench: ${e.message}\n${USAGE}`);
-      process.exit(2);
-    }
-    throw e;
-  }
-  const g = await E.init();
-  if (!args.json) console.log(header(g));
-  if (args.command === 'demo') await demo();
-  else await matmulBench(args.size, args.json);
-}
-
-main().then(
+main(process.argv.slice(2)).then(
   () => process.exit(0),
   (e) => {
-    console.error(`densenet-bench: ${(e as Error).message}`);
-    process.exit(1);
+    const usage = e instanceof UsageError || e instanceof InputError || /exceeds the device limit|out of memory/.test(String(e?.message));
+    console.error(`densenet-bench: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
+    process.exit(usage ? 2 : 1);
   },
 );

@@ -192,11 +192,97 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
     if (bindGroups.size > 8192) bindGroups.clear();
     bindGroups.set(key, bg);
   }
-  const ps = getPass();
+  const ps = profiler ? profiledPass(`${k.shader.file.replace(/\.wgsl$/, '')}:${k.entry}`) : getPass();
   ps.setPipeline(p.pipeline);
   ps.setBindGroup(0, bg, [slot * SLOT_BYTES]);
   ps.dispatchWorkgroups(x, y, z);
+  if (profiler) {
+    ps.end();
+    pass = null;
+  }
   dispatchCount++;
+}
+
+// ---- profiling with timestamp queries -------------------------------------------------------------
+// While a profile is running, every dispatch gets its own compute pass with timestamp writes at its
+// start and end; each flush resolves the queries into a buffer read back by stopProfile().
+
+const PROFILE_QUERIES = 2048;
+
+interface ProfileBatch {
+  names: string[];
+  resolve: PooledBuffer;
+  readback: PooledBuffer;
+}
+
+let profiler: { querySet: GPUQuerySet; names: string[]; done: ProfileBatch[] } | null = null;
+
+function profiledPass(name: string): GPUComputePassEncoder {
+  const pr = profiler!;
+  if (pr.names.length * 2 >= PROFILE_QUERIES) flush();
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  const i = pr.names.length;
+  pr.names.push(name);
+  pass = getEncoder().beginComputePass({ timestampWrites: { querySet: pr.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+  return pass;
+}
+
+function resolveProfile(enc: GPUCommandEncoder): void {
+  const pr = profiler;
+  if (!pr || !pr.names.length) return;
+  const bytes = pr.names.length * 16;
+  const resolve = pool.acquire(bytes, 'profile', 0x200 /* QUERY_RESOLVE */ | BufferUsage.COPY_SRC);
+  const readback = pool.acquire(bytes, 'profile', BufferUsage.MAP_READ | BufferUsage.COPY_DST);
+  enc.resolveQuerySet(pr.querySet, 0, pr.names.length * 2, resolve.buffer, 0);
+  enc.copyBufferToBuffer(resolve.buffer, 0, readback.buffer, 0, bytes);
+  pr.done.push({ names: pr.names, resolve, readback });
+  pr.names = [];
+}
+
+/** Whether the adapter can time dispatches (the `timestamp-query` feature). */
+export function canProfile(): boolean {
+  return gpu().features.timestampQuery;
+}
+
+/** Starts timing every dispatch with timestamp queries (needs `timestamp-query`). */
+export function startProfile(): void {
+  if (!canProfile()) throw new Error('startProfile: the adapter has no timestamp-query feature');
+  flush();
+  profiler = { querySet: gpu().device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }), names: [], done: [] };
+}
+
+export interface KernelTime {
+  kernel: string;
+  count: number;
+  ms: number;
+}
+
+/** Stops profiling and returns GPU time per kernel (file:entry), largest first. */
+export async function stopProfile(): Promise<KernelTime[]> {
+  if (!profiler) throw new Error('stopProfile: no profile is running');
+  flush();
+  const pr = profiler;
+  profiler = null;
+  const totals = new Map<string, KernelTime>();
+  for (const b of pr.done) {
+    await waitFor(b.readback.buffer.mapAsync(1, 0, b.names.length * 16));
+    const t = new BigUint64Array(b.readback.buffer.getMappedRange(0, b.names.length * 16).slice(0));
+    b.readback.buffer.unmap();
+    b.names.forEach((name, i) => {
+      const ns = Number(t[2 * i + 1] - t[2 * i]);
+      const e = totals.get(name) ?? { kernel: name, count: 0, ms: 0 };
+      e.count++;
+      e.ms += ns / 1e6;
+      totals.set(name, e);
+    });
+    pool.release(b.resolve);
+    pool.release(b.readback);
+  }
+  pr.querySet.destroy();
+  return [...totals.values()].sort((a, b) => b.ms - a.ms);
 }
 
 /** Encodes a buffer-to-buffer copy (ends the open compute pass). */
@@ -217,6 +303,7 @@ export function flush(): void {
     pass = null;
   }
   const { device } = gpu();
+  resolveProfile(encoder);
   if (arenaSlots) device.queue.writeBuffer(getUniformBuffer().buffer, 0, arena, 0, arenaSlots * SLOT_BYTES);
   device.queue.submit([encoder.finish()]);
   encoder = null;

@@ -10,3 +10,4 @@ export { crossEntropy } from '../engine/index.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, type HostTensor,
 } from './safetensors.js';
+export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';

@@ -6,6 +6,7 @@ import {
   Tensor, addScalar, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, relu, zeros,
 } from '../engine/index.js';
 import { Module } from './module.js';
+import { recordFlops, recordLayer } from './flops.js';
 import { kaimingUniformDefault, uniformBias, xavierUniform_ } from './init.js';
 
 type Pair = number | [number, number];
@@ -95,7 +96,11 @@ export class Conv2d extends LazyCapable {
     if (x.shape[1] !== this.inChannels) {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.inChannels} (input shape ${fmt(x.shape)})`);
     }
-    return conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
+    const y = conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
+    const macs = y.size * this.inChannels! * this.kernelSize[0] * this.kernelSize[1];
+    recordFlops(2 * macs, 2 * macs * (x.requiresGrad ? 2 : 1), this.hasBias ? y.size : 0);
+    recordLayer({ kind: 'conv', input: [...x.shape], output: [...y.shape], weight: [...this.param('weight').shape], stride: this.stride[0], padding: this.padding[0] });
+    return y;
   }
 
   get weight(): Tensor {
@@ -177,6 +182,8 @@ export class BatchNorm2d extends LazyCapable {
         next.dispose();
       });
     }
+    recordFlops(0, 0, 2 * x.size);
+    recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
     return batchNorm2d(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
       training: this.training,
       momentum: this.momentum,
@@ -243,7 +250,11 @@ export class Linear extends LazyCapable {
     const n = x.shape[x.ndim - 1];
     if (this.inFeatures === null) this.build(n);
     if (n !== this.inFeatures) throw new Error(`${this.where()}: input has ${n} features, expected ${this.inFeatures} (input shape ${fmt(x.shape)})`);
-    return linear(x, this.param('weight'), this.hasBias ? this.param('bias') : null);
+    const y = linear(x, this.param('weight'), this.hasBias ? this.param('bias') : null);
+    const macs = y.size * n;
+    recordFlops(2 * macs, 2 * macs * (x.requiresGrad ? 2 : 1), this.hasBias ? y.size : 0);
+    recordLayer({ kind: 'linear', input: [...x.shape], output: [...y.shape], weight: [...this.param('weight').shape] });
+    return y;
   }
 
   get weight(): Tensor {
@@ -263,6 +274,8 @@ export class LazyLinear extends Linear {
 
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
+    recordFlops(0, 0, x.size);
+    recordLayer({ kind: 'relu', input: [...x.shape], output: [...x.shape] });
     return relu(x);
   }
   override describe(): string {
@@ -287,7 +300,10 @@ export class MaxPool2d extends Module {
   }
   forward(x: Tensor): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
-    return maxPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    const y = maxPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    recordFlops(0, 0, y.size * this.kernelSize[0] * this.kernelSize[1]);
+    recordLayer({ kind: 'maxpool', input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
+    return y;
   }
   override describe(): string {
     return `MaxPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
@@ -306,7 +322,10 @@ export class AvgPool2d extends Module {
   }
   forward(x: Tensor): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
-    return avgPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    const y = avgPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    recordFlops(0, 0, y.size * this.kernelSize[0] * this.kernelSize[1]);
+    recordLayer({ kind: 'avgpool', input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
+    return y;
   }
   override describe(): string {
     return `AvgPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
@@ -321,7 +340,10 @@ export class AdaptiveAvgPool2d extends Module {
   }
   forward(x: Tensor): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
-    return adaptiveAvgPool2d(x, this.outputSize);
+    const y = adaptiveAvgPool2d(x, this.outputSize);
+    recordFlops(0, 0, x.size);
+    recordLayer({ kind: 'adaptiveavgpool', input: [...x.shape], output: [...y.shape] });
+    return y;
   }
   override describe(): string {
     return `AdaptiveAvgPool2d(output_size=(${this.outputSize}))`;

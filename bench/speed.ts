@@ -1,0 +1,111 @@
+// `densenet-bench speed`: images per second, ms per step (median and spread), GFLOP/s from the exact
+// FLOP count of the layers, and the pool's peak and live bytes; naive against memory-efficient.
+
+import * as E from '../engine/index.js';
+import { SGD, countFlops, crossEntropy } from '../nn/index.js';
+import { buildModel, type ModelName } from './models.js';
+import { Reporter, fixed, mib, type Row } from './report.js';
+import { timeIt } from './timing.js';
+
+export interface SpeedOptions {
+  model: ModelName;
+  batch: number;
+  size: [number, number];
+  channels: number;
+  modes: Array<'forward' | 'train'>;
+  warmup: number;
+  iters: number;
+  memoryEfficient: boolean[];
+}
+
+export class InputError extends Error {}
+
+/** Builds the model and its input, and checks the shapes with one forward pass. */
+export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'channels'>, memoryEfficient: boolean) {
+  E.manualSeed(0);
+  const { model } = buildModel(o.model, o.channels, memoryEfficient);
+  const x = E.keep(E.randn([o.batch, o.channels, ...o.size]));
+  const labels = E.keep(E.tensor(Array.from({ length: o.batch }, (_, i) => (i * 7) % 10)));
+  let flops;
+  try {
+    flops = countFlops(() => E.scope(() => void model(x)));
+  } catch (e) {
+    x.dispose();
+    labels.dispose();
+    model.dispose();
+    throw new InputError(`input ${o.batch}x${o.channels}x${o.size.join('x')} does not fit ${o.model}: ${(e as Error).message}`);
+  }
+  return { model, x, labels, flops };
+}
+
+export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const eff of o.memoryEfficient) {
+    const impl = eff ? 'efficient' : 'naive';
+    const tag = `[${o.model} ${impl}]`;
+    rep.progress(`${tag} building the model and compiling shaders...`);
+    const { model, x, labels, flops } = prepare(o, eff);
+    const common = { model: o.model, impl, batch: o.batch, size: `${o.channels}x${o.size.join('x')}` };
+    for (const mode of o.modes) {
+      let step: () => void;
+      let opt: SGD | null = null;
+      if (mode === 'forward') {
+        step = () => E.scope(() => void model.predict(x));
+      } else {
+        opt = new SGD(model.parameters(), { lr: 0.1 });
+        const o2 = opt;
+        step = () =>
+          E.scope(() => {
+            o2.zeroGrad();
+            const loss = crossEntropy(model(x), labels);
+            loss.backward();
+            o2.step();
+          });
+      }
+      rep.progress(`${tag} ${mode}: warm-up (${o.warmup})...`);
+      for (let i = 0; i < Math.max(1, o.warmup); i++) step();
+      await E.sync();
+      E.pool.resetPeak();
+      step();
+      await E.sync();
+      const peakBytes = E.memory().peakBytes;
+      const liveBytes = E.memory().liveBytes;
+      rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
+      const t = await timeIt(step, { warmup: 0, iters: o.iters });
+      const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
+      rows.push({
+        ...common,
+        mode,
+        ms: t.medianMs,
+        msMin: t.minMs,
+        msMax: t.maxMs,
+        imgPerSec: (o.batch * 1000) / t.medianMs,
+        gflops: f / (t.medianMs * 1e6),
+        flopsPerStep: f,
+        peakBytes,
+        liveBytes,
+      });
+      opt?.zeroGrad();
+      opt?.dispose();
+    }
+    model.dispose();
+    x.dispose();
+    labels.dispose();
+    E.pool.trim();
+  }
+  rep.table(rows, [
+    ['model', 'model'],
+    ['impl', 'blocks'],
+    ['mode', 'mode'],
+    ['batch', 'batch'],
+    ['size', 'input'],
+    ['ms', 'ms/step', fixed(1)],
+    ['msMin', 'min', fixed(1)],
+    ['msMax', 'max', fixed(1)],
+    ['imgPerSec', 'img/s', fixed(1)],
+    ['gflops', 'GFLOP/s', fixed(2)],
+    ['peakBytes', 'peak MiB', mib],
+    ['liveBytes', 'live MiB', mib],
+  ]);
+  return rows;
+}
