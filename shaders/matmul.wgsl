@@ -2,11 +2,14 @@
 // Bindings: 1 A (read), 2 B (read), 3 C (read_write; column stride 1).
 // Parameters: 0 M  1 N  2 K  3 batch  4 off A  5 off B  6 off C  7 A batch stride  8 A row stride
 //   9 A col stride  10 B batch stride  11 B row stride  12 B col stride  13 C batch stride  14 C row stride
-//   15 column tiles (ceil(N / 4))
-// Dispatch: workgroups (x, y) cover the 1-D tile index (flat_wg), z = batch.
-//   matmul_naive: one C element per invocation (the reference-grade kernel).
-//   matmul_tiled: a 4x4 block of C per invocation, in registers, no barriers; out-of-range rows and
-//                 columns load clamped (valid) addresses and are not stored, so no branch in the k loop.
+
+// Dispatch: z = batch; x and y as below.
+//   matmul_naive: one C element per invocation (the reference-grade kernel); (x, y) cover M*N (flat_wg).
+//   matmul_tiled: a 16 x 8 block of C per invocation in registers (rows m0 = 16 y.., columns
+//                 n0 = 8 (x WG + li)..), no barriers; grid (ceil(N / (8 WG)), ceil(M / 16), batch).
+//                 Out-of-range rows and columns load clamped (valid) addresses and are not stored, so
+//                 the k loop has no branch. The rows are written out: function-scope arrays cannot be
+//                 sized by an override, and indexed private arrays spill to memory on some compilers.
 override WG: u32 = 64u;
 
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -34,42 +37,98 @@ fn matmul_naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 }
 
 @compute @workgroup_size(WG)
-fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let id = flat_wg(wg, nwg) * WG + li;
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let M = pu(0u); let N = pu(1u); let K = pu(2u);
-  let tilesN = pu(15u);
-  let r0 = (id / tilesN) * 4u;
-  let c0 = (id % tilesN) * 4u;
-  if (r0 >= M) { return; }
-  let b = wg.z;
-  let sam = pu(8u); let sak = pu(9u); let sbk = pu(11u); let sbn = pu(12u);
-  let abase = pu(4u) + b * pu(7u);
-  let bbase = pu(5u) + b * pu(10u);
-  var ar: array<u32, 4>;
-  var bc: array<u32, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    ar[i] = abase + min(r0 + i, M - 1u) * sam;
-    bc[i] = bbase + min(c0 + i, N - 1u) * sbn;
-  }
-  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0); var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+  let m0 = wid.y * 16u; let n0 = (wid.x * WG + li) * 8u; let b = wid.z;
+  if (m0 >= M || n0 >= N) { return; }
+  let aBase = pu(4u) + b * pu(7u); let bBase = pu(5u) + b * pu(10u);
+  let aRs = pu(8u); let aCs = pu(9u); let bRs = pu(11u); let bCs = pu(12u);
+  let Mm1 = M - 1u; let Nm1 = N - 1u;
+  let ra0 = aBase + min(m0 + 0u, Mm1) * aRs;
+  let ra1 = aBase + min(m0 + 1u, Mm1) * aRs;
+  let ra2 = aBase + min(m0 + 2u, Mm1) * aRs;
+  let ra3 = aBase + min(m0 + 3u, Mm1) * aRs;
+  let ra4 = aBase + min(m0 + 4u, Mm1) * aRs;
+  let ra5 = aBase + min(m0 + 5u, Mm1) * aRs;
+  let ra6 = aBase + min(m0 + 6u, Mm1) * aRs;
+  let ra7 = aBase + min(m0 + 7u, Mm1) * aRs;
+  let ra8 = aBase + min(m0 + 8u, Mm1) * aRs;
+  let ra9 = aBase + min(m0 + 9u, Mm1) * aRs;
+  let ra10 = aBase + min(m0 + 10u, Mm1) * aRs;
+  let ra11 = aBase + min(m0 + 11u, Mm1) * aRs;
+  let ra12 = aBase + min(m0 + 12u, Mm1) * aRs;
+  let ra13 = aBase + min(m0 + 13u, Mm1) * aRs;
+  let ra14 = aBase + min(m0 + 14u, Mm1) * aRs;
+  let ra15 = aBase + min(m0 + 15u, Mm1) * aRs;
+  let cb0 = bBase + min(n0 + 0u, Nm1) * bCs;
+  let cb1 = bBase + min(n0 + 1u, Nm1) * bCs;
+  let cb2 = bBase + min(n0 + 2u, Nm1) * bCs;
+  let cb3 = bBase + min(n0 + 3u, Nm1) * bCs;
+  let cb4 = bBase + min(n0 + 4u, Nm1) * bCs;
+  let cb5 = bBase + min(n0 + 5u, Nm1) * bCs;
+  let cb6 = bBase + min(n0 + 6u, Nm1) * bCs;
+  let cb7 = bBase + min(n0 + 7u, Nm1) * bCs;
+  var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0);
+  var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0);
+  var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0);
+  var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0);
+  var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0);
+  var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0);
+  var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0);
+  var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0);
+  var acc8_0 = vec4<f32>(0.0); var acc8_1 = vec4<f32>(0.0);
+  var acc9_0 = vec4<f32>(0.0); var acc9_1 = vec4<f32>(0.0);
+  var acc10_0 = vec4<f32>(0.0); var acc10_1 = vec4<f32>(0.0);
+  var acc11_0 = vec4<f32>(0.0); var acc11_1 = vec4<f32>(0.0);
+  var acc12_0 = vec4<f32>(0.0); var acc12_1 = vec4<f32>(0.0);
+  var acc13_0 = vec4<f32>(0.0); var acc13_1 = vec4<f32>(0.0);
+  var acc14_0 = vec4<f32>(0.0); var acc14_1 = vec4<f32>(0.0);
+  var acc15_0 = vec4<f32>(0.0); var acc15_1 = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
-    let ko = k * sak;
-    let kb = k * sbk;
-    let bv = vec4<f32>(Bm[bc[0] + kb], Bm[bc[1] + kb], Bm[bc[2] + kb], Bm[bc[3] + kb]);
-    acc0 = fma(vec4<f32>(A[ar[0] + ko]), bv, acc0);
-    acc1 = fma(vec4<f32>(A[ar[1] + ko]), bv, acc1);
-    acc2 = fma(vec4<f32>(A[ar[2] + ko]), bv, acc2);
-    acc3 = fma(vec4<f32>(A[ar[3] + ko]), bv, acc3);
+    let ka = k * aCs; let kb = k * bRs;
+    let b0 = vec4<f32>(Bm[cb0 + kb], Bm[cb1 + kb], Bm[cb2 + kb], Bm[cb3 + kb]);
+    let b1 = vec4<f32>(Bm[cb4 + kb], Bm[cb5 + kb], Bm[cb6 + kb], Bm[cb7 + kb]);
+    { let x = vec4<f32>(A[ra0 + ka]); acc0_0 = fma(x, b0, acc0_0); acc0_1 = fma(x, b1, acc0_1); }
+    { let x = vec4<f32>(A[ra1 + ka]); acc1_0 = fma(x, b0, acc1_0); acc1_1 = fma(x, b1, acc1_1); }
+    { let x = vec4<f32>(A[ra2 + ka]); acc2_0 = fma(x, b0, acc2_0); acc2_1 = fma(x, b1, acc2_1); }
+    { let x = vec4<f32>(A[ra3 + ka]); acc3_0 = fma(x, b0, acc3_0); acc3_1 = fma(x, b1, acc3_1); }
+    { let x = vec4<f32>(A[ra4 + ka]); acc4_0 = fma(x, b0, acc4_0); acc4_1 = fma(x, b1, acc4_1); }
+    { let x = vec4<f32>(A[ra5 + ka]); acc5_0 = fma(x, b0, acc5_0); acc5_1 = fma(x, b1, acc5_1); }
+    { let x = vec4<f32>(A[ra6 + ka]); acc6_0 = fma(x, b0, acc6_0); acc6_1 = fma(x, b1, acc6_1); }
+    { let x = vec4<f32>(A[ra7 + ka]); acc7_0 = fma(x, b0, acc7_0); acc7_1 = fma(x, b1, acc7_1); }
+    { let x = vec4<f32>(A[ra8 + ka]); acc8_0 = fma(x, b0, acc8_0); acc8_1 = fma(x, b1, acc8_1); }
+    { let x = vec4<f32>(A[ra9 + ka]); acc9_0 = fma(x, b0, acc9_0); acc9_1 = fma(x, b1, acc9_1); }
+    { let x = vec4<f32>(A[ra10 + ka]); acc10_0 = fma(x, b0, acc10_0); acc10_1 = fma(x, b1, acc10_1); }
+    { let x = vec4<f32>(A[ra11 + ka]); acc11_0 = fma(x, b0, acc11_0); acc11_1 = fma(x, b1, acc11_1); }
+    { let x = vec4<f32>(A[ra12 + ka]); acc12_0 = fma(x, b0, acc12_0); acc12_1 = fma(x, b1, acc12_1); }
+    { let x = vec4<f32>(A[ra13 + ka]); acc13_0 = fma(x, b0, acc13_0); acc13_1 = fma(x, b1, acc13_1); }
+    { let x = vec4<f32>(A[ra14 + ka]); acc14_0 = fma(x, b0, acc14_0); acc14_1 = fma(x, b1, acc14_1); }
+    { let x = vec4<f32>(A[ra15 + ka]); acc15_0 = fma(x, b0, acc15_0); acc15_1 = fma(x, b1, acc15_1); }
   }
-  let cbase = pu(6u) + b * pu(13u);
-  let scm = pu(14u);
-  var rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let r = r0 + i;
-    if (r < M) {
-      for (var j = 0u; j < 4u; j++) {
-        if (c0 + j < N) { C[cbase + r * scm + c0 + j] = rows[i][j]; }
-      }
-    }
+  let cBase = pu(6u) + b * pu(13u); let cRs = pu(14u);
+  store_row(cBase, cRs, m0 + 0u, n0, M, N, acc0_0, acc0_1);
+  store_row(cBase, cRs, m0 + 1u, n0, M, N, acc1_0, acc1_1);
+  store_row(cBase, cRs, m0 + 2u, n0, M, N, acc2_0, acc2_1);
+  store_row(cBase, cRs, m0 + 3u, n0, M, N, acc3_0, acc3_1);
+  store_row(cBase, cRs, m0 + 4u, n0, M, N, acc4_0, acc4_1);
+  store_row(cBase, cRs, m0 + 5u, n0, M, N, acc5_0, acc5_1);
+  store_row(cBase, cRs, m0 + 6u, n0, M, N, acc6_0, acc6_1);
+  store_row(cBase, cRs, m0 + 7u, n0, M, N, acc7_0, acc7_1);
+  store_row(cBase, cRs, m0 + 8u, n0, M, N, acc8_0, acc8_1);
+  store_row(cBase, cRs, m0 + 9u, n0, M, N, acc9_0, acc9_1);
+  store_row(cBase, cRs, m0 + 10u, n0, M, N, acc10_0, acc10_1);
+  store_row(cBase, cRs, m0 + 11u, n0, M, N, acc11_0, acc11_1);
+  store_row(cBase, cRs, m0 + 12u, n0, M, N, acc12_0, acc12_1);
+  store_row(cBase, cRs, m0 + 13u, n0, M, N, acc13_0, acc13_1);
+  store_row(cBase, cRs, m0 + 14u, n0, M, N, acc14_0, acc14_1);
+  store_row(cBase, cRs, m0 + 15u, n0, M, N, acc15_0, acc15_1);
+}
+
+fn store_row(cBase: u32, cRs: u32, m: u32, n0: u32, M: u32, N: u32, lo: vec4<f32>, hi: vec4<f32>) {
+  if (m >= M) { return; }
+  let row = cBase + m * cRs;
+  for (var c = 0u; c < 4u; c++) {
+    if (n0 + c < N) { C[row + n0 + c] = lo[c]; }
+    if (n0 + 4u + c < N) { C[row + n0 + 4u + c] = hi[c]; }
   }
 }

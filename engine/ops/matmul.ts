@@ -57,17 +57,16 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
   if (out.size === 0) return out;
   if (batch > gpu().limits.maxComputeWorkgroupsPerDimension) throw new Error(`matmul: batch ${batch} exceeds the device's grid limit`);
   const p = new Uint32Array(PARAM_WORDS);
-  const tilesN = Math.ceil(N / 4);
   p.set([M, N, K, batch, ac.offset, bc.offset, 0, sa!, ac.strides[ac.ndim - 2], ac.strides[ac.ndim - 1],
-    sb!, bc.strides[bc.ndim - 2], bc.strides[bc.ndim - 1], M * N, N, tilesN]);
+    sb!, bc.strides[bc.ndim - 2], bc.strides[bc.ndim - 1], M * N, N]);
   const kernel = forcedKernel ?? chooseMatmulKernel(gpu().features);
   const buffers = [ac.buffer, bc.buffer, out.buffer];
   if (kernel === 'naive') {
     const [x, y] = grid1d(Math.ceil((M * N) / 64));
     dispatch({ shader: shaders.matmul, entry: 'matmul_naive' }, { params: p, buffers, workgroups: [x, y, batch] });
   } else if (kernel === 'tiled' || !gpu().features.subgroups) {
-    const [x, y] = grid1d(Math.ceil((Math.ceil(M / 4) * tilesN) / 64));
-    dispatch({ shader: shaders.matmul, entry: 'matmul_tiled' }, { params: p, buffers, workgroups: [x, y, batch] });
+    const WG = 8;
+    dispatch({ shader: shaders.matmul, entry: 'matmul_tiled', constants: { WG } }, { params: p, buffers, workgroups: [Math.ceil(N / (8 * WG)), Math.ceil(M / 16), batch] });
   } else {
     dispatchSubgroupMatmul(p, buffers, M, N, batch);
   }
@@ -83,12 +82,10 @@ function materialise(t: Tensor, shape: number[]): Tensor {
   return c;
 }
 
-// Set by the subgroup kernel's module (see dispatchSubgroupMatmul below).
+/** The quad-broadcast kernel: 16 x 8 outputs per invocation, 8 invocations per workgroup. */
 function dispatchSubgroupMatmul(p: Uint32Array, buffers: Tensor['buffer'][], M: number, N: number, batch: number): void {
-  const [x, y] = grid1d(Math.ceil((Math.ceil(M / 4) * Math.ceil(N / 4)) / 64));
-  void M;
-  void N;
-  dispatch({ shader: shaders.matmul, entry: 'matmul_tiled' }, { params: p, buffers, workgroups: [x, y, batch] });
+  const WG = 8;
+  dispatch({ shader: shaders.matmulSubgroup, entry: 'matmul_quad', constants: { WG } }, { params: p, buffers, workgroups: [Math.ceil(N / (8 * WG)), Math.ceil(M / 16), batch] });
 }
 
 const matmulOp = defineOp<null>({
