@@ -19,13 +19,20 @@ export interface MemoryOptions {
   plot: string;
 }
 
-/** Peak pool bytes above the starting live bytes during one forward + backward of a single dense block. */
-export async function blockStepPeak(model: ModelName, layers: number, batch: number, size: [number, number], memoryEfficient: boolean): Promise<number> {
+/**
+ * Peak pool bytes above the starting live bytes during one forward + backward of a single dense block
+ * (input 64 channels). With `trainParams` false the parameters are frozen, so the figure is the
+ * activation memory alone (a DenseNet block's weights, and so their gradients, grow with the square of
+ * its depth in any implementation).
+ */
+export async function blockStepPeak(model: ModelName, layers: number, batch: number, size: [number, number], memoryEfficient: boolean, trainParams = true): Promise<number> {
   E.manualSeed(0);
   const c0 = 64;
   const block = model === 'd2l' ? new DenseBlock(layers, 32, { memoryEfficient }) : new DenseBlockBC(layers, c0, 4, 32, { memoryEfficient });
   const x = E.keep(E.randn([batch, c0, ...size]));
   x.requiresGrad = true;
+  E.scope(() => void E.noGrad(() => block(x))); // materialise lazy layers
+  if (!trainParams) for (const p of block.parameters()) p.requiresGrad = false;
   const step = () =>
     E.scope(() => {
       block.zeroGrad();

@@ -22,7 +22,7 @@ export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
 export { matmul, chooseMatmulKernel, forceMatmulKernel, type MatmulKernel } from './ops/matmul.js';
 export {
-  batchNorm2d, batchNormStats, batchNormApplyRaw, updateRunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
+  batchNorm2d, batchNormStats, batchNormApplyRaw, batchNormEvalStats, batchNormGradSums, batchNormBackwardDxRaw, updateRunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
 } from './ops/batchnorm.js';
 export {
   conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, chooseConvKernel, forceConvKernel, type ConvKernel, type ConvPrologue,
@@ -32,6 +32,7 @@ export { crossEntropy } from './ops/loss.js';
 export { linear } from './ops/linear.js';
 export { sgdStep } from './ops/sgd.js';
 export { resizeBilinear } from './ops/resize.js';
+export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
 
 /** Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`. */
 export function backward(t: Tensor, grad?: Tensor): void {

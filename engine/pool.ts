@@ -1,8 +1,9 @@
 // The buffer pool: every GPU byte the engine uses is allocated here.
 //
-// Requests are rounded up to a size class (four classes per power of two, so at most 25% slack;
-// at least 256 bytes) and freed buffers are kept per (class, usage) for reuse. The counters are
-// exact, in bytes of real GPU buffers:
+// New buffers get the request rounded up to a multiple of 256 bytes (4 KiB above 1 MiB). Freed buffers
+// are kept per (size, usage); a request reuses the smallest kept buffer of its usage that is at least as
+// large and at most 25% larger (a training loop asks for the same sizes every step, so it finds exact
+// matches). The counters are exact, in bytes of real GPU buffers:
 //   liveBytes    buffers handed out and not yet released;
 //   peakBytes    the largest liveBytes since the last resetPeak();
 //   cachedBytes  released buffers kept for reuse (trim() destroys them);
@@ -43,16 +44,14 @@ export interface PoolStats {
   byTag: Record<string, number>;
 }
 
-/** The size class a request is rounded up to. */
+/** The size of a new buffer for a request: a multiple of 256 bytes, or of 4 KiB above 1 MiB. */
 export function sizeClass(bytes: number): number {
-  if (bytes <= 256) return 256;
-  const p = 2 ** Math.floor(Math.log2(bytes));
-  for (const f of [1, 1.25, 1.5, 1.75, 2]) {
-    const s = Math.ceil((p * f) / 256) * 256;
-    if (s >= bytes) return s;
-  }
-  return 2 * p;
+  const step = bytes > 1 << 20 ? 4096 : 256;
+  return Math.max(256, Math.ceil(bytes / step) * step);
 }
+
+/** A kept buffer may serve requests down to this fraction of its size. */
+const REUSE_SLACK = 1.25;
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -82,10 +81,9 @@ class BufferPool {
           `${formatBytes(maxSize)} per ${usage & BufferUsage.STORAGE ? 'storage binding' : 'buffer'}; use a smaller batch or input size`,
       );
     }
-    const key = `${size}:${usage}`;
-    let pb = this.free.get(key)?.pop();
+    let pb = this.takeFree(size, usage);
     if (pb) {
-      this.stats.cachedBytes -= size;
+      this.stats.cachedBytes -= pb.size;
       this.stats.reuses++;
     } else {
       if (this.budgetBytes && this.stats.liveBytes + this.stats.cachedBytes + size > this.budgetBytes) this.trim();
@@ -101,11 +99,28 @@ class BufferPool {
     }
     pb.tag = tag;
     pb.live = true;
-    this.stats.liveBytes += size;
+    this.stats.liveBytes += pb.size;
     this.stats.liveBuffers++;
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.liveBytes);
-    this.tags.set(tag, (this.tags.get(tag) ?? 0) + size);
+    this.tags.set(tag, (this.tags.get(tag) ?? 0) + pb.size);
     return pb;
+  }
+
+  /** The smallest kept buffer of this usage with size in [size, size * REUSE_SLACK], removed from the cache. */
+  private takeFree(size: number, usage: number): PooledBuffer | undefined {
+    const exact = this.free.get(`${size}:${usage}`);
+    if (exact?.length) return exact.pop();
+    let best: PooledBuffer[] | undefined;
+    let bestSize = Infinity;
+    for (const [key, list] of this.free) {
+      if (!list.length) continue;
+      const [s, u] = key.split(':').map(Number);
+      if (u === usage && s >= size && s <= size * REUSE_SLACK && s < bestSize) {
+        best = list;
+        bestSize = s;
+      }
+    }
+    return best?.pop();
   }
 
   release(pb: PooledBuffer): void {

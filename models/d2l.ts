@@ -4,10 +4,11 @@
 // conv, 2x2 average pool; DenseNet = stem, dense blocks with transitions, BN, ReLU, global average
 // pool, flatten, linear; initialised with d2l's init_cnn (Xavier uniform on conv and linear weights).
 
-import { Tensor, cat, noGrad } from '../engine/index.js';
+import { Tensor, cat, denseBlock, noGrad, type DenseLayerParams } from '../engine/index.js';
 import {
-  AdaptiveAvgPool2d, AvgPool2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
+  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
 } from '../nn/index.js';
+import { bnParams, recordFusedBn } from './fused.js';
 
 /** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block). */
 export function convBlock(numChannels: number): Sequential {
@@ -15,7 +16,7 @@ export function convBlock(numChannels: number): Sequential {
 }
 
 export interface DenseBlockOptions {
-  /** Use the shared-buffer, fused implementation (issue 5); the plain path concatenates. */
+  /** One shared buffer with BN-ReLU fused into the convolutions (the default); false concatenates, as d2l does. */
   memoryEfficient?: boolean;
 }
 
@@ -27,7 +28,7 @@ export class DenseBlock extends Module {
   constructor(
     readonly numConvs: number,
     readonly numChannels: number,
-    { memoryEfficient = false }: DenseBlockOptions = {},
+    { memoryEfficient = true }: DenseBlockOptions = {},
   ) {
     super();
     this.net = this.addModule('net', new Sequential());
@@ -36,12 +37,32 @@ export class DenseBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.memoryEfficient) return this.forwardShared(x);
     let X = x;
     for (const blk of this.net.children()) {
       const Y = blk.forward(X);
       X = cat([X, Y], 1);
     }
     return X;
+  }
+
+  /** The same function in one shared buffer with BN-ReLU fused into the convolutions (engine denseBlock). */
+  private forwardShared(x: Tensor): Tensor {
+    if (x.ndim !== 4) throw new Error(`${this.where()}: expected an [N, C, H, W] input, got ${x.ndim} dims`);
+    const [N, C0, H, W] = x.shape;
+    const k = this.numChannels;
+    const norms: BatchNorm2d[] = [];
+    const layers: DenseLayerParams[] = this.net.children().map((blk, i) => {
+      const [bn, , conv] = blk.children() as [BatchNorm2d, ReLU, Conv2d];
+      const cin = C0 + i * k;
+      bn.initialize(cin);
+      conv.initialize(cin);
+      norms.push(bn);
+      conv.recordFlops([N, cin, H, W], [N, k, H, W], true);
+      return { norm1: bnParams(bn), conv1: { weight: conv.weight, bias: conv.bias } };
+    });
+    recordFusedBn(norms, this.training, (i) => [N, C0 + i * k, H, W]);
+    return denseBlock(x, layers, { training: this.training, momentum: norms[0].momentum, eps: norms[0].eps });
   }
 
   override describe(): string {
@@ -66,7 +87,7 @@ export interface D2lDenseNetOptions {
 export class DenseNet extends Module {
   readonly net: Sequential;
 
-  constructor({ numChannels = 64, growthRate = 32, arch = [4, 4, 4, 4], numClasses = 10, memoryEfficient = false }: D2lDenseNetOptions = {}) {
+  constructor({ numChannels = 64, growthRate = 32, arch = [4, 4, 4, 4], numClasses = 10, memoryEfficient = true }: D2lDenseNetOptions = {}) {
     super();
     this.net = this.addModule('net', new Sequential(DenseNet.b1()));
     let channels = numChannels;

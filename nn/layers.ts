@@ -73,6 +73,21 @@ export class Conv2d extends LazyCapable {
     return this.inChannels !== null;
   }
 
+  /** Creates the parameters of a lazy layer for `inChannels` (or checks a built one). */
+  initialize(inChannels: number): this {
+    if (this.inChannels === null) this.build(inChannels);
+    else if (this.inChannels !== inChannels) throw new Error(`${this.where()}: built for ${this.inChannels} input channels, asked for ${inChannels}`);
+    return this;
+  }
+
+  /** Reports this layer's FLOPs (forward calls it; fused paths that bypass forward call it too). */
+  recordFlops(input: readonly number[], output: readonly number[], inputNeedsGrad: boolean): void {
+    const outSize = output.reduce((a, b) => a * b, 1);
+    const macs = outSize * this.inChannels! * this.kernelSize[0] * this.kernelSize[1];
+    recordFlops(2 * macs, 2 * macs * (inputNeedsGrad ? 2 : 1), this.hasBias ? outSize : 0);
+    recordLayer({ kind: 'conv', input: [...input], output: [...output], weight: [...this.param('weight').shape], stride: this.stride[0], padding: this.padding[0] });
+  }
+
   private build(inChannels: number): void {
     this.inChannels = inChannels;
     const [kh, kw] = this.kernelSize;
@@ -97,9 +112,7 @@ export class Conv2d extends LazyCapable {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.inChannels} (input shape ${fmt(x.shape)})`);
     }
     const y = conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
-    const macs = y.size * this.inChannels! * this.kernelSize[0] * this.kernelSize[1];
-    recordFlops(2 * macs, 2 * macs * (x.requiresGrad ? 2 : 1), this.hasBias ? y.size : 0);
-    recordLayer({ kind: 'conv', input: [...x.shape], output: [...y.shape], weight: [...this.param('weight').shape], stride: this.stride[0], padding: this.padding[0] });
+    this.recordFlops(x.shape, y.shape, x.requiresGrad);
     return y;
   }
 
@@ -149,6 +162,26 @@ export class BatchNorm2d extends LazyCapable {
     return this.numFeatures !== null;
   }
 
+  /** Creates the parameters and buffers of a lazy layer for `c` channels (or checks a built one). */
+  initialize(c: number): this {
+    if (this.numFeatures === null) this.build(c);
+    else if (this.numFeatures !== c) throw new Error(`${this.where()}: built for ${this.numFeatures} channels, asked for ${c}`);
+    return this;
+  }
+
+  /** Counts one training batch in num_batches_tracked (forward does this; fused paths call it). */
+  countBatch(shape: readonly number[]): void {
+    this.numBatchesTracked++;
+    const nb = this.buffer('num_batches_tracked')!;
+    noGrad(() => {
+      const next = addScalar(nb, 1);
+      copyInto(nb, next);
+      next.dispose();
+    });
+    recordFlops(0, 0, 2 * shape.reduce((a, b) => a * b, 1));
+    recordLayer({ kind: 'batchnorm', input: [...shape], output: [...shape] });
+  }
+
   private build(c: number): void {
     this.numFeatures = c;
     this.registerParameter('weight', ones([c]));
@@ -173,17 +206,11 @@ export class BatchNorm2d extends LazyCapable {
     if (x.shape[1] !== this.numFeatures) {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.numFeatures} (input shape ${fmt(x.shape)})`);
     }
-    if (this.training) {
-      this.numBatchesTracked++;
-      const nb = this.buffer('num_batches_tracked')!;
-      noGrad(() => {
-        const next = addScalar(nb, 1);
-        copyInto(nb, next);
-        next.dispose();
-      });
+    if (this.training) this.countBatch(x.shape);
+    else {
+      recordFlops(0, 0, 2 * x.size);
+      recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
     }
-    recordFlops(0, 0, 2 * x.size);
-    recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
     return batchNorm2d(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
       training: this.training,
       momentum: this.momentum,

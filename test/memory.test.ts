@@ -6,12 +6,12 @@ import { useEngine } from './helpers.js';
 useEngine();
 
 describe('buffer pool accounting', () => {
-  test('size classes: at most 25% slack, multiples of 256', () => {
+  test("new buffers: the request rounded up to 256 bytes (4 KiB above 1 MiB)", () => {
     for (const n of [1, 255, 256, 257, 1000, 4096, 5000, 123457, 1 << 20, (1 << 20) + 1]) {
       const s = sizeClass(n);
       expect(s).toBeGreaterThanOrEqual(n);
       expect(s % 256).toBe(0);
-      if (n > 1024) expect(s / n).toBeLessThanOrEqual(1.25);
+      expect(s - n).toBeLessThan(n > 1 << 20 ? 4096 : 256);
     }
   });
 

@@ -99,8 +99,8 @@ export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; cha
   return stats;
 }
 
-/** Stats [3, C] from running statistics (for eval mode). */
-function evalStats(rm: Tensor, rv: Tensor, eps: number): Tensor {
+/** Stats [3, C] from running statistics (for eval mode). No autograd. */
+export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor {
   const C = rm.shape[0];
   const stats = empty([3, C], 'bn-stats');
   const p = new Uint32Array(PARAM_WORDS);
@@ -154,8 +154,8 @@ export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta:
   return out;
 }
 
-/** [2, C]: sum(dy) and sum(dy * xhat) per channel (the gradients of beta and gamma). */
-function gradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor {
+/** [2, C]: sum(dy) and sum(dy * xhat) per channel (the gradients of beta and gamma). No autograd. */
+export function batchNormGradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor {
   const [N, C, H, W] = x.shape;
   const out = empty([2, C], 'bn-grad');
   const p = new Uint32Array(PARAM_WORDS);
@@ -167,18 +167,31 @@ function gradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor {
   return out;
 }
 
-function backwardDx(x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean): Tensor {
+/**
+ * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and (in training) the
+ * gradient sums. Writes a new tensor, or writes (accumulate = false) or adds (accumulate = true) into
+ * `out`, a view of x's shape with contiguous planes. No autograd.
+ */
+export function batchNormBackwardDxRaw(
+  x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean,
+  { out, accumulate = false }: { out?: Tensor; accumulate?: boolean } = {},
+): Tensor {
   const [N, C, H, W] = x.shape;
-  const out = empty([N, C, H, W]);
+  const o = out ?? empty([N, C, H, W]);
+  if (out && (out.shape.join() !== x.shape.join() || (W > 1 && out.strides[3] !== 1) || (H > 1 && out.strides[2] !== W))) {
+    throw new Error(`batchNorm backward: the output view ${fmt(out.shape)} must match x ${fmt(x.shape)} with contiguous planes`);
+  }
   const p = new Uint32Array(PARAM_WORDS);
   p.set([N, C, H * W, x.offset, x.strides[0], x.strides[1], dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
     gamma.offset, gamma.strides[0], sums?.offset ?? 0, C, 0, f32bits(1 / (N * H * W))]);
+  p.set([o.offset, o.strides[0], o.strides[1]], 23);
   const aux = sums ?? stats;
+  const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
   dispatch(
-    { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(x, dy) ? 1 : 0, TRAIN: training ? 1 : 0 } },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, out.buffer], workgroups: [C, N] },
+    { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0 } },
+    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer], workgroups: [C, N] },
   );
-  return out;
+  return o;
 }
 
 interface BnAttrs {
@@ -201,7 +214,7 @@ const batchNormOp = defineOp<BnAttrs>({
         updateRunningStats(stats, a.runningMean, a.runningVar, a.momentum, N * H * W);
       }
     } else {
-      stats = evalStats(a.runningMean!, a.runningVar!, a.eps);
+      stats = batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
     }
     const out = batchNormApplyRaw(xp, stats, gamma, beta);
     saved.push(stats, xp);
@@ -210,9 +223,9 @@ const batchNormOp = defineOp<BnAttrs>({
   backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp] }, g) => {
     const dy = planar(g);
     const needSums = attrs.training || gamma.requiresGrad || beta.requiresGrad;
-    const sums = needSums ? gradSums(xp, dy, stats) : null;
+    const sums = needSums ? batchNormGradSums(xp, dy, stats) : null;
     const C = xp.shape[1];
-    const dx = backwardDx(xp, dy, stats, gamma, attrs.training ? sums : null, attrs.training);
+    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, attrs.training ? sums : null, attrs.training);
     return [
       dx,
       gamma.requiresGrad && sums ? view(sums, [C], [1], sums.offset + C) : null,
