@@ -1,6 +1,6 @@
 // `densenet-bench train` and `densenet-bench eval`: the seed's DenseNet on Fashion-MNIST as d2l.ai
-// trains it (SGD, lr 0.1, batch 256, 10 epochs, images resized to 96x96; here --size 28 is the quick
-// default for a CPU-only machine). Images become [0, 1] floats on the host and are resized on the GPU
+// trains it (SGD, lr 0.1, batch 256, 10 epochs, images resized to 96x96; here --size 32 is the quick
+// default for a CPU-only machine: the model's stem and three transitions need at least 32 pixels). Images become [0, 1] floats on the host and are resized on the GPU
 // (bilinear, as torchvision's Resize on tensors). A checkpoint (safetensors: the model's state dict,
 // the optimiser's momentum buffers, and the epoch/step in the metadata) is written atomically at the
 // end of every epoch and on Ctrl-C; a NaN or infinite loss stops the run and keeps the last good one.
@@ -55,13 +55,19 @@ export function trainConfig(f: Flags): TrainConfig {
   const lr = (f.lr as number) ?? 0.1;
   if (!(lr > 0)) throw new UsageError('--lr must be positive');
   const out = (f.out as string) ?? 'out';
+  // The stem divides the size by 4 and each transition by 2: the last block needs at least 1x1.
+  const minSize = 4 * 2 ** (arch.length - 1);
+  const size = (f.size as number | undefined) ?? 32;
+  if (size < minSize) {
+    throw new UsageError(`--size ${size} is too small for the seed's DenseNet with ${arch.length} dense blocks: it needs at least ${minSize} pixels (d2l resizes Fashion-MNIST to 96; ${minSize} is the quick setting)`);
+  }
   return {
     epochs: int('epochs', 1),
     batch: int('batch', 128),
     lr,
     momentum: (f.momentum as number) ?? 0,
     weightDecay: (f['weight-decay'] as number) ?? 0,
-    size: int('size', 28, 8),
+    size: int('size', 32, 8),
     limit: int('limit', Number.MAX_SAFE_INTEGER),
     testLimit: int('test-limit', Number.MAX_SAFE_INTEGER),
     seed: (f.seed as number) ?? 0,

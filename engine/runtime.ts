@@ -333,7 +333,7 @@ pool.onDestroy = () => {
  */
 export async function waitFor<T>(promise: Promise<T>): Promise<T> {
   const g = gpu();
-  if (true || !g.node || typeof SharedArrayBuffer === 'undefined') return promise;
+  if (!g.node || typeof SharedArrayBuffer === 'undefined') return promise;
   let done = false;
   promise.then(
     () => (done = true),

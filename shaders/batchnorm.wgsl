@@ -7,6 +7,8 @@
 //   bn_apply:       OUT = (x - mean) * invstd * gamma + beta
 //   bn_backward_dx: OUT = gamma * invstd * (dy - sum(dy)/M - xhat * sum(dy xhat)/M), M = N*HW, in training
 //                   (TRAIN = 1); OUT = gamma * invstd * dy with the statistics held fixed (TRAIN = 0).
+//                   OUT is the view at offset 23 with strides 24 (n) and 25 (c), planes contiguous;
+//                   with ACC the result is added to what OUT holds (the dense block's gradient buffer).
 // Dispatch of bn_eval_stats and bn_running: 1-D, one invocation per channel.
 //   bn_eval_stats:  OUT (stats [3, C]) from running mean X and running var DY: mean, 1/sqrt(var + eps), var.
 //   bn_running:     OUT[ro + c*rst] = (1 - m) * OUT[..] + m * v, v = ST row ROW (0: mean; 2: var, times
@@ -15,10 +17,12 @@
 //   8 dy stride c  9 stats column offset  10 stats row stride  11 gamma offset  12 gamma stride
 //   13 aux offset  14 aux stride (beta: element stride; grad sums: row stride)  15 eps / momentum (f32)
 //   16 1/M (f32)  17 running offset  18 running stride  19 row of ST (bn_running)  20 unbiased factor (f32)
-//   21 running-var offset  22 running-var stride (bn_eval_stats)
+//   21 running-var offset  22 running-var stride (bn_eval_stats)  23 out offset  24 out stride n
+//   25 out stride c (bn_backward_dx)
 override WG: u32 = 64u;
 override VEC: bool = true;
 override TRAIN: bool = true;
+override ACC: bool = false;
 
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> DY: array<vec4<f32>>;
@@ -69,15 +73,20 @@ fn bn_backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
   }
   let xb = pu(3u) + n * pu(4u) + c * pu(5u);
   let db = pu(6u) + n * pu(7u) + c * pu(8u);
-  let ob = (n * C + c) * HW;
+  let ob = pu(23u) + n * pu(24u) + c * pu(25u);
   if (VEC) {
     let x4 = xb >> 2u; let d4 = db >> 2u;
     for (var j = li; j < (HW >> 2u); j += WG) {
-      store4(ob + 4u * j, a * DY[d4 + j] + b * X[x4 + j] + k);
+      var v = a * DY[d4 + j] + b * X[x4 + j] + k;
+      let o = ob + 4u * j;
+      if (ACC) { v += vec4<f32>(OUT[o], OUT[o + 1u], OUT[o + 2u], OUT[o + 3u]); }
+      store4(o, v);
     }
   } else {
     for (var j = li; j < HW; j += WG) {
-      OUT[ob + j] = a * dys(db + j) + b * xs(xb + j) + k;
+      var v = a * dys(db + j) + b * xs(xb + j) + k;
+      if (ACC) { v += OUT[ob + j]; }
+      OUT[ob + j] = v;
     }
   }
 }
