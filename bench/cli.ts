@@ -23,7 +23,8 @@ const USAGE = `usage: densenet-bench [command] [flags]
 commands:
   speed    [--model d2l|densenet121|densenet169|densenet201|densenet264] [--batch N] [--size HxW] [--channels C]
            [--mode forward|train|both] [--warmup N] [--iters N] [--memory-efficient on|off|both]   (the default)
-  kernels  [--model ...] [--batch N] [--size HxW]   per-kernel GFLOP/s and GB/s, and a training step's time by kernel
+  kernels  [--model ...] [--batch N] [--size HxW] [--memory-efficient on|off]
+           per-kernel GFLOP/s and GB/s at the model's shapes, and a training step's GPU time by kernel
   memory   [--model d2l] [--vary depth|batch] [--batch N] [--size HxW] [--plot FILE.svg]
   matmul   [--size N]
   train    Fashion-MNIST: [--epochs N] [--batch N] [--lr X] [--size N] [--limit N] ... (see README)
@@ -89,10 +90,11 @@ async function main(argv: string[]): Promise<void> {
         rep,
       );
   } else if (command === 'kernels') {
-    const f = parseFlags(argv, { model: 'string', batch: 'int', size: 'string', channels: 'int', json: 'bool', iters: 'int' }, 'kernels');
+    const f = parseFlags(argv, { model: 'string', batch: 'int', size: 'string', channels: 'int', json: 'bool', iters: 'int', 'memory-efficient': 'string' }, 'kernels');
     json = !!f.json;
     const m = modelFlags({ ...f, size: f.size ?? (f.model && f.model !== 'd2l' ? '224' : '96') });
-    run = (rep) => runKernels({ ...m, iters: (f.iters as number) ?? 5 }, rep);
+    const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'on', ['on', 'off'] as const) === 'on';
+    run = (rep) => runKernels({ ...m, iters: (f.iters as number) ?? 5, memoryEfficient: eff }, rep);
   } else if (command === 'memory') {
     const f = parseFlags(argv, { model: 'string', vary: 'string', batch: 'int', size: 'string', channels: 'int', plot: 'string', json: 'bool' }, 'memory');
     json = !!f.json;
