@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
 async function matmulBench(n: number, rep: Reporter): Promise<void> {
   const a = E.randn([n, n]);
   const b = E.randn([n, n]);
-  const kernels: E.MatmulKernel[] = E.gpu().features.subgroups ? ['subgroup', 'tiled'] : ['tiled'];
+  const kernels = (['sg8', 'quad', 'tiled'] as const).filter((k) => E.matmulKernelSupported(k, E.gpu().features));
   const rows = [];
   for (const k of kernels) {
     E.forceMatmulKernel(k);

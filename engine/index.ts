@@ -9,7 +9,7 @@ import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
 import { clone } from './ops/views.js';
 
-export { init, gpu, isInitialised, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
+export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';
 export { Tensor, scope, keep, empty } from './tensor.js';
@@ -20,7 +20,7 @@ export { tensor, full, zeros, ones, zerosLike, onesLike, rand, randn } from './o
 export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward } from './ops/elementwise.js';
 export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
-export { matmul, chooseMatmulKernel, forceMatmulKernel, type MatmulKernel } from './ops/matmul.js';
+export { matmul, chooseMatmulKernel, forceMatmulKernel, matmulKernelSupported, type MatmulKernel } from './ops/matmul.js';
 export {
   batchNorm2d, batchNormStats, batchNormApplyRaw, batchNormEvalStats, batchNormGradSums, batchNormBackwardDxRaw, updateRunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
 } from './ops/batchnorm.js';

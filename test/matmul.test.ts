@@ -6,7 +6,7 @@ import * as R from './reference/ndarray.js';
 useEngine();
 afterEach(() => E.forceMatmulKernel(null));
 
-const kernels: E.MatmulKernel[] = ['naive', 'tiled', 'subgroup'];
+const kernels: E.MatmulKernel[] = ['naive', 'tiled', 'quad', 'sg8'];
 
 describe.each(kernels)('matmul, %s kernel', (kernel) => {
   test.each([
@@ -16,7 +16,7 @@ describe.each(kernels)('matmul, %s kernel', (kernel) => {
     [257, 3, 33],
     [64, 64, 64],
   ])('[%i x %i] x [%i x ...] against the reference', async (m, k, n) => {
-    if (kernel === 'subgroup' && !E.gpu().features.subgroups) return;
+    if (!E.matmulKernelSupported(kernel, E.gpu().features)) return;
     E.forceMatmulKernel(kernel);
     const a = randND([m, k], m + k);
     const b = randND([k, n], k + n);
@@ -24,7 +24,7 @@ describe.each(kernels)('matmul, %s kernel', (kernel) => {
   });
 
   test('batched with broadcast batch dims, transposed and offset views', async () => {
-    if (kernel === 'subgroup' && !E.gpu().features.subgroups) return;
+    if (!E.matmulKernelSupported(kernel, E.gpu().features)) return;
     E.forceMatmulKernel(kernel);
     const a = randND([2, 3, 5, 7], 1);
     const b = randND([3, 7, 9], 2);
@@ -62,7 +62,9 @@ describe('matmul semantics and gradients', () => {
 
   test('the kernel choice is a pure function of the adapter features', () => {
     const f = { subgroups: true, subgroupMinSize: 8, subgroupMaxSize: 8, timestampQuery: false, shaderF16: false };
-    expect(E.chooseMatmulKernel(f)).toBe('subgroup');
+    expect(E.chooseMatmulKernel(f)).toBe('sg8');
+    expect(E.chooseMatmulKernel({ ...f, subgroupMinSize: 4, subgroupMaxSize: 4 })).toBe('quad');
+    expect(E.chooseMatmulKernel({ ...f, subgroupMinSize: 32, subgroupMaxSize: 32 })).toBe('quad');
     expect(E.chooseMatmulKernel({ ...f, subgroups: false })).toBe('tiled');
   });
 });

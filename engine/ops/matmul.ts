@@ -11,11 +11,18 @@ import { empty, type Tensor } from '../tensor.js';
 import { sumTo } from './reduce.js';
 import { clone, expandTo, reshape, transpose } from './views.js';
 
-export type MatmulKernel = 'subgroup' | 'tiled' | 'naive';
+export type MatmulKernel = 'sg8' | 'quad' | 'tiled' | 'naive';
 
-/** Which kernel runs a matmul: the subgroup kernel when the adapter has subgroups of 4 or more. */
+/** Whether the adapter can run a kernel (sg8 needs subgroups of exactly 8; quad a multiple of 4). */
+export function matmulKernelSupported(k: MatmulKernel, f: GpuFeatures): boolean {
+  if (k === 'sg8') return f.subgroups && f.subgroupMinSize === 8 && f.subgroupMaxSize === 8;
+  if (k === 'quad') return f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0;
+  return true;
+}
+
+/** Which kernel runs a matmul: sg8 on 8-lane subgroups, quad on other multiples of 4, else the register tile. */
 export function chooseMatmulKernel(f: GpuFeatures): MatmulKernel {
-  return f.subgroups && f.subgroupMinSize >= 4 ? 'subgroup' : 'tiled';
+  return (['sg8', 'quad'] as const).find((k) => matmulKernelSupported(k, f)) ?? 'tiled';
 }
 
 let forcedKernel: MatmulKernel | null = null;
@@ -59,14 +66,17 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
   const p = new Uint32Array(PARAM_WORDS);
   p.set([M, N, K, batch, ac.offset, bc.offset, 0, sa!, ac.strides[ac.ndim - 2], ac.strides[ac.ndim - 1],
     sb!, bc.strides[bc.ndim - 2], bc.strides[bc.ndim - 1], M * N, N]);
-  const kernel = forcedKernel ?? chooseMatmulKernel(gpu().features);
+  const f = gpu().features;
+  const kernel = forcedKernel && matmulKernelSupported(forcedKernel, f) ? forcedKernel : chooseMatmulKernel(f);
   const buffers = [ac.buffer, bc.buffer, out.buffer];
   if (kernel === 'naive') {
     const [x, y] = grid1d(Math.ceil((M * N) / 64));
     dispatch({ shader: shaders.matmul, entry: 'matmul_naive' }, { params: p, buffers, workgroups: [x, y, batch] });
-  } else if (kernel === 'tiled' || !gpu().features.subgroups) {
+  } else if (kernel === 'tiled') {
     const WG = 8;
     dispatch({ shader: shaders.matmul, entry: 'matmul_tiled', constants: { WG } }, { params: p, buffers, workgroups: [Math.ceil(N / (8 * WG)), Math.ceil(M / 16), batch] });
+  } else if (kernel === 'sg8') {
+    dispatch({ shader: shaders.matmulSubgroup, entry: 'matmul_sg8' }, { params: p, buffers, workgroups: [Math.ceil(N / 32), Math.ceil(M / 32), batch] });
   } else {
     dispatchSubgroupMatmul(p, buffers, M, N, batch);
   }
