@@ -1,19 +1,20 @@
-// Prints the WebGPU adapter Dawn finds, or exits 1 when there is none.
-// Used by setup-webgpu.sh; it touches nothing, so it is safe to run anywhere.
+// Prints the WebGPU adapter the engine finds, or exits 1 when there is none.
+// Used by setup-webgpu.sh; it touches nothing, so it is safe to run anywhere. It goes through the
+// engine's own init() (built into dist/ by `npm install`), so the engine stays the only code that
+// talks to WebGPU.
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
-let create;
+const entry = new URL('../dist/engine/index.js', import.meta.url);
+if (!existsSync(entry)) execFileSync(process.execPath, [new URL('./build.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+const { init } = await import(entry.href);
 try {
-  ({ create } = await import('webgpu'));
+  const g = await init();
+  const a = g.adapter;
+  console.log(`WebGPU adapter: ${a.vendor || '?'} / ${a.architecture || '?'} / ${a.description || '?'}${a.isFallbackAdapter ? ' (software)' : ''}`);
+  process.exit(0);
 } catch (e) {
-  console.error(`probe-adapter: the npm package 'webgpu' is not installed (${e.message}); run npm install first`);
-  process.exit(3);
-}
-const gpu = create([]);
-const adapter = await gpu.requestAdapter();
-if (!adapter) {
-  console.error('probe-adapter: no WebGPU adapter');
+  console.error(`probe-adapter: ${e.message}`);
   process.exit(1);
 }
-const info = adapter.info ?? {};
-console.log(`WebGPU adapter: ${info.vendor || '?'} / ${info.architecture || '?'} / ${info.description || info.device || '?'}`);
-process.exit(0);
