@@ -38,6 +38,18 @@ export interface InitOptions {
   dawnFlags?: string[];
 }
 
+// The browser bundle (scripts/build-browser.mjs) defines __DENSENET_BROWSER__ as true, which removes the
+// Node-only Dawn loader below from it; elsewhere the identifier is undeclared and the check is false.
+declare const __DENSENET_BROWSER__: boolean | undefined;
+const BROWSER_BUILD = typeof __DENSENET_BROWSER__ !== 'undefined' && __DENSENET_BROWSER__ === true;
+
+/** What a browser without WebGPU should do (the demo page shows it too). */
+export const NO_WEBGPU_HINT =
+  'This browser has no WebGPU (navigator.gpu is missing). Use a browser with WebGPU: Chrome or Edge 113+, ' +
+  'Safari 26+, or Firefox 141+ on Windows; on Linux start Chrome/Chromium with --enable-unsafe-webgpu ' +
+  '(and --enable-features=Vulkan where a GPU driver is present). WebGPU needs a secure context: open the ' +
+  'page from http://127.0.0.1 or https, not from a file: URL or another host over plain http.';
+
 let current: Gpu | null = null;
 // dawn.node tears its instance down when the GPU object is garbage-collected, even while a device
 // made from it is in use (the process then dies in a futex error): hold it for the process's life.
@@ -79,8 +91,9 @@ export function init(options: InitOptions = {}): Promise<Gpu> {
 async function getNavigatorGpu(options: InitOptions): Promise<{ gpu: GPU; node: boolean }> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, node: false };
+  if (BROWSER_BUILD) throw new Error(`densenet-webgpu: ${NO_WEBGPU_HINT}`);
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  if (!isNode) throw new Error(`densenet-webgpu: this browser has no navigator.gpu. ${SETUP_HINT}`);
+  if (!isNode) throw new Error(`densenet-webgpu: ${NO_WEBGPU_HINT}`);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   let mod: { create: (flags: string[]) => GPU };
   try {

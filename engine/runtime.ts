@@ -98,7 +98,13 @@ function getPipeline(k: Kernel): BuiltPipeline {
   const key = `${k.shader.file}|${k.entry}|${constKey}`;
   let p = pipelines.get(key);
   if (p) return p;
-  const { device } = gpu();
+  const { device, limits } = gpu();
+  // Every kernel sizes its workgroup with the override WG: a size the adapter cannot run is a clear error
+  // here instead of a failed pipeline later (256 is WebGPU's guaranteed minimum; ops pick at most that).
+  const wg = k.constants?.WG;
+  if (wg !== undefined && (wg > limits.maxComputeInvocationsPerWorkgroup || wg > limits.maxComputeWorkgroupSizeX)) {
+    throw new Error(`${key}: workgroup size ${wg} exceeds this adapter's limit of ${Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)} invocations`);
+  }
   const mod = getModule(k.shader);
   const entries: GPUBindGroupLayoutEntry[] = [
     { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true } },

@@ -5,6 +5,7 @@
 // so a process never ends up with two devices or two buffer pools.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
+import { buildBrowser } from './build-browser.mjs';
 
 const entries = ['engine/index.ts', 'nn/index.ts', 'models/index.ts', 'bench/cli.ts'].filter((f) => existsSync(f));
 await build({
@@ -21,3 +22,6 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+// The browser bundle of the library and the demo page (bench/web/), checked for Node-only imports.
+await buildBrowser();

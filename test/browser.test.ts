@@ -1,0 +1,168 @@
+// The library in a real browser: Debian's Chromium, headless, driven by playwright-core, on the demo page
+// served from 127.0.0.1 (bench/web/). Chromium's WebGPU adapter here is SwiftShader (subgroups of 4, no
+// shader-f16, 256 invocations per workgroup), so this also checks the kernel choices on a second adapter.
+// The page runs its kernel self-checks against the CPU reference, the seed's DenseNet with fixed weights
+// (test/fixtures/d2l_small.safetensors) whose logits must match this process's (Dawn) and PyTorch's,
+// trains a few steps, and a screenshot is saved to out/browser-demo.png.
+// .ci/run installs Chromium when it is missing; the suite skips only off Linux/Debian.
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import { DenseNet } from '../models/index.js';
+import { startServer, type DemoServer } from '../bench/web/serve.js';
+import type { BrowserContext, Page } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const onDebian = process.platform === 'linux' && existsSync('/etc/debian_version');
+if (!onDebian) console.warn('test/browser.test.ts: skipped: it drives Debian\'s Chromium (/usr/bin/chromium) and runs only on Linux/Debian');
+
+// The flags that give headless Chromium navigator.gpu on this machine (../shared/PLATFORM.md).
+const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-quic',
+];
+
+const root = new URL('../', import.meta.url).pathname;
+const fixture = join(root, 'test/fixtures/d2l_small.safetensors');
+
+interface FixtureResult {
+  shape: number[];
+  logitsTrain: number[];
+  logitsEval: number[];
+  pytorchTrain: number[];
+  pytorchEval: number[];
+}
+
+/** The largest excess of |a - b| over atol + rtol * |b| (<= 0: close everywhere). */
+function worstExcess(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number): number {
+  expect(a.length).toBe(b.length);
+  let worst = -Infinity;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) - (atol + rtol * Math.abs(b[i])));
+  return worst;
+}
+
+describe.skipIf(!onDebian)('the demo page in headless Chromium (WebGPU on SwiftShader)', () => {
+  let server: DemoServer;
+  let context: BrowserContext;
+  let page: Page;
+  let userDir: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: install Debian's Chromium with \`apt-get install -y chromium\` (.ci/run does this)`);
+    }
+    // The library bundle, the page's script and the Node-only check (scripts/build-browser.mjs).
+    execFileSync(process.execPath, [join(root, 'scripts/build-browser.mjs')], { cwd: root, stdio: 'inherit' });
+    const [{ chromium }] = await Promise.all([import('playwright-core'), E.init()]);
+    server = await startServer({ port: 0 });
+    userDir = mkdtempSync(join(tmpdir(), 'densenet-chromium-'));
+    context = await chromium.launchPersistentContext(userDir, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1200, height: 1000 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    // ?model=none: the page does not build the seed's full DenseNet (the test uses small ones).
+    await page.goto(`${server.url}?model=none`);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    if (userDir) rmSync(userDir, { recursive: true, force: true });
+  });
+
+  test('the browser bundle has no Node-only import', () => {
+    const text = readFileSync(join(root, 'dist/browser/densenet-webgpu.js'), 'utf8');
+    expect(text).not.toMatch(/["'`](?:webgpu|node:[\w/]+)["'`]/);
+  });
+
+  test('the page gets a WebGPU device and picks kernels for the adapter', async () => {
+    const info = await page.evaluate(() => window.demo.ready);
+    console.log(`browser adapter: ${info.vendor}/${info.architecture}, subgroups ${info.features.subgroups ? info.features.subgroupMinSize : 'none'}, ` +
+      `kernels ${JSON.stringify(info.kernels)}`);
+    expect(info.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
+    expect(info.limits.maxComputeWorkgroupSizeX).toBeGreaterThanOrEqual(64);
+    if (info.features.subgroups && info.features.subgroupMaxSize < 8) {
+      // SwiftShader (subgroups of 4): the kernels that share values among 8 lanes must not be chosen.
+      expect(info.kernels.conv).not.toBe('subgroup');
+      expect(info.kernels.matmul).not.toBe('sg8');
+    }
+    expect(await page.locator('#adapter').textContent()).toContain('GPU memory');
+  });
+
+  test('kernel self-checks in the page match the CPU reference', async () => {
+    const results = await page.evaluate(() => window.demo.selfChecks());
+    const failed = results.filter((r) => !r.ok);
+    for (const r of results) console.log(`${r.ok ? 'PASS' : 'FAIL'} ${r.name}: max |err| ${r.maxAbsErr.toExponential(1)}${r.error ? ` (${r.error})` : ''}`);
+    expect(results.length).toBeGreaterThanOrEqual(8);
+    expect(failed.map((r) => `${r.name}: ${r.error ?? `worst excess ${r.worstExcess}`}`)).toEqual([]);
+  });
+
+  test("the seed's DenseNet with fixed weights gives the same logits in the browser as in Node (and PyTorch)", async () => {
+    const web = (await page.evaluate(() => window.demo.fixtureCheck('/fixtures/d2l_small.safetensors'))) as FixtureResult;
+    // The same steps in this process, on Dawn: load, one training-mode forward, then eval.
+    const t = await nn.loadSafetensors(readFileSync(fixture));
+    const model = new DenseNet({ growthRate: 8, arch: [2, 2] });
+    model.loadStateDict(new Map([...t].filter(([k]) => k.startsWith('net.'))));
+    const x = t.get('input')!;
+    const nodeTrain = await E.noGrad(() => model(x)).data();
+    const nodeEval = await model.predict(x).data();
+    model.dispose();
+    for (const v of t.values()) v.dispose();
+    expect(web.shape).toEqual([x.shape[0], 10]);
+    expect(worstExcess(web.logitsTrain, nodeTrain, 1e-4, 1e-5), 'train-mode logits, browser vs Node').toBeLessThanOrEqual(0);
+    expect(worstExcess(web.logitsEval, nodeEval, 1e-4, 1e-5), 'eval-mode logits, browser vs Node').toBeLessThanOrEqual(0);
+    expect(worstExcess(web.logitsTrain, web.pytorchTrain, 1e-4, 1e-5), 'train-mode logits, browser vs PyTorch').toBeLessThanOrEqual(0);
+    expect(worstExcess(web.logitsEval, web.pytorchEval, 1e-4, 1e-5), 'eval-mode logits, browser vs PyTorch').toBeLessThanOrEqual(0);
+  });
+
+  test('a checkpoint loads through the file input and classifies the test images', async () => {
+    await page.setInputFiles('#ckpt', fixture);
+    await page.locator('#model-status', { hasText: 'd2l_small.safetensors: DenseNet(growth 8, arch [2,2])' }).waitFor({ timeout: 60_000 });
+    await page.locator('#acc', { hasText: 'accuracy on these' }).waitFor({ timeout: 60_000 });
+    const { predictions } = await page.evaluate(() => window.demo.classify());
+    expect(predictions.length).toBeGreaterThan(0);
+    expect(predictions.every((p) => p >= 0 && p < 10)).toBe(true);
+  });
+
+  test('a browser without WebGPU gets a clear message saying what to do', async () => {
+    const p2 = await context.newPage();
+    try {
+      // Hide navigator.gpu, as in a browser without WebGPU.
+      await p2.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
+      await p2.goto(`${server.url}?model=none`);
+      await p2.locator('#nogpu').waitFor({ state: 'visible', timeout: 30_000 });
+      const text = await p2.locator('#nogpu').textContent();
+      expect(text).toContain('no WebGPU');
+      expect(text).toContain('--enable-unsafe-webgpu');
+      expect(await p2.locator('#train').isDisabled()).toBe(true);
+    } finally {
+      await p2.close();
+    }
+  });
+
+  test('training in the page lowers the loss; the screenshot is saved', async () => {
+    await page.evaluate(() => window.demo.buildModel({ growth: 8, arch: [2, 2], seed: 0 }));
+    const losses = await page.evaluate(() => window.demo.train({ steps: 10, batch: 16, lr: 0.1, seed: 1 }));
+    console.log(`losses in the page: ${losses.map((v) => v.toFixed(3)).join(' ')}`);
+    expect(losses).toHaveLength(10);
+    const first = (losses[0] + losses[1] + losses[2]) / 3;
+    const last = (losses[7] + losses[8] + losses[9]) / 3;
+    expect(last).toBeLessThan(first);
+    await page.evaluate(() => window.demo.classify());
+    const mem = await page.evaluate(() => window.demo.memory());
+    expect(mem.peakBytes).toBeGreaterThan(0);
+    expect(await page.locator('#memory').textContent()).toMatch(/live .* peak /);
+    mkdirSync(join(root, 'out'), { recursive: true });
+    await page.screenshot({ path: join(root, 'out/browser-demo.png'), fullPage: true });
+    expect(existsSync(join(root, 'out/browser-demo.png'))).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+});
