@@ -91,16 +91,23 @@ fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
   return v;
 }
 
-fn store_y(acc: mat4x4f, row: u32, col0: u32, ob: vec4u) {
+// The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
+// accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
+// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
+// acc[r % 8] element r / 8.
+fn tile_rows(row0: u32, rows: u32) -> u32 { return min(32u, rows - row0); }
+fn tile_cols(col0: u32, cols: u32) -> u32 { return min(4u, cols - min(col0, cols)); }
+
+fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
   var m = acc;
-  for (var j = 0u; j < 4u; j++) {
-    let co = row + 8u * j;
-    if (co >= pu(4u)) { return; }
+  var o = ob;
+  let nr = tile_rows(row0, pu(4u));
+  let nc = tile_cols(col0, pu(24u));
+  for (var r = 0u; r < nr; r++) {
+    let co = row0 + r;
     var b = 0.0;
     if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
-    for (var p = 0u; p < 4u; p++) {
-      if (col0 + p < pu(24u)) { G[ob[p] + co * pu(17u)] = m[p][j] + b; }
-    }
+    for (var p = 0u; p < nc; p++) { G[o[p] + co * pu(17u)] = m[r % 8u][p][r / 8u] + b; }
   }
 }
 
@@ -112,32 +119,31 @@ fn put_o(i: u32, v: f32) {
   }
 }
 
-fn store_dx(acc: mat4x4f, row: u32, col0: u32, oo: vec4u, xo: vec4u) {
+fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   var m = acc;
-  for (var j = 0u; j < 4u; j++) {
-    let ci = row + 8u * j;
-    if (ci >= pu(1u)) { return; }
+  var o = oo;
+  var x = xo;
+  let nr = tile_rows(row0, pu(1u));
+  let nc = tile_cols(col0, pu(24u));
+  for (var r = 0u; r < nr; r++) {
+    let ci = row0 + r;
     var sc = 1.0; var sh = 0.0;
     if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    for (var p = 0u; p < 4u; p++) {
-      if (col0 + p < pu(24u)) {
-        var v = m[p][j];
-        if (flag(MASK)) { v = select(0.0, v, fma(X[xo[p] + ci * pu(13u)], sc, sh) > 0.0); }
-        put_o(oo[p] + ci * pu(20u), v);
-      }
+    for (var p = 0u; p < nc; p++) {
+      var v = m[r % 8u][p][r / 8u];
+      if (flag(MASK)) { v = select(0.0, v, fma(X[x[p] + ci * pu(13u)], sc, sh) > 0.0); }
+      put_o(o[p] + ci * pu(20u), v);
     }
   }
 }
 
-fn store_dw(acc: mat4x4f, row: u32, col0: u32, base: u32) {
+fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
   var m = acc;
   let CK = pu(24u);
-  for (var j = 0u; j < 4u; j++) {
-    let co = row + 8u * j;
-    if (co >= pu(4u)) { return; }
-    for (var p = 0u; p < 4u; p++) {
-      if (col0 + p < CK) { put_o(base + co * CK + col0 + p, m[p][j]); }
-    }
+  let nr = tile_rows(row0, pu(4u));
+  let nc = tile_cols(col0, CK);
+  for (var r = 0u; r < nr; r++) {
+    for (var p = 0u; p < nc; p++) { put_o(base + (row0 + r) * CK + col0 + p, m[r % 8u][p][r / 8u]); }
   }
 }
 
@@ -160,24 +166,40 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
     ob[p] = pu(15u) + n * pu(16u) + oh * OW + ow;
   }
   let K = Cin * KH * KW;
+  let KK = KH * KW;
   let rows = row0 + lane_rows(sid);
   let wa = pu(14u) + min(rows, vec4u(Cout - 1u)) * K;
   let wb = pu(14u) + min(rows + vec4u(4u), vec4u(Cout - 1u)) * K;
   var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
   var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
-  var k = 0u;
-  for (var ci = 0u; ci < Cin; ci++) {
-    var sc = vec4f(1.0); var sh = vec4f(0.0);
-    if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
-    let xc = xb + vec4i(i32(ci * pu(13u)));
-    for (var kh = 0u; kh < KH; kh++) {
-      let ih = ih0 + vec4i(i32(kh));
-      let hok = (ih >= vec4i(0)) & (ih < vec4i(H));
-      let xr = xc + vec4i(i32(kh) * W);
-      for (var kw = 0u; kw < KW; kw++) {
+  // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
+  if (KK == 1u) {
+    let ok = (ih0 >= vec4i(0)) & (ih0 < vec4i(H)) & (iw0 >= vec4i(0)) & (iw0 < vec4i(W));
+    for (var k = 0u; k < Cin; k++) {
+      var sc = vec4f(1.0); var sh = vec4f(0.0);
+      if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + k]); sh = vec4f(Shift[pu(23u) + k]); }
+      let at = vec4u(select(vec4i(0), xb + vec4i(i32(k * pu(13u))), ok));
+      let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+      let ra = load_w4(wa + vec4u(k));
+      var rb = vec4f(0.0);
+      if (LANES == 4u) { rb = load_w4(wb + vec4u(k)); }
+      let r = share(ra, rb);
+      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+    }
+  } else {
+    var k = 0u;
+    for (var ci = 0u; ci < Cin; ci++) {
+      var sc = vec4f(1.0); var sh = vec4f(0.0);
+      if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
+      let xc = xb + vec4i(i32(ci * pu(13u)));
+      // (kh, kw) in one loop: a loop level costs llvmpipe more than the index arithmetic.
+      var kh = 0u; var kw = 0u;
+      for (var kk = 0u; kk < KK; kk++) {
+        let ih = ih0 + vec4i(i32(kh));
         let iw = iw0 + vec4i(i32(kw));
-        let ok = hok & (iw >= vec4i(0)) & (iw < vec4i(W));
-        let at = vec4u(select(vec4i(0), xr + vec4i(i32(kw)), ok));
+        let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
+        let at = vec4u(select(vec4i(0), xc + vec4i(i32(kh) * W + i32(kw)), ok));
         let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
         let ra = load_w4(wa + vec4u(k));
         var rb = vec4f(0.0);
@@ -186,13 +208,14 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
         a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
         a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
         k++;
+        kw++;
+        let wrap = kw == KW;
+        kw = select(kw, 0u, wrap);
+        kh = select(kh, kh + 1u, wrap);
       }
     }
   }
-  store_y(a0, row0 + 0u, col0, ob); store_y(a1, row0 + 1u, col0, ob);
-  store_y(a2, row0 + 2u, col0, ob); store_y(a3, row0 + 3u, col0, ob);
-  store_y(a4, row0 + 4u, col0, ob); store_y(a5, row0 + 5u, col0, ob);
-  store_y(a6, row0 + 6u, col0, ob); store_y(a7, row0 + 7u, col0, ob);
+  store_y(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, ob);
 }
 
 @compute @workgroup_size(WG)
@@ -222,17 +245,29 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   let Si = vec4i(i32(S));
   var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
   var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
-  for (var co = 0u; co < Cout; co++) {
-    let gc = gb + vec4i(i32(co * pu(17u)));
-    var k = co * Cin * KK;
-    var qh = qh0; var rh = rh0;
-    for (var kh = 0u; kh < KH; kh++) {
-      let hok = (rh == vec4i(0)) & (qh >= vec4i(0)) & (qh < vec4i(OH));
-      let gr = gc + qh * OW;
-      var qw = qw0; var rw = rw0;
-      for (var kw = 0u; kw < KW; kw++) {
-        let ok = hok & (rw == vec4i(0)) & (qw >= vec4i(0)) & (qw < vec4i(OW));
-        let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), gr + qw, ok))), ok);
+  // 1x1 kernels get a loop of their own (see conv2d_fwd).
+  if (KK == 1u) {
+    let ok = (rh0 == vec4i(0)) & (qh0 >= vec4i(0)) & (qh0 < vec4i(OH)) & (rw0 == vec4i(0)) & (qw0 >= vec4i(0)) & (qw0 < vec4i(OW));
+    let g0 = gb + qh0 * OW + qw0;
+    for (var co = 0u; co < Cout; co++) {
+      let k = co * Cin;
+      let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), g0 + vec4i(i32(co * pu(17u))), ok))), ok);
+      let ra = load_w4(wa + vec4u(k));
+      var rb = vec4f(0.0);
+      if (LANES == 4u) { rb = load_w4(wb + vec4u(k)); }
+      let r = share(ra, rb);
+      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+    }
+  } else {
+    for (var co = 0u; co < Cout; co++) {
+      let gc = gb + vec4i(i32(co * pu(17u)));
+      var k = co * Cin * KK;
+      // (kh, kw) in one loop: a loop level costs llvmpipe more than the index arithmetic.
+      var qh = qh0; var rh = rh0; var qw = qw0; var rw = rw0; var kw = 0u;
+      for (var kk = 0u; kk < KK; kk++) {
+        let ok = (rh == vec4i(0)) & (qh >= vec4i(0)) & (qh < vec4i(OH)) & (rw == vec4i(0)) & (qw >= vec4i(0)) & (qw < vec4i(OW));
+        let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), gc + qh * OW + qw, ok))), ok);
         let ra = load_w4(wa + vec4u(k));
         var rb = vec4f(0.0);
         if (LANES == 4u) { rb = load_w4(wb + vec4u(k)); }
@@ -240,21 +275,22 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
         a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
         a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
         k++;
+        // Step kw (and at its end, back to kw = 0 and on to kh + 1).
+        kw++;
+        let wk = kw == KW;
+        kw = select(kw, 0u, wk);
         rw -= vec4i(1);
-        let wrap = rw < vec4i(0);
-        rw = select(rw, rw + Si, wrap);
-        qw = select(qw, qw - vec4i(1), wrap);
+        let ww = rw < vec4i(0);
+        rw = select(select(rw, rw + Si, ww), rw0, wk);
+        qw = select(select(qw, qw - vec4i(1), ww), qw0, wk);
+        let rh1 = rh - vec4i(1);
+        let wh = rh1 < vec4i(0);
+        rh = select(rh, select(rh1, rh1 + Si, wh), wk);
+        qh = select(qh, select(qh, qh - vec4i(1), wh), wk);
       }
-      rh -= vec4i(1);
-      let wrap = rh < vec4i(0);
-      rh = select(rh, rh + Si, wrap);
-      qh = select(qh, qh - vec4i(1), wrap);
     }
   }
-  store_dx(a0, row0 + 0u, col0, oo, xo); store_dx(a1, row0 + 1u, col0, oo, xo);
-  store_dx(a2, row0 + 2u, col0, oo, xo); store_dx(a3, row0 + 3u, col0, oo, xo);
-  store_dx(a4, row0 + 4u, col0, oo, xo); store_dx(a5, row0 + 5u, col0, oo, xo);
-  store_dx(a6, row0 + 6u, col0, oo, xo); store_dx(a7, row0 + 7u, col0, oo, xo);
+  store_dx(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, oo, xo);
 }
 
 @compute @workgroup_size(WG)
@@ -305,8 +341,5 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
     if (oh == OH) { oh = 0u; n++; }
   }
   let base = pu(18u) + wg.z * pu(19u);
-  store_dw(a0, row0 + 0u, col0, base); store_dw(a1, row0 + 1u, col0, base);
-  store_dw(a2, row0 + 2u, col0, base); store_dw(a3, row0 + 3u, col0, base);
-  store_dw(a4, row0 + 4u, col0, base); store_dw(a5, row0 + 5u, col0, base);
-  store_dw(a6, row0 + 6u, col0, base); store_dw(a7, row0 + 7u, col0, base);
+  store_dw(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, base);
 }

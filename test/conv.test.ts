@@ -30,6 +30,7 @@ const cases: Case[] = [
   [3, 4, 1, 1, 6, 1, 1, 1, 0], // 1x1 spatial input
   [2, 5, 1, 1, 7, 3, 3, 1, 1], // 1x1 spatial input, 3x3 pad 1
   [2, 6, 7, 8, 4, 2, 3, 3, 1], // stride 3, non-square kernel
+  [2, 6, 5, 7, 37, 1, 1, 2, 1], // 1x1 with stride 2 and padding (the 1x1 loops' bounds), two row tiles
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
@@ -39,7 +40,7 @@ function channelView(big: E.Tensor, at: number, C: number): E.Tensor {
 }
 
 describe.each(['subgroup', 'quad', 'tiled'] as ConvKernel[])('conv2d, %s kernels', (kernel) => {
-  const cs = kernel === 'quad' ? cases.slice(0, 3) : cases;
+  const cs = kernel === 'quad' ? [...cases.slice(0, 3), cases[8]] : cases;
   test.each(cs.map((c) => [name(c), c] as const))('%s: forward, input and weight gradient', async (_n, c) => {
     if (!available(kernel)) return;
     forceConvKernel(kernel);

@@ -190,12 +190,15 @@ function kernelFamily(): { shader: typeof convShader; subgroup: boolean; lanes: 
   return { shader: convSubgroupShader, subgroup: true, lanes: k === 'subgroup' ? 8 : 4 };
 }
 
+/** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
+const ROWS = 32;
+
 function launch(l: Launch): void {
   const fam = kernelFamily();
   const constants = { ...l.constants };
   if (fam.subgroup) constants.LANES = fam.lanes;
   const lanes = Math.ceil(l.columns / 4);
-  const rowTiles = Math.ceil(l.rows / 32);
+  const rowTiles = Math.ceil(l.rows / ROWS);
   if (l.entry === 'conv2d_wgrad') {
     const wg = pickWG(lanes, rowTiles * (l.splits ?? 1), fam.subgroup);
     constants.WG = wg;
@@ -375,7 +378,7 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   const xAlias = x.storage === dy.storage;
   // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device.
   const rowsK = g.N * g.OH;
-  const tiles = Math.ceil(Math.ceil(CK / 4) / 64) * Math.ceil(g.Cout / 32);
+  const tiles = Math.ceil(Math.ceil(CK / 4) / 64) * Math.ceil(g.Cout / ROWS);
   let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
   const perSplit = Math.ceil(rowsK / splits);
   splits = Math.ceil(rowsK / perSplit);
