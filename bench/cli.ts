@@ -5,6 +5,7 @@
 //   memory           peak bytes of a training step against depth or batch, naive against memory-efficient
 //   matmul           the matmul kernels at N x N x N
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
+//   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
 // Errors in the arguments or the input size print one line and exit with code 2.
 
 import * as E from '../engine/index.js';
@@ -16,6 +17,7 @@ import { runKernels } from './kernels.js';
 import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
 import { runTrain, runEval, TRAIN_FLAGS, EVAL_FLAGS } from './train.js';
+import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
 
 const VERSION = '0.1.0';
 
@@ -29,6 +31,9 @@ commands:
   matmul   [--size N]
   train    Fashion-MNIST: [--epochs N] [--batch N] [--lr X] [--size N] [--limit N] ... (see README)
   eval     --checkpoint FILE [--data DIR] [--size N]
+  compare-tfjs [--batch N] [--size HxW] [--warmup N] [--iters N]
+           the seed's DenseNet on TensorFlow.js's WebGPU backend and ours, one table (needs
+           npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu)
 common flags: --json (one JSON object per result line on stdout), --help`;
 
 const SPEED_FLAGS = {
@@ -66,7 +71,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval'];
+  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval', 'compare-tfjs'];
   if (!known.includes(command)) throw new UsageError(`unknown command '${command}'`);
 
   // Parse everything before touching the GPU, so bad flags fail fast.
@@ -107,6 +112,13 @@ async function main(argv: string[]): Promise<void> {
     const n = (f.size as number) ?? 512;
     if (n < 1) throw new UsageError('--size must be at least 1');
     run = (rep) => matmulBench(n, rep);
+  } else if (command === 'compare-tfjs') {
+    const f = parseFlags(argv, { batch: 'int', size: 'string', warmup: 'int', iters: 'int', json: 'bool' }, 'compare-tfjs');
+    json = !!f.json;
+    const m = modelFlags({ batch: f.batch, size: f.size });
+    checkD2lInput(m.size);
+    checkTfjsInstalled();
+    run = (rep) => runCompareTfjs({ batch: m.batch, size: m.size, warmup: (f.warmup as number) ?? 1, iters: Math.max(1, (f.iters as number) ?? 3) }, rep);
   } else if (command === 'train') {
     const f = parseFlags(argv, TRAIN_FLAGS, 'train');
     json = !!f.json;
@@ -140,7 +152,7 @@ async function matmulBench(n: number, rep: Reporter): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(0),
   (e) => {
-    const usage = e instanceof UsageError || e instanceof InputError || /exceeds the device limit|out of memory/.test(String(e?.message));
+    const usage = e instanceof UsageError || e instanceof InputError || e instanceof MissingTfjsError || /exceeds the device limit|out of memory/.test(String(e?.message));
     console.error(`densenet-bench: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
     process.exit(usage ? 2 : 1);
   },

@@ -320,25 +320,29 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
   var oh = r0 - n * OH;
   var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
   var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
-  for (var rr = r0; rr < r1; rr++) {
+  // (n, oh, ow) in one loop: a loop level costs llvmpipe more than the index arithmetic, and the late
+  // stages' rows are short (OW = 6, 3).
+  var ow = 0u;
+  for (var j = (r1 - min(r0, r1)) * OW; j > 0u; j--) {
     let ih = vec4i(i32(oh * S)) + dh;
-    let hok = (ih >= vec4i(0)) & (ih < vec4i(H));
-    let xr = vec4i(i32(pu(11u) + n * pu(12u) + oh * S * u32(W))) + xcol;
-    let gr = n * pu(16u) + oh * OW;
-    for (var ow = 0u; ow < OW; ow++) {
-      let iw = vec4i(i32(ow * S)) + dw;
-      let ok = hok & (iw >= vec4i(0)) & (iw < vec4i(W));
-      let at = vec4u(select(vec4i(0), xr + vec4i(i32(ow * S)), ok));
-      let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-      let ra = load_g4(ga + vec4u(gr + ow));
-      var rb = vec4f(0.0);
-      if (LANES == 4u) { rb = load_g4(gb + vec4u(gr + ow)); }
-      let r = share(ra, rb);
-      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
-    }
-    oh++;
-    if (oh == OH) { oh = 0u; n++; }
+    let iw = vec4i(i32(ow * S)) + dw;
+    let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
+    let at = vec4u(select(vec4i(0), vec4i(i32(pu(11u) + n * pu(12u) + (oh * u32(W) + ow) * S)) + xcol, ok));
+    let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+    let gr = n * pu(16u) + oh * OW + ow;
+    let ra = load_g4(ga + vec4u(gr));
+    var rb = vec4f(0.0);
+    if (LANES == 4u) { rb = load_g4(gb + vec4u(gr)); }
+    let r = share(ra, rb);
+    a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
+    a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+    ow++;
+    let wrap = ow == OW;
+    ow = select(ow, 0u, wrap);
+    oh = select(oh, oh + 1u, wrap);
+    let wrap2 = oh == OH;
+    oh = select(oh, 0u, wrap2);
+    n = select(n, n + 1u, wrap2);
   }
   let base = pu(18u) + wg.z * pu(19u);
   store_dw(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, base);

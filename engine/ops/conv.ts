@@ -172,13 +172,15 @@ function targetWorkgroups(): number {
 
 /**
  * 64 invocations per workgroup, or the smallest size (8, or the subgroup size) when 64 would leave too
- * few workgroups to occupy the device. Two sizes only: every pipeline variant costs seconds to compile
- * on a software adapter.
+ * few workgroups to occupy the device, or would idle more than a fifth of its invocations (a 7x7 stem's
+ * weight gradient has 13 lanes of columns; the 3x3 stage's 72 pixels are 18 lanes). Two sizes only:
+ * every pipeline variant is a separate compile.
  */
 function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
   const f = gpu().features;
   const small = Math.min(64, subgroup ? Math.max(8, f.subgroupMaxSize || 8) : 8);
-  return Math.ceil(lanes / 64) * otherTiles >= targetWorkgroups() ? 64 : small;
+  const groups = Math.ceil(lanes / 64);
+  return groups * otherTiles >= targetWorkgroups() && groups * 64 <= 1.25 * lanes ? 64 : small;
 }
 
 function kernelFamily(): { shader: typeof convShader; subgroup: boolean; lanes: number } {
