@@ -4,7 +4,7 @@
 // conv, 2x2 average pool; DenseNet = stem, dense blocks with transitions, BN, ReLU, global average
 // pool, flatten, linear; initialised with d2l's init_cnn (Xavier uniform on conv and linear weights).
 
-import { Tensor, cat, denseBlock, noGrad, type DenseLayerParams } from '../engine/index.js';
+import { Tensor, cat, denseBlock, type DenseLayerParams } from '../engine/index.js';
 import {
   AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
 } from '../nn/index.js';
@@ -113,17 +113,6 @@ export class DenseNet extends Module {
 
   forward(x: Tensor): Tensor {
     return this.net.forward(x);
-  }
-
-  /** Class scores in eval mode without recording gradients. Restores the previous mode. */
-  predict(x: Tensor): Tensor {
-    const was = this.training;
-    this.eval();
-    try {
-      return noGrad(() => this.forward(x));
-    } finally {
-      this.train(was);
-    }
   }
 
   /** Sets the dense blocks' implementation. */

@@ -4,7 +4,7 @@
 //   features.transitionI.{norm,relu,conv,pool}, features.norm5, classifier.
 // Initialisation as torchvision: Kaiming normal on convs, BN weight 1 and bias 0, linear bias 0.
 
-import { Tensor, cat, denseBlock, noGrad, relu, adaptiveAvgPool2d, flatten, type DenseLayerParams } from '../engine/index.js';
+import { Tensor, cat, denseBlock, relu, adaptiveAvgPool2d, flatten, type DenseLayerParams } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, constant_, kaimingNormal_ } from '../nn/index.js';
 import { bnParams, recordFusedBn } from './fused.js';
 
@@ -140,16 +140,6 @@ export class DenseNetBC extends Module {
   forward(x: Tensor): Tensor {
     const f = this.features.forward(x);
     return this.classifier.forward(flatten(adaptiveAvgPool2d(relu(f), [1, 1]), 1));
-  }
-
-  predict(x: Tensor): Tensor {
-    const was = this.training;
-    this.eval();
-    try {
-      return noGrad(() => this.forward(x));
-    } finally {
-      this.train(was);
-    }
   }
 
   setMemoryEfficient(on: boolean): this {

@@ -253,6 +253,17 @@ export abstract class Module {
     }
   }
 
+  /** The output in eval mode without recording gradients; the previous mode is restored. */
+  predict(...args: Tensor[]): Tensor {
+    const was = this.training;
+    this.eval();
+    try {
+      return noGrad(() => this.forward(...args));
+    } finally {
+      this.train(was);
+    }
+  }
+
   /** Number of parameter elements. */
   numParameters(): number {
     return this.parameters().reduce((s, t) => s + t.size, 0);
