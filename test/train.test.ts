@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as E from '../engine/index.js';
 import { decodeSafetensors } from '../nn/index.js';
-import { runTrain } from '../bench/train.js';
+import { planTrain, runTrain } from '../bench/train.js';
+import type { Flags } from '../bench/args.js';
 import { Reporter } from '../bench/report.js';
 import { useEngine } from './helpers.js';
 
@@ -49,6 +50,8 @@ function syntheticDataset(n: number, seed: number): string {
 
 const quiet = new Reporter(true);
 quiet.progress = () => {};
+quiet.record = () => {};
+const train = (f: Flags) => runTrain(planTrain(f), quiet);
 const small = { arch: '1,1', growth: 4, size: 16, batch: 20, lr: 0.1, momentum: 0.9, 'log-every': 100 };
 
 function params(path: string): Map<string, Float32Array> {
@@ -61,7 +64,7 @@ describe('training on Fashion-MNIST files', () => {
 
   test('a few epochs on a tiny synthetic set drive the loss down and write the log, curves and checkpoint', async () => {
     const out = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out, epochs: 4 }, quiet);
+    await train({ ...small, data, out, epochs: 4 });
     const log = JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'));
     const losses = log.epochs.map((e: { loss: number }) => e.loss);
     expect(losses[3]).toBeLessThan(losses[0]);
@@ -72,10 +75,10 @@ describe('training on Fashion-MNIST files', () => {
 
   test('resuming from a checkpoint gives the same parameters and optimiser state as training straight through', async () => {
     const a = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out: a, epochs: 2 }, quiet);
+    await train({ ...small, data, out: a, epochs: 2 });
     const b = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out: b, epochs: 1 }, quiet);
-    await runTrain({ ...small, data, out: b, epochs: 2, resume: join(b, 'checkpoint.safetensors') }, quiet);
+    await train({ ...small, data, out: b, epochs: 1 });
+    await train({ ...small, data, out: b, epochs: 2, resume: join(b, 'checkpoint.safetensors') });
     const pa = params(join(a, 'checkpoint.safetensors'));
     const pb = params(join(b, 'checkpoint.safetensors'));
     expect([...pb.keys()]).toEqual([...pa.keys()]);
@@ -86,7 +89,7 @@ describe('training on Fashion-MNIST files', () => {
   test('a NaN loss stops the run naming the step, and keeps the last good checkpoint', async () => {
     const out = mkdtempSync(join(tmpdir(), 'train-'));
     const ck = join(out, 'checkpoint.safetensors');
-    await expect(runTrain({ ...small, data, out, epochs: 3, 'inject-nan-at': 7 }, quiet)).rejects.toThrow(
+    await expect(train({ ...small, data, out, epochs: 3, 'inject-nan-at': 7 })).rejects.toThrow(
       /loss is NaN at epoch 2, step 3 \(global step 7\).*last good checkpoint is .*checkpoint\.safetensors/,
     );
     const meta = decodeSafetensors(new Uint8Array(readFileSync(ck))).metadata;
