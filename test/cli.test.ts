@@ -133,4 +133,10 @@ describe('densenet-bench', () => {
       expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]);
     });
   }
+
+  test('the build keeps class names: String(new DenseNet()) starts with DenseNet (issue 14)', () => {
+    expect(spawnSync(process.execPath, ['scripts/build.mjs'], { encoding: 'utf8', env }).status).toBe(0);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('./dist/models/index.js'); console.log(String(new m.DenseNet()).split('\\n')[0]);"], { encoding: 'utf8', env });
+    expect(r.stdout.trim()).toMatch(/^DenseNet\b/);
+  });
 });
