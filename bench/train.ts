@@ -307,6 +307,36 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
+      // Steps run without reading anything back; every --log-every steps (and before a checkpoint) the
+      // window's losses and logits come back in one read, are checked for NaN step by step, and counted.
+      let window: Array<{ loss: E.Tensor; logits: E.Tensor; idx: Uint32Array; step: number; global: number }> = [];
+      const readWindow = async () => {
+        const w = window;
+        window = [];
+        if (!w.length) return;
+        const both = E.scope(() => E.cat([E.cat(w.map((p) => E.reshape(p.loss, [1]))), E.reshape(E.cat(w.map((p) => p.logits)), [-1])]));
+        for (const p of w) {
+          p.loss.dispose();
+          p.logits.dispose();
+        }
+        const host = await both.data();
+        both.dispose();
+        let at = w.length;
+        for (let i = 0; i < w.length; i++) {
+          const { idx, step, global } = w[i];
+          const lv = host[i];
+          if (!Number.isFinite(lv)) {
+            throw new Error(
+              `the loss is ${lv} at epoch ${epoch + 1}, step ${step + 1} (global step ${global}); stopping. ` +
+                (lastGood ? `The last good checkpoint is ${lastGood}.` : 'No checkpoint was written yet.'),
+            );
+          }
+          lossSum += lv * idx.length;
+          argmaxRows(host.subarray(at, at + idx.length * 10), 10).forEach((p, j) => p === data.train.labels[idx[j]] && correct++);
+          at += idx.length * 10;
+          seen += idx.length;
+        }
+      };
       for (let step = epoch === startEpoch ? startStep : 0; step < perEpoch; step++) {
         const idx = perm.subarray(step * c.batch, Math.min(nTrain, (step + 1) * c.batch));
         const { loss, logits } = E.scope(() => {
@@ -318,24 +348,12 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
           l.backward();
           return { loss: l, logits: out };
         });
-        const lv = await loss.item();
-        const pred = argmaxRows(await logits.data(), 10);
-        loss.dispose();
-        logits.dispose();
-        if (!Number.isFinite(lv)) {
-          opt.zeroGrad();
-          throw new Error(
-            `the loss is ${lv} at epoch ${epoch + 1}, step ${step + 1} (global step ${globalStep}); stopping. ` +
-              (lastGood ? `The last good checkpoint is ${lastGood}.` : 'No checkpoint was written yet.'),
-          );
-        }
         opt.step();
+        window.push({ loss, logits, idx, step, global: globalStep });
         globalStep++;
-        lossSum += lv * idx.length;
-        pred.forEach((p, i) => p === data.train.labels[idx[i]] && correct++);
-        seen += idx.length;
         imagesSeen += idx.length;
-        if ((step + 1) % c.logEvery === 0 || step + 1 === perEpoch) {
+        if ((step + 1) % c.logEvery === 0 || step + 1 === perEpoch || signal) {
+          await readWindow();
           const secs = (performance.now() - te) / 1000;
           const ips = seen / secs;
           const eta = (perEpoch - step - 1) * (c.batch / ips) + (c.epochs - epoch - 1) * (nTrain / ips);

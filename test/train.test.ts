@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,21 @@ describe('training on Fashion-MNIST files', () => {
     );
     const meta = decodeSafetensors(new Uint8Array(readFileSync(ck))).metadata;
     expect(meta.epoch).toBe('1');
+  });
+
+  test('training reads the GPU once per --log-every steps, not once per step (issue 12)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'train-'));
+    const spy = vi.spyOn(E.Tensor.prototype, 'data');
+    let reads = 0;
+    try {
+      await train({ ...small, data, out, epochs: 1 }); // 5 steps, log-every 100: one read for the epoch
+      reads = spy.mock.calls.length;
+    } finally {
+      spy.mockRestore();
+    }
+    const saved = decodeSafetensors(new Uint8Array(readFileSync(join(out, 'checkpoint.safetensors')))).tensors.size;
+    // One read of the steps' losses and logits, one test batch (40 images), one per tensor saved.
+    expect(reads).toBe(1 + 1 + saved);
   });
 
   describe('resuming and checkpoints (issue 13, items 1, 3, 6)', () => {
