@@ -42,7 +42,7 @@ export const TRAIN_FLAGS = {
   checkpoint: { kind: 'string', help: 'FILE: the checkpoint to write (default DIR/checkpoint.safetensors)' },
   resume: { kind: 'string', help: 'FILE: continue from this checkpoint; growth, arch, size, batch and seed come from it' },
   data: { kind: 'string', help: `DIR: the Fashion-MNIST IDX files (default ${DEFAULT_DATA_DIR})` },
-  'log-every': { kind: 'int', help: 'N: a progress line every N steps (default 10)' },
+  'log-every': { kind: 'int', help: 'N: a progress line, and the one read-back of losses and accuracy, every N steps (default 10)' },
   'inject-nan-at': { kind: 'int', help: 'N: for tests, make the loss NaN at global step N' },
   ...COMMON_FLAGS,
 } as const satisfies FlagSpec;
@@ -363,7 +363,7 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
           );
           curve.push({ epoch: epoch + (step + 1) / perEpoch, loss: lossSum / seen, acc: correct / seen });
         }
-        if (signal) {
+        if (signal && step + 1 < perEpoch) {
           await stop(epoch, step + 1);
           return { signal };
         }
