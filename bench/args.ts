@@ -1,10 +1,30 @@
 // A small, strict argument parser: known flags only, typed values, one-line errors (exit code 2).
+// Each command declares its flags once, in a table that both the parser and `--help` read, so the
+// help text cannot list a flag the parser rejects, nor leave one out.
 
+/** A mistake on the command line: one line, a hint to --help, exit code 2. */
 export class UsageError extends Error {}
 
-export type FlagSpec = Record<string, 'string' | 'int' | 'number' | 'bool'>;
+/** Input the command cannot use (data files, a checkpoint, an input too small for the model): exit code 2. */
+export class InputError extends Error {}
 
-export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command: string): Partial<Record<keyof S, string | number | boolean>> {
+export interface Flag {
+  kind: 'string' | 'int' | 'number' | 'bool';
+  /** One line for --help; a leading `VALUE:` part names the value (`'N: images per step'`). */
+  help: string;
+}
+
+export type FlagSpec = Record<string, Flag>;
+
+export type Flags = Partial<Record<string, string | number | boolean>>;
+
+/** The flags every command takes. */
+export const COMMON_FLAGS = {
+  json: { kind: 'bool', help: 'one JSON object per line on stdout, each with "type" and "command" (progress stays on stderr)' },
+  help: { kind: 'bool', help: "print this command's flags and exit" },
+} as const satisfies FlagSpec;
+
+export function parseFlags(argv: string[], spec: FlagSpec, command: string): Flags {
   const out: Record<string, string | number | boolean> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -16,7 +36,7 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command:
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    const kind = spec[name];
+    const kind = Object.hasOwn(spec, name) ? spec[name].kind : undefined;
     if (!kind) throw new UsageError(`${command}: unknown flag --${name}`);
     if (kind === 'bool') {
       out[name] = value === undefined ? true : value !== 'false';
@@ -28,15 +48,27 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command:
     }
     if (kind === 'int') {
       const v = Number(value);
-      if (!Number.isInteger(v) || v < 0) throw new UsageError(`${command}: --${name} needs a non-negative integer, got '${value}'`);
+      if (value.trim() === '' || !Number.isInteger(v) || v < 0) throw new UsageError(`${command}: --${name} needs a non-negative integer, got '${value}'`);
       out[name] = v;
     } else if (kind === 'number') {
       const v = Number(value);
-      if (!Number.isFinite(v)) throw new UsageError(`${command}: --${name} needs a number, got '${value}'`);
+      if (value.trim() === '' || !Number.isFinite(v)) throw new UsageError(`${command}: --${name} needs a number, got '${value}'`);
       out[name] = v;
     } else out[name] = value;
   }
-  return out as Partial<Record<keyof S, string | number | boolean>>;
+  return out;
+}
+
+/** `--help` of one command, from its flag table. */
+export function helpText(program: string, command: string, summary: string, spec: FlagSpec): string {
+  const rows = Object.entries(spec).map(([name, f]) => {
+    const colon = f.help.indexOf(': ');
+    const hasValue = f.kind !== 'bool' && colon > 0 && !f.help.slice(0, colon).includes(' ');
+    const value = f.kind === 'bool' ? '' : ` ${hasValue ? f.help.slice(0, colon) : f.kind === 'int' ? 'N' : f.kind === 'number' ? 'X' : 'VALUE'}`;
+    return [`--${name}${value}`, hasValue ? f.help.slice(colon + 2) : f.help];
+  });
+  const w = Math.max(...rows.map(([l]) => l.length));
+  return [`usage: ${program} ${command} [flags]`, summary, '', 'flags:', ...rows.map(([l, h]) => `  ${l.padEnd(w)}  ${h}`)].join('\n');
 }
 
 /** Parses 'HxW' or 'N' (square). */
@@ -52,4 +84,11 @@ export function parseSize(s: string, flag = '--size'): [number, number] {
 export function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
+}
+
+/** An integer flag with a default and a lower bound. */
+export function intFlag(f: Flags, name: string, dflt: number, min = 1): number {
+  const v = (f[name] as number | undefined) ?? dflt;
+  if (v < min) throw new UsageError(`--${name} must be at least ${min}, got ${v}`);
+  return v;
 }

@@ -6,40 +6,166 @@
 //   matmul           the matmul kernels at N x N x N
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
-// Errors in the arguments or the input size print one line and exit with code 2.
+// One table (COMMANDS) holds each command's flags, which both the parser and `COMMAND --help` read, and
+// a plan() that checks the flags and input files on the host; only then is the GPU initialised.
+// Errors in the arguments or the input print one line and exit with code 2.
 
 import * as E from '../engine/index.js';
-import { UsageError, oneOf, parseFlags, parseSize } from './args.js';
+import { COMMON_FLAGS, InputError, UsageError, helpText, intFlag, oneOf, parseFlags, parseSize, type FlagSpec, type Flags } from './args.js';
 import { MODEL_NAMES, defaultChannels, type ModelName } from './models.js';
 import { Reporter } from './report.js';
-import { InputError, runSpeed } from './speed.js';
+import { runSpeed } from './speed.js';
 import { runKernels } from './kernels.js';
 import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
-import { runTrain, runEval, TRAIN_FLAGS, EVAL_FLAGS } from './train.js';
+import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
 
-const VERSION = '0.1.0';
+/** The package version (package.json's; a test keeps them equal). */
+export const VERSION = '0.1.0';
 
-const USAGE = `usage: densenet-bench [command] [flags]
-commands:
-  speed    [--model d2l|densenet121|densenet169|densenet201|densenet264] [--batch N] [--size HxW] [--channels C]
-           [--mode forward|train|both] [--warmup N] [--iters N] [--memory-efficient on|off|both]   (the default)
-  kernels  [--model ...] [--batch N] [--size HxW] [--memory-efficient on|off]
-           per-kernel GFLOP/s and GB/s at the model's shapes, and a training step's GPU time by kernel
-  memory   [--model d2l] [--vary depth|batch] [--batch N] [--size HxW] [--plot FILE.svg]
-  matmul   [--size N]
-  train    Fashion-MNIST: [--epochs N] [--batch N] [--lr X] [--size N] [--limit N] ... (see README)
-  eval     --checkpoint FILE [--data DIR] [--size N]
-  compare-tfjs [--batch N] [--size HxW] [--warmup N] [--iters N]
-           the seed's DenseNet on TensorFlow.js's WebGPU backend and ours, one table (needs
-           npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu)
-common flags: --json (one JSON object per result line on stdout), --help`;
+const PROGRAM = 'densenet-bench';
 
-const SPEED_FLAGS = {
-  model: 'string', batch: 'int', size: 'string', channels: 'int', mode: 'string', warmup: 'int', iters: 'int',
-  'memory-efficient': 'string', json: 'bool', help: 'bool',
-} as const;
+const MODEL_FLAGS = {
+  model: { kind: 'string', help: `NAME: ${MODEL_NAMES.join('|')} (default d2l)` },
+  batch: { kind: 'int', help: 'N: images per step (default 8)' },
+  size: { kind: 'string', help: 'HxW: input size, or N for NxN (default 64 for d2l, 224 for the others)' },
+  channels: { kind: 'int', help: 'C: input channels (default 1 for d2l, 3 for the others)' },
+} as const satisfies FlagSpec;
+
+/** What a command does once its flags are checked: runs on the GPU, returns an exit code (or nothing for 0). */
+type Run = (rep: Reporter) => Promise<number | void>;
+
+interface Command {
+  summary: string;
+  flags: FlagSpec;
+  /** Checks the flags (and any input files) on the host, before the GPU is touched. */
+  plan(f: Flags): Run;
+}
+
+function modelFlags(f: Flags, defaultSize?: string) {
+  const model = oneOf('--model', (f.model as string) ?? 'd2l', MODEL_NAMES) as ModelName;
+  const batch = intFlag(f, 'batch', 8);
+  const size = parseSize((f.size as string) ?? defaultSize ?? (model === 'd2l' ? '64' : '224'));
+  const channels = intFlag(f, 'channels', defaultChannels(model));
+  return { model, batch, size, channels };
+}
+
+const COMMANDS: Record<string, Command> = {
+  speed: {
+    summary: 'images/s, ms per step, GFLOP/s and peak GPU bytes; naive against memory-efficient dense blocks (the default command)',
+    flags: {
+      ...MODEL_FLAGS,
+      mode: { kind: 'string', help: 'forward|train|both: what to time (default both)' },
+      warmup: { kind: 'int', help: 'N: untimed steps first (default 1)' },
+      iters: { kind: 'int', help: 'N: timed steps, at least 1 (default 5)' },
+      'memory-efficient': { kind: 'string', help: 'on|off|both: which dense-block implementation (default both)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      const m = modelFlags(f);
+      const mode = oneOf('--mode', (f.mode as string) ?? 'both', ['forward', 'train', 'both'] as const);
+      const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
+      const warmup = intFlag(f, 'warmup', 1, 0);
+      const iters = intFlag(f, 'iters', 5);
+      return (rep) =>
+        runSpeed(
+          { ...m, modes: mode === 'both' ? ['forward', 'train'] : [mode], warmup, iters, memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'] },
+          rep,
+        ).then(() => undefined);
+    },
+  },
+  kernels: {
+    summary: "each kernel at the model's shapes (GFLOP/s, GB/s) and where a training step's GPU time goes",
+    flags: {
+      ...MODEL_FLAGS,
+      size: { kind: 'string', help: 'HxW: input size, or N for NxN (default 96 for d2l, 224 for the others)' },
+      iters: { kind: 'int', help: 'N: timed repetitions of each kernel (default 5)' },
+      'memory-efficient': { kind: 'string', help: 'on|off: which dense-block implementation (default on)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      const m = modelFlags(f, f.model && f.model !== 'd2l' ? '224' : '96');
+      const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'on', ['on', 'off'] as const) === 'on';
+      const iters = intFlag(f, 'iters', 5);
+      return (rep) => runKernels({ ...m, iters, memoryEfficient: eff }, rep);
+    },
+  },
+  memory: {
+    summary: 'peak GPU bytes of a training step against depth or batch, naive against memory-efficient; a table and an SVG plot',
+    flags: {
+      ...MODEL_FLAGS,
+      size: { kind: 'string', help: 'HxW: input size, or N for NxN (default 32)' },
+      vary: { kind: 'string', help: 'depth|batch: one dense block of 4-32 layers, or the whole model at batch 1-16 (default depth)' },
+      plot: { kind: 'string', help: 'FILE: where the SVG plot goes (default memory.svg)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      const vary = oneOf('--vary', (f.vary as string) ?? 'depth', ['depth', 'batch'] as const);
+      const m = modelFlags(f, '32');
+      return (rep) => runMemory({ ...m, vary, plot: (f.plot as string) ?? 'memory.svg' }, rep);
+    },
+  },
+  matmul: {
+    summary: 'the matmul kernels at N x N x N',
+    flags: { size: { kind: 'int', help: 'N: the matrix size (default 512)' }, ...COMMON_FLAGS },
+    plan(f) {
+      const n = intFlag(f, 'size', 512);
+      return (rep) => matmulBench(n, rep);
+    },
+  },
+  train: {
+    summary: 'train the seed DenseNet on Fashion-MNIST (a checkpoint every epoch and on SIGINT/SIGTERM, then exit 130/143)',
+    flags: TRAIN_FLAGS,
+    plan(f) {
+      const plan = planTrain(f);
+      return async (rep) => {
+        const { signal } = await runTrain(plan, rep);
+        return signal ? SIGNAL_EXIT[signal] : 0;
+      };
+    },
+  },
+  eval: {
+    summary: 'test accuracy and confusion matrix of a checkpoint written by train',
+    flags: EVAL_FLAGS,
+    plan(f) {
+      const plan = planEval(f);
+      return (rep) => runEval(plan, rep);
+    },
+  },
+  'compare-tfjs': {
+    summary: "the seed's DenseNet on TensorFlow.js's WebGPU backend and ours, one table (needs npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu)",
+    flags: {
+      batch: MODEL_FLAGS.batch,
+      size: MODEL_FLAGS.size,
+      warmup: { kind: 'int', help: 'N: untimed steps first (default 1)' },
+      iters: { kind: 'int', help: 'N: timed steps, at least 1 (default 3)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      const m = modelFlags({ batch: f.batch, size: f.size });
+      checkD2lInput(m.size);
+      checkTfjsInstalled();
+      const warmup = intFlag(f, 'warmup', 1, 0);
+      const iters = intFlag(f, 'iters', 3);
+      return (rep) => runCompareTfjs({ batch: m.batch, size: m.size, warmup, iters }, rep).then(() => undefined);
+    },
+  },
+};
+
+function globalHelp(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    `usage: ${PROGRAM} [command] [flags]`,
+    `       ${PROGRAM} COMMAND --help   (that command's flags)`,
+    `       ${PROGRAM} --version`,
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(w)}  ${c.summary}`),
+    '',
+    'Errors in the flags or the input print one line and exit with code 2.',
+  ].join('\n');
+}
 
 function header(g: E.Gpu, rep: Reporter): void {
   const f = g.features;
@@ -50,88 +176,35 @@ function header(g: E.Gpu, rep: Reporter): void {
     features: `subgroups=${f.subgroups}${f.subgroups ? ` (size ${f.subgroupMinSize}-${f.subgroupMaxSize})` : ''} timestamp-query=${f.timestampQuery} shader-f16=${f.shaderF16}`,
     limits: `maxBufferSize=${E.formatBytes(g.limits.maxBufferSize)} maxStorageBufferBindingSize=${E.formatBytes(g.limits.maxStorageBufferBindingSize)} maxComputeInvocationsPerWorkgroup=${g.limits.maxComputeInvocationsPerWorkgroup}`,
   };
-  if (rep.json) console.log(JSON.stringify({ header: info }));
-  else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${v}`);
+  rep.record('header', info);
+  if (!rep.json) for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${v}`);
   rep.text('');
 }
 
-function modelFlags(f: Record<string, unknown>) {
-  const model = oneOf('--model', (f.model as string) ?? 'd2l', MODEL_NAMES) as ModelName;
-  const batch = (f.batch as number) ?? 8;
-  if (batch < 1) throw new UsageError('--batch must be at least 1');
-  const size = parseSize((f.size as string) ?? (model === 'd2l' ? '64' : '224'));
-  const channels = (f.channels as number) ?? defaultChannels(model);
-  if (channels < 1) throw new UsageError('--channels must be at least 1');
-  return { model, batch, size, channels };
-}
-
-async function main(argv: string[]): Promise<void> {
-  const command = argv[0] && !argv[0].startsWith('-') ? argv.shift()! : 'speed';
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    console.log(VERSION);
+    return 0;
+  }
+  const explicit = argv[0] !== undefined && !argv[0].startsWith('-');
+  const name = explicit ? argv.shift()! : 'speed';
+  if (!explicit && (argv.includes('--help') || argv.includes('-h'))) {
+    console.log(globalHelp());
+    return 0;
+  }
+  if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`unknown command '${name}'`);
+  const cmd = COMMANDS[name];
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
-    return;
+    console.log(helpText(PROGRAM, name, cmd.summary, cmd.flags));
+    return 0;
   }
-  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval', 'compare-tfjs'];
-  if (!known.includes(command)) throw new UsageError(`unknown command '${command}'`);
-
-  // Parse everything before touching the GPU, so bad flags fail fast.
-  let run: (rep: Reporter) => Promise<unknown>;
-  let json = false;
-  if (command === 'speed') {
-    const f = parseFlags(argv, SPEED_FLAGS, 'speed');
-    json = !!f.json;
-    const m = modelFlags(f);
-    const mode = oneOf('--mode', (f.mode as string) ?? 'both', ['forward', 'train', 'both'] as const);
-    const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
-    run = (rep) =>
-      runSpeed(
-        {
-          ...m,
-          modes: mode === 'both' ? ['forward', 'train'] : [mode],
-          warmup: (f.warmup as number) ?? 1,
-          iters: Math.max(1, (f.iters as number) ?? 5),
-          memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'],
-        },
-        rep,
-      );
-  } else if (command === 'kernels') {
-    const f = parseFlags(argv, { model: 'string', batch: 'int', size: 'string', channels: 'int', json: 'bool', iters: 'int', 'memory-efficient': 'string' }, 'kernels');
-    json = !!f.json;
-    const m = modelFlags({ ...f, size: f.size ?? (f.model && f.model !== 'd2l' ? '224' : '96') });
-    const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'on', ['on', 'off'] as const) === 'on';
-    run = (rep) => runKernels({ ...m, iters: (f.iters as number) ?? 5, memoryEfficient: eff }, rep);
-  } else if (command === 'memory') {
-    const f = parseFlags(argv, { model: 'string', vary: 'string', batch: 'int', size: 'string', channels: 'int', plot: 'string', json: 'bool' }, 'memory');
-    json = !!f.json;
-    const vary = oneOf('--vary', (f.vary as string) ?? 'depth', ['depth', 'batch'] as const);
-    const m = modelFlags({ ...f, size: f.size ?? '32' });
-    run = (rep) => runMemory({ ...m, vary, plot: (f.plot as string) ?? 'memory.svg' }, rep);
-  } else if (command === 'matmul') {
-    const f = parseFlags(argv, { size: 'int', json: 'bool' }, 'matmul');
-    json = !!f.json;
-    const n = (f.size as number) ?? 512;
-    if (n < 1) throw new UsageError('--size must be at least 1');
-    run = (rep) => matmulBench(n, rep);
-  } else if (command === 'compare-tfjs') {
-    const f = parseFlags(argv, { batch: 'int', size: 'string', warmup: 'int', iters: 'int', json: 'bool' }, 'compare-tfjs');
-    json = !!f.json;
-    const m = modelFlags({ batch: f.batch, size: f.size });
-    checkD2lInput(m.size);
-    checkTfjsInstalled();
-    run = (rep) => runCompareTfjs({ batch: m.batch, size: m.size, warmup: (f.warmup as number) ?? 1, iters: Math.max(1, (f.iters as number) ?? 3) }, rep);
-  } else if (command === 'train') {
-    const f = parseFlags(argv, TRAIN_FLAGS, 'train');
-    json = !!f.json;
-    run = (rep) => runTrain(f, rep);
-  } else {
-    const f = parseFlags(argv, EVAL_FLAGS, 'eval');
-    json = !!f.json;
-    run = (rep) => runEval(f, rep);
-  }
-  const rep = new Reporter(json);
+  // Everything that can be checked on the host is checked before touching the GPU.
+  const f = parseFlags(argv, cmd.flags, name);
+  const run = cmd.plan(f);
+  const rep = new Reporter(!!f.json, name);
   const g = await E.init();
   header(g, rep);
-  await run(rep);
+  return (await run(rep)) ?? 0;
 }
 
 async function matmulBench(n: number, rep: Reporter): Promise<void> {
@@ -150,7 +223,7 @@ async function matmulBench(n: number, rep: Reporter): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (e) => {
     const usage = e instanceof UsageError || e instanceof InputError || e instanceof MissingTfjsError || /exceeds the device limit|out of memory/.test(String(e?.message));
     console.error(`densenet-bench: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);

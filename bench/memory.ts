@@ -9,6 +9,7 @@ import { DenseBlock, DenseBlockBC } from '../models/index.js';
 import type { ModelName } from './models.js';
 import { Reporter, mib, type Row } from './report.js';
 import { prepare } from './speed.js';
+import { lineChart, type Series } from './plot.js';
 
 export interface MemoryOptions {
   model: ModelName;
@@ -104,44 +105,15 @@ export async function runMemory(o: MemoryOptions, rep: Reporter): Promise<void> 
   rep.text(`plot written to ${o.plot}`);
 }
 
-/** A small line chart: peak MiB against depth or batch, one line per implementation. */
+/** Peak MiB against depth or batch, one line per implementation. */
 export function svgPlot(rows: Row[], vary: string, title: string): string {
-  const W = 640;
-  const H = 400;
-  const m = { l: 70, r: 20, t: 40, b: 50 };
-  const xs = rows.map((r) => r[vary] as number);
-  const series: Array<[string, string, number[]]> = [
-    ['naive', '#d62728', rows.map((r) => (r.naivePeakBytes as number) / 2 ** 20)],
-    ['memory-efficient', '#1f77b4', rows.map((r) => (r.efficientPeakBytes as number) / 2 ** 20)],
-  ];
-  const ymax = Math.max(...series.flatMap(([, , ys]) => ys)) * 1.1 || 1;
-  const xmax = Math.max(...xs);
-  const px = (x: number) => m.l + ((W - m.l - m.r) * x) / xmax;
-  const py = (y: number) => H - m.b - ((H - m.t - m.b) * y) / ymax;
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`,
-    `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>`,
-    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
-    `<text x="${W / 2}" y="${H - 12}" text-anchor="middle">${vary === 'depth' ? 'layers in the block' : 'batch size'}</text>`,
-    `<text x="18" y="${H / 2}" text-anchor="middle" transform="rotate(-90 18 ${H / 2})">peak MiB</text>`,
-  ];
-  for (let i = 0; i <= 4; i++) {
-    const y = (ymax * i) / 4;
-    parts.push(`<text x="${m.l - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(0)}</text>`);
-    parts.push(`<line x1="${m.l}" y1="${py(y)}" x2="${W - m.r}" y2="${py(y)}" stroke="#ddd"/>`);
-  }
-  for (const x of xs) parts.push(`<text x="${px(x)}" y="${H - m.b + 16}" text-anchor="middle">${x}</text>`);
-  series.forEach(([name, color, ys], si) => {
-    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${ys.map((y, i) => `${px(xs[i])},${py(y)}`).join(' ')}"/>`);
-    ys.forEach((y, i) => parts.push(`<circle cx="${px(xs[i])}" cy="${py(y)}" r="3" fill="${color}"/>`));
-    parts.push(`<rect x="${m.l + 12}" y="${m.t + 8 + si * 18}" width="12" height="3" fill="${color}"/><text x="${m.l + 30}" y="${m.t + 13 + si * 18}">${name}</text>`);
+  const line = (name: string, color: string, key: string): Series => ({
+    name, color, markers: true, points: rows.map((r) => [r[vary] as number, (r[key] as number) / 2 ** 20]),
   });
-  parts.push('</svg>');
-  return parts.join('\n');
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return lineChart({
+    title,
+    xLabel: vary === 'depth' ? 'layers in the block' : 'batch size',
+    yLabel: 'peak MiB',
+    series: [line('naive', '#d62728', 'naivePeakBytes'), line('memory-efficient', '#1f77b4', 'efficientPeakBytes')],
+  });
 }

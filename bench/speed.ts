@@ -6,6 +6,7 @@ import { SGD, countFlops, crossEntropy } from '../nn/index.js';
 import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
 import { timeIt } from './timing.js';
+import { InputError } from './args.js';
 
 export interface SpeedOptions {
   model: ModelName;
@@ -18,17 +19,18 @@ export interface SpeedOptions {
   memoryEfficient: boolean[];
 }
 
-export class InputError extends Error {}
-
-/** Builds the model and its input, and checks the shapes with one forward pass. */
-export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'channels'>, memoryEfficient: boolean) {
+/**
+ * Builds the model and its input, and checks the shapes with one forward pass: in training mode when
+ * `training` (batch norm then needs more than one value per channel), else in inference mode.
+ */
+export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'channels'>, memoryEfficient: boolean, training = true) {
   E.manualSeed(0);
   const { model } = buildModel(o.model, o.channels, memoryEfficient);
   const x = E.keep(E.randn([o.batch, o.channels, ...o.size]));
   const labels = E.keep(E.tensor(Array.from({ length: o.batch }, (_, i) => (i * 7) % 10)));
   let flops;
   try {
-    flops = countFlops(() => E.scope(() => void model(x)));
+    flops = countFlops(() => E.scope(() => void (training ? model(x) : model.predict(x))));
   } catch (e) {
     x.dispose();
     labels.dispose();
@@ -44,7 +46,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     const impl = eff ? 'efficient' : 'naive';
     const tag = `[${o.model} ${impl}]`;
     rep.progress(`${tag} building the model and compiling shaders...`);
-    const { model, x, labels, flops } = prepare(o, eff);
+    const { model, x, labels, flops } = prepare(o, eff, o.modes.includes('train'));
     const common = { model: o.model, impl, batch: o.batch, size: `${o.channels}x${o.size.join('x')}` };
     for (const mode of o.modes) {
       let step: () => void;

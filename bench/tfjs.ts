@@ -20,7 +20,8 @@
 
 import { createRequire } from 'node:module';
 import { Reporter, fixed, mib, type Row } from './report.js';
-import { InputError, runSpeed } from './speed.js';
+import { runSpeed } from './speed.js';
+import { InputError } from './args.js';
 import { median } from './timing.js';
 
 export const TFJS_INSTALL = 'npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu';

@@ -8,6 +8,6 @@ export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUnifor
 export { SGD, type SGDOptions } from './optim.js';
 export { crossEntropy } from '../engine/index.js';
 export {
-  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, type HostTensor,
+  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, type HostTensor,
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';

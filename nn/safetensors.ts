@@ -2,7 +2,10 @@
 // ({ key: { dtype, shape, data_offsets: [begin, end] }, "__metadata__"?: {...} }), then the data.
 // Reading accepts F32, F16, BF16, F64, I64, I32 (all converted to float32, as the engine has one
 // dtype); writing produces F32 (and I64 for `num_batches_tracked` counters, as PyTorch writes them).
-// Every check failure names the key and what is wrong. Saving writes a temporary file and renames it.
+// Every check failure names the key (and the file, when given) and what is wrong; as the format requires,
+// the tensors' data_offsets must cover the data section exactly, without gaps or overlaps. Writing
+// stores a CRC32 of the data section in the metadata (`data_crc32`), and reading checks it when present,
+// so bit flips in the data are caught. Saving writes a temporary file and renames it.
 // Node-only file access is behind dynamic imports so browser bundles can use the byte-level functions.
 
 import { Tensor, fmt, tensor } from '../engine/index.js';
@@ -15,9 +18,32 @@ export interface HostTensor {
 
 const ITEM: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
 
-function fail(msg: string): never {
-  throw new Error(`safetensors: ${msg}`);
+function fail(msg: string, name?: string): never {
+  throw new Error(`safetensors: ${name ? `${name}: ` : ''}${msg}`);
 }
+
+/** The metadata key under which the data section's CRC32 is stored (8 lowercase hex digits). */
+export const CRC_KEY = 'data_crc32';
+
+let crcTable: Uint32Array | null = null;
+
+/** CRC-32 (IEEE 802.3, as zlib and PNG compute it) of the bytes. */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  const t = crcTable;
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const hex8 = (n: number) => n.toString(16).padStart(8, '0');
 
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -28,45 +54,54 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-/** Parses safetensors bytes into host arrays (float32), validating the header against the data. */
-export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
-  if (bytes.byteLength < 8) fail(`the file is truncated: ${bytes.byteLength} bytes, a header needs at least 8`);
+/**
+ * Parses safetensors bytes into host arrays (float32), validating the header against the data.
+ * `name` (a file name) is put in every error message.
+ */
+export function decodeSafetensors(bytes: Uint8Array, name?: string): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+  const bad = (msg: string): never => fail(msg, name);
+  if (bytes.byteLength < 8) bad(`the file is truncated: ${bytes.byteLength} bytes, a header needs at least 8`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(dv.getBigUint64(0, true));
-  if (n > bytes.byteLength - 8) fail(`the file is truncated: the header claims ${n} bytes but only ${bytes.byteLength - 8} follow`);
-  let header: Record<string, unknown>;
+  const nBig = dv.getBigUint64(0, true);
+  if (nBig > BigInt(bytes.byteLength - 8)) bad(`the file is truncated: the header claims ${nBig} bytes but only ${bytes.byteLength - 8} follow`);
+  const n = Number(nBig);
+  let header: Record<string, unknown> = {};
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
-    fail(`the header is not valid JSON (${(e as Error).message})`);
+    bad(`the header is not valid JSON (${(e as Error).message})`);
   }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) fail('the header is not a JSON object');
+  if (!header || typeof header !== 'object' || Array.isArray(header)) bad('the header is not a JSON object');
   const dataStart = 8 + n;
   const dataLen = bytes.byteLength - dataStart;
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  const metaRaw = header.__metadata__ ?? {};
+  if (!metaRaw || typeof metaRaw !== 'object' || Array.isArray(metaRaw)) bad(`__metadata__ must be an object of strings, got ${JSON.stringify(metaRaw)}`);
+  const metadata = metaRaw as Record<string, string>;
   const ranges: Array<[number, number, string]> = [];
   const tensors = new Map<string, HostTensor>();
   for (const [key, v] of Object.entries(header)) {
     if (key === '__metadata__') continue;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) bad(`'${key}': expected an object { dtype, shape, data_offsets }, got ${JSON.stringify(v)}`);
     const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof info.dtype !== 'string' || !(info.dtype in ITEM)) fail(`'${key}': unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(ITEM).join(', ')})`);
-    if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`'${key}': invalid shape ${JSON.stringify(info.shape)}`);
+    const dtype = info.dtype;
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM, dtype)) bad(`'${key}': unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(ITEM).join(', ')})`);
+    if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`'${key}': invalid shape ${JSON.stringify(info.shape)}`);
     const off = info.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
-      fail(`'${key}': invalid data_offsets ${JSON.stringify(off)}`);
+      bad(`'${key}': invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [b, e] = off as number[];
-    if (e > dataLen) fail(`'${key}': data_offsets [${b}, ${e}] run past the end of the data (${dataLen} bytes): the file is truncated or corrupt`);
+    if (e > dataLen) bad(`'${key}': data_offsets [${b}, ${e}] run past the end of the data (${dataLen} bytes): the file is truncated or corrupt`);
     const shape = info.shape as number[];
     const count = shape.reduce((a, d) => a * d, 1);
-    const item = ITEM[info.dtype];
-    if (e - b !== count * item) fail(`'${key}': shape ${fmt(shape)} of ${info.dtype} needs ${count * item} bytes, data_offsets give ${e - b}`);
+    const item = ITEM[dtype as string];
+    if (e - b !== count * item) bad(`'${key}': shape ${fmt(shape)} of ${dtype} needs ${count * item} bytes, data_offsets give ${e - b}`);
     ranges.push([b, e, key]);
     const data = new Float32Array(count);
     const base = dataStart + b;
     for (let i = 0; i < count; i++) {
       const at = base + i * item;
-      switch (info.dtype) {
+      switch (dtype) {
         case 'F32': data[i] = dv.getFloat32(at, true); break;
         case 'F64': data[i] = dv.getFloat64(at, true); break;
         case 'F16': data[i] = halfToFloat(dv.getUint16(at, true)); break;
@@ -76,19 +111,32 @@ export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Hos
         case 'U8': data[i] = dv.getUint8(at); break;
       }
     }
-    tensors.set(key, { dtype: info.dtype === 'I64' ? 'I64' : 'F32', shape, data });
+    tensors.set(key, { dtype: dtype === 'I64' ? 'I64' : 'F32', shape, data });
   }
-  ranges.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i][0] < ranges[i - 1][1]) fail(`'${ranges[i][2]}' overlaps '${ranges[i - 1][2]}' (data_offsets [${ranges[i][0]}, ${ranges[i][1]}] and [${ranges[i - 1][0]}, ${ranges[i - 1][1]}])`);
+  // The data section must be covered exactly: sorted by offset, each tensor starts where the previous
+  // one ends, the first at 0 and the last at the end of the file.
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let end = 0;
+  let prev = '';
+  for (const [b, e, key] of ranges) {
+    if (b < end) bad(`'${key}' overlaps '${prev}' (data_offsets [${b}, ${e}] start before ${end})`);
+    if (b > end) bad(`'${key}': a gap of ${b - end} bytes before its data_offsets [${b}, ${e}] (${prev ? `after '${prev}', which ends at ${end}` : 'at the start of the data'}): the data section must be fully covered`);
+    end = e;
+    prev = key;
+  }
+  if (end < dataLen) bad(`${dataLen - end} bytes after the last tensor's data${prev ? ` ('${prev}' ends at ${end})` : ''}: the data section must be fully covered`);
+  const stored = metadata[CRC_KEY];
+  if (stored !== undefined) {
+    const actual = hex8(crc32(bytes.subarray(dataStart)));
+    if (String(stored).toLowerCase() !== actual) bad(`the data section's CRC32 is ${actual} but the metadata records ${stored}: the tensor data is corrupt`);
   }
   return { tensors, metadata };
 }
 
 /** Serialises host tensors; keys keep their insertion order, the header is padded to 8 bytes. */
 export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  // __metadata__ goes first in the header; its CRC32 is filled in once the data is written.
+  const header: Record<string, unknown> = { __metadata__: null };
   let off = 0;
   for (const [key, t] of tensors) {
     const count = t.shape.reduce((a, d) => a * d, 1);
@@ -97,17 +145,13 @@ export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Re
     header[key] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + size] };
     off += size;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((json.length + 8) % 8)) % 8);
-  const hb = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + hb.length + off);
-  const dv = new DataView(out.buffer);
-  dv.setBigUint64(0, BigInt(hb.length), true);
-  out.set(hb, 8);
-  let at = 8 + hb.length;
-  for (const t of tensors.values()) {
+  const data = new Uint8Array(off);
+  const dv = new DataView(data.buffer);
+  let at = 0;
+  for (const [key, t] of tensors) {
     for (let i = 0; i < t.data.length; i++) {
       if (t.dtype === 'I64') {
+        if (!Number.isFinite(t.data[i])) fail(`'${key}': ${t.data[i]} at index ${i} cannot be stored as I64 (an integer counter)`);
         dv.setBigInt64(at, BigInt(Math.round(t.data[i])), true);
         at += 8;
       } else {
@@ -116,6 +160,14 @@ export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Re
       }
     }
   }
+  header.__metadata__ = { ...metadata, [CRC_KEY]: hex8(crc32(data)) };
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((json.length + 8) % 8)) % 8);
+  const hb = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + hb.length + off);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  out.set(data, 8 + hb.length);
   return out;
 }
 
@@ -130,7 +182,7 @@ export async function loadSafetensors(source: string | Uint8Array | ArrayBuffer)
       fail(`cannot read '${source}': ${(e as Error).message}`);
     }
   } else bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
-  const { tensors } = decodeSafetensors(bytes);
+  const { tensors } = decodeSafetensors(bytes, typeof source === 'string' ? source : undefined);
   const out = new Map<string, Tensor>();
   for (const [k, t] of tensors) out.set(k, tensor(t.data, t.shape));
   return out;

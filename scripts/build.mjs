@@ -19,6 +19,7 @@ await build({
   target: 'node20',
   external: ['webgpu'],
   loader: { '.wgsl': 'text' },
+  keepNames: true, // class names are user-visible: String(new DenseNet()) prints them
   sourcemap: true,
   logLevel: 'warning',
 });

@@ -1,9 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parseIdx, readImageSet, loadFashionMnist } from '../bench/idx.js';
+import { parseIdx, readImageSet, loadFashionMnist, nonEmpty } from '../bench/idx.js';
+import { InputError } from '../bench/args.js';
 
 function idx(shape: number[], data: number[], magic = [0, 0, 8]): Uint8Array {
   const head = new Uint8Array(4 + 4 * shape.length);
@@ -41,5 +42,19 @@ describe('IDX reader', () => {
 
   test('a missing dataset says how to install it', () => {
     expect(() => loadFashionMnist('/nonexistent/fashion')).toThrow(/apt-get install dataset-fashion-mnist/);
+  });
+
+  test('a folder where a file should be, 0x0 images and empty sets are named clearly (issue 13, items 5 and 14)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idx-'));
+    mkdirSync(join(dir, 'i'));
+    writeFileSync(join(dir, 'l'), idx([1], [3]));
+    expect(() => readImageSet(join(dir, 'i'), join(dir, 'l'))).toThrow(new RegExp(`${join(dir, 'i')} is a directory, expected an IDX file`));
+    writeFileSync(join(dir, 'z'), idx([1, 0, 0], []));
+    expect(() => readImageSet(join(dir, 'z'), join(dir, 'l'))).toThrow(/z: the images are 0x0; they need at least one pixel/);
+    writeFileSync(join(dir, 'e'), idx([0, 28, 28], []));
+    writeFileSync(join(dir, 'l0'), idx([0], []));
+    const empty = readImageSet(join(dir, 'e'), join(dir, 'l0'));
+    expect(() => nonEmpty(empty, 'training set')).toThrow(/e: the training set has 0 images/);
+    expect(() => nonEmpty(empty, 'training set')).toThrow(InputError);
   });
 });

@@ -101,4 +101,40 @@ describe('safetensors', () => {
     await expect(nn.loadSafetensors(path).then((d) => lin.loadStateDict(d))).rejects.toThrow(/'weight' has shape \[1, 2\].*expects \[1, 3\]/);
     await expect(nn.loadSafetensors(join(dir, 'missing.safetensors'))).rejects.toThrow(/cannot read/);
   });
+
+  test('edge cases of the header get errors naming the key, and exact numbers (issue 13, item 14)', () => {
+    const raw = (header: unknown, data = new Uint8Array(0)) => {
+      const hb = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(8 + hb.length + data.length);
+      new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+      out.set(hb, 8);
+      out.set(data, 8 + hb.length);
+      return out;
+    };
+    expect(() => nn.decodeSafetensors(raw({ w: null }))).toThrow(/'w': expected an object \{ dtype, shape, data_offsets \}, got null/);
+    expect(() => nn.decodeSafetensors(raw({ w: { dtype: 'constructor', shape: [1], data_offsets: [0, 4] } }, f32([1])))).toThrow(/'w': unsupported dtype "constructor"/);
+    const huge = new Uint8Array(16);
+    new DataView(huge.buffer).setBigUint64(0, 18446744073709551615n, true);
+    expect(() => nn.decodeSafetensors(huge)).toThrow(/the header claims 18446744073709551615 bytes but only 8 follow/);
+    const gap = raw({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, f32([1, 2, 3]));
+    expect(() => nn.decodeSafetensors(gap, 'gap.safetensors')).toThrow(/safetensors: gap.safetensors: 'b': a gap of 4 bytes before its data_offsets \[8, 12\] \(after 'a'/);
+    const lead = raw({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, f32([1, 2]));
+    expect(() => nn.decodeSafetensors(lead)).toThrow(/'a': a gap of 4 bytes .*at the start of the data/);
+    const tail = raw({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32([1, 2]));
+    expect(() => nn.decodeSafetensors(tail)).toThrow(/4 bytes after the last tensor's data \('a' ends at 4\)/);
+    expect(() => nn.encodeSafetensors(new Map([['n', { dtype: 'I64' as const, shape: [2], data: new Float32Array([1, NaN]) }]]))).toThrow(
+      /safetensors: 'n': NaN at index 1 cannot be stored as I64/,
+    );
+  });
+
+  test('a CRC32 of the data is written and checked: a flipped bit names the file', () => {
+    const enc = nn.encodeSafetensors(new Map([['w', { dtype: 'F32' as const, shape: [3], data: new Float32Array([1, 2, 3]) }]]), { note: 'x' });
+    const { metadata } = nn.decodeSafetensors(enc);
+    expect(metadata.note).toBe('x');
+    expect(metadata.data_crc32).toMatch(/^[0-9a-f]{8}$/);
+    expect(nn.crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926); // the standard check value
+    const flipped = enc.slice();
+    flipped[flipped.length - 2] ^= 0x10;
+    expect(() => nn.decodeSafetensors(flipped, 'ck.safetensors')).toThrow(/safetensors: ck.safetensors: the data section's CRC32 is [0-9a-f]{8} but the metadata records [0-9a-f]{8}/);
+  });
 });

@@ -1,54 +1,25 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import * as E from '../engine/index.js';
-import { decodeSafetensors } from '../nn/index.js';
-import { runTrain } from '../bench/train.js';
+import { decodeSafetensors, encodeSafetensors } from '../nn/index.js';
+import { planTrain, runTrain } from '../bench/train.js';
+import { InputError, type Flags } from '../bench/args.js';
+import { readCheckpoint, saveCheckpoint } from '../bench/checkpoint.js';
+import { DenseNet } from '../models/index.js';
+import type { SGD } from '../nn/index.js';
 import { Reporter } from '../bench/report.js';
 import { useEngine } from './helpers.js';
 
 useEngine();
 
-function idx(shape: number[], data: Uint8Array): Uint8Array {
-  const head = new Uint8Array(4 + 4 * shape.length);
-  head.set([0, 0, 8, shape.length]);
-  shape.forEach((d, i) => new DataView(head.buffer).setUint32(4 + 4 * i, d, false));
-  const out = new Uint8Array(head.length + data.length);
-  out.set(head);
-  out.set(data, head.length);
-  return out;
-}
-
-/** A tiny synthetic Fashion-MNIST: class c is a bright 4x4 square at a class-dependent place, plus noise. */
-function syntheticDataset(n: number, seed: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fmnist-'));
-  const g = new E.Generator(seed);
-  const make = (count: number) => {
-    const images = new Uint8Array(count * 28 * 28);
-    const labels = new Uint8Array(count);
-    for (let i = 0; i < count; i++) {
-      const c = i % 10;
-      labels[i] = c;
-      const r0 = 2 + 6 * Math.floor(c / 4);
-      const c0 = 2 + 6 * (c % 4);
-      for (let p = 0; p < 784; p++) images[i * 784 + p] = Math.floor(g.uniform() * 40);
-      for (let r = 0; r < 4; r++) for (let q = 0; q < 4; q++) images[i * 784 + (r0 + r) * 28 + c0 + q] = 250;
-    }
-    return { images, labels };
-  };
-  const tr = make(n);
-  const te = make(40);
-  writeFileSync(join(dir, 'train-images-idx3-ubyte.gz'), gzipSync(idx([n, 28, 28], tr.images)));
-  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([n], tr.labels));
-  writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([40, 28, 28], te.images));
-  writeFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'), gzipSync(idx([40], te.labels)));
-  return dir;
-}
+import { syntheticDataset } from './fashion.js';
 
 const quiet = new Reporter(true);
 quiet.progress = () => {};
+quiet.record = () => {};
+const train = (f: Flags) => runTrain(planTrain(f), quiet);
 const small = { arch: '1,1', growth: 4, size: 16, batch: 20, lr: 0.1, momentum: 0.9, 'log-every': 100 };
 
 function params(path: string): Map<string, Float32Array> {
@@ -61,7 +32,7 @@ describe('training on Fashion-MNIST files', () => {
 
   test('a few epochs on a tiny synthetic set drive the loss down and write the log, curves and checkpoint', async () => {
     const out = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out, epochs: 4 }, quiet);
+    await train({ ...small, data, out, epochs: 4 });
     const log = JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'));
     const losses = log.epochs.map((e: { loss: number }) => e.loss);
     expect(losses[3]).toBeLessThan(losses[0]);
@@ -72,10 +43,10 @@ describe('training on Fashion-MNIST files', () => {
 
   test('resuming from a checkpoint gives the same parameters and optimiser state as training straight through', async () => {
     const a = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out: a, epochs: 2 }, quiet);
+    await train({ ...small, data, out: a, epochs: 2 });
     const b = mkdtempSync(join(tmpdir(), 'train-'));
-    await runTrain({ ...small, data, out: b, epochs: 1 }, quiet);
-    await runTrain({ ...small, data, out: b, epochs: 2, resume: join(b, 'checkpoint.safetensors') }, quiet);
+    await train({ ...small, data, out: b, epochs: 1 });
+    await train({ ...small, data, out: b, epochs: 2, resume: join(b, 'checkpoint.safetensors') });
     const pa = params(join(a, 'checkpoint.safetensors'));
     const pb = params(join(b, 'checkpoint.safetensors'));
     expect([...pb.keys()]).toEqual([...pa.keys()]);
@@ -86,10 +57,111 @@ describe('training on Fashion-MNIST files', () => {
   test('a NaN loss stops the run naming the step, and keeps the last good checkpoint', async () => {
     const out = mkdtempSync(join(tmpdir(), 'train-'));
     const ck = join(out, 'checkpoint.safetensors');
-    await expect(runTrain({ ...small, data, out, epochs: 3, 'inject-nan-at': 7 }, quiet)).rejects.toThrow(
+    await expect(train({ ...small, data, out, epochs: 3, 'inject-nan-at': 7 })).rejects.toThrow(
       /loss is NaN at epoch 2, step 3 \(global step 7\).*last good checkpoint is .*checkpoint\.safetensors/,
     );
     const meta = decodeSafetensors(new Uint8Array(readFileSync(ck))).metadata;
     expect(meta.epoch).toBe('1');
+  });
+
+  test('training reads the GPU once per --log-every steps, not once per step (issue 12)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'train-'));
+    const spy = vi.spyOn(E.Tensor.prototype, 'data');
+    let reads = 0;
+    try {
+      await train({ ...small, data, out, epochs: 1 }); // 5 steps, log-every 100: one read for the epoch
+      reads = spy.mock.calls.length;
+    } finally {
+      spy.mockRestore();
+    }
+    const saved = decodeSafetensors(new Uint8Array(readFileSync(join(out, 'checkpoint.safetensors')))).tensors.size;
+    // One read of the steps' losses and logits, one test batch (40 images), one per tensor saved.
+    expect(reads).toBe(1 + 1 + saved);
+  });
+
+  describe('resuming and checkpoints (issue 13, items 1, 3, 6)', () => {
+    let ck = '';
+    const first = async () => {
+      if (ck) return ck;
+      const out = mkdtempSync(join(tmpdir(), 'train-'));
+      await train({ ...small, data, out, epochs: 1, seed: 3 });
+      ck = join(out, 'checkpoint.safetensors');
+      return ck;
+    };
+    /** The checkpoint rewritten with some metadata changed (undefined removes the key), or a tensor replaced. */
+    const rewrite = (path: string, change: Record<string, string | undefined>, tensor?: [string, number]) => {
+      const { tensors, metadata } = decodeSafetensors(new Uint8Array(readFileSync(path)));
+      const meta: Record<string, string> = {};
+      for (const [k, v] of Object.entries({ ...metadata, ...change })) if (v !== undefined && k !== 'data_crc32') meta[k] = v;
+      if (tensor) tensors.get(tensor[0])!.data[0] = tensor[1];
+      const to = join(mkdtempSync(join(tmpdir(), 'ck-')), 'checkpoint.safetensors');
+      writeFileSync(to, encodeSafetensors(tensors, meta));
+      return to;
+    };
+
+    test('a flag that contradicts the checkpoint is refused naming both values', async () => {
+      const resume = await first();
+      for (const [flag, value, theirs] of [['growth', 8, 4], ['arch', '2,2', '1,1'], ['batch', 10, 20], ['size', 32, 16], ['seed', 0, 3]] as const) {
+        expect(() => planTrain({ ...small, data, epochs: 2, resume, [flag]: value }), flag).toThrow(
+          new RegExp(`--${flag} ${value} does not match the checkpoint .*checkpoint.safetensors, which was trained with ${flag} ${theirs}`),
+        );
+      }
+      // The same values as the checkpoint's are fine.
+      expect(planTrain({ ...small, data, epochs: 2, resume, seed: 3 }).config.growth).toBe(4);
+    });
+
+    test("without those flags the run adopts the checkpoint's model, and writes it into the metadata and the log", async () => {
+      const resume = await first();
+      const out = mkdtempSync(join(tmpdir(), 'train-'));
+      // No growth/arch/size/batch/seed flags: the defaults (growth 32, arch 4,4,4,4, ...) must not leak in.
+      await train({ data, out, epochs: 2, resume, 'log-every': 100 });
+      const meta = decodeSafetensors(new Uint8Array(readFileSync(join(out, 'checkpoint.safetensors')))).metadata;
+      expect([meta.growth, meta.arch, meta.size, meta.batch, meta.seed, meta.epoch]).toEqual(['4', '1,1', '16', '20', '3', '2']);
+      const log = JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'));
+      expect([log.config.growth, log.config.arch, log.config.size, log.config.batch, log.config.seed]).toEqual([4, [1, 1], 16, 20, 3]);
+      // The tensors are those of that model: it loads them strictly.
+      const model = new DenseNet({ growthRate: 4, arch: [1, 1] });
+      E.scope(() => void model.predict(E.zeros([1, 1, 16, 16])));
+      const state = new Map([...readCheckpoint(join(out, 'checkpoint.safetensors')).model].map(([k, t]) => [k, E.tensor(t.data, t.shape)]));
+      model.loadStateDict(state);
+      for (const t of state.values()) t.dispose();
+      model.dispose();
+    });
+
+    test('bad metadata names the key; corrupt data names the file; nothing to train is said', async () => {
+      const resume = await first();
+      expect(() => readCheckpoint(rewrite(resume, { epoch: 'two' }))).toThrow(/checkpoint .*: the metadata key 'epoch' is "two"; expected an integer >= 0/);
+      expect(() => readCheckpoint(rewrite(resume, { step: '-1' }))).toThrow(/the metadata key 'step' is "-1"; expected an integer >= 0/);
+      expect(() => readCheckpoint(rewrite(resume, { growth: undefined }))).toThrow(/the metadata key 'growth' is missing/);
+      expect(() => readCheckpoint(rewrite(resume, { arch: undefined }))).toThrow(/the metadata key 'arch' is missing/);
+      expect(() => readCheckpoint(rewrite(resume, { format: 'x' }))).toThrow(InputError);
+      const bytes = new Uint8Array(readFileSync(resume));
+      bytes[bytes.length - 100] ^= 0x40;
+      const flipped = join(mkdtempSync(join(tmpdir(), 'ck-')), 'flipped.safetensors');
+      writeFileSync(flipped, bytes);
+      expect(() => planTrain({ data, epochs: 2, resume: flipped })).toThrow(/flipped.safetensors: the data section's CRC32 is/);
+      expect(() => planTrain({ data, epochs: 1, resume })).toThrow(/has 1 epoch\(s\) done, so --epochs 1 leaves nothing to train/);
+    });
+
+    test('the trainer refuses to start from non-finite parameters, or to save them, naming the tensors', async () => {
+      const resume = await first();
+      const poisoned = rewrite(resume, {}, ['net.0.0.weight', NaN]);
+      expect(() => planTrain({ data, epochs: 2, resume: poisoned })).toThrow(/non-finite values in 1 tensor\(s\): net.0.0.weight \(NaN at index 0\); refusing to start/);
+      const out = join(mkdtempSync(join(tmpdir(), 'ck-')), 'checkpoint.safetensors');
+      const w = E.tensor([1, Infinity]);
+      const model = { stateDict: () => new Map([['stem.weight', w]]) } as unknown as DenseNet;
+      const meta = { growth: 4, arch: [1, 1], size: 16, batch: 20, seed: 0, epoch: 1, step: 0, lr: 0.1 };
+      await expect(saveCheckpoint(out, model, { state: [] } as unknown as SGD, meta)).rejects.toThrow(
+        /refusing to write the checkpoint .*: non-finite values in 1 tensor\(s\): stem.weight \(Infinity at index 1\)/,
+      );
+      expect(existsSync(out)).toBe(false);
+      w.dispose();
+    });
+  });
+
+  test('degenerate data is refused before training (issue 13, item 5)', () => {
+    expect(() => planTrain({ ...small, data: syntheticDataset(0, 1), epochs: 1 })).toThrow(/train-images-idx3-ubyte.gz: the training set has 0 images/);
+    expect(() => planTrain({ ...small, data: syntheticDataset(10, 1, 0), epochs: 1 })).toThrow(/t10k-images-idx3-ubyte: the test set has 0 images/);
+    expect(() => planTrain({ ...small, data: syntheticDataset(10, 1, 10, 0), epochs: 1 })).toThrow(/the images are 0x0/);
   });
 });

@@ -1,0 +1,142 @@
+// The benchmark CLI as a user runs it: bundled from bench/cli.ts as scripts/build.mjs does, spawned
+// as a process. Usage errors must come before the GPU (no adapter header), exit 2, one line; the
+// training runs are tiny (growth 4, two one-layer blocks, 16x16 inputs).
+import { beforeAll, describe, expect, test } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { decodeSafetensors } from '../nn/index.js';
+import { TRAIN_FLAGS, EVAL_FLAGS } from '../bench/train.js';
+import { CLASS_NAMES } from '../bench/idx.js';
+import { syntheticDataset } from './fashion.js';
+
+const CLI = join('dist', 'cli-test', 'cli.js');
+const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+
+beforeAll(async () => {
+  await build({
+    entryPoints: ['bench/cli.ts'], outfile: CLI, bundle: true, format: 'esm', platform: 'node', target: 'node20',
+    external: ['webgpu'], loader: { '.wgsl': 'text' }, keepNames: true, logLevel: 'warning',
+  });
+});
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tiny = ['--growth', '4', '--arch', '1,1', '--size', '16', '--batch', '10', '--log-every', '1'];
+
+describe('densenet-bench', () => {
+  const data = syntheticDataset(60, 1, 20);
+
+  test('usage errors exit 2 with one line, before the adapter header (issue 13, items 5, 7, 12)', () => {
+    const emptyTrain = syntheticDataset(0, 1);
+    const cases: Array<[string[], RegExp]> = [
+      [['train', '--momentum', '-1', '--data', data], /--momentum must be >= 0, got -1/],
+      [['train', '--weight-decay', '-1', '--data', data], /--weight-decay must be >= 0, got -1/],
+      [['speed', '--iters', '0'], /--iters must be at least 1, got 0/],
+      [['eval', '--checkpoint', 'x.safetensors', '--batch', '0'], /--batch must be at least 1, got 0/],
+      [['eval', '--checkpoint', 'x.safetensors', '--test-limit', '0'], /--test-limit must be at least 1, got 0/],
+      [['eval', '--size', '32'], /eval: unknown flag --size/],
+      [['train', '--data', emptyTrain, ...tiny], /the training set has 0 images/],
+      [['train', '--epochs', '1', '--resume', join(data, 'nothing.safetensors')], /checkpoint .*nothing.safetensors does not exist/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe(''); // no adapter header: nothing touched the GPU
+      const lines = r.stderr.split('\n').filter((l) => l && !/artificially reduced/.test(l));
+      expect(lines, args.join(' ')).toHaveLength(1);
+      expect(lines[0]).toMatch(message);
+    }
+  });
+
+  test('help is per command and lists exactly the flags the parser takes; --version (issue 14)', () => {
+    for (const [command, flags] of [['train', TRAIN_FLAGS], ['eval', EVAL_FLAGS]] as const) {
+      const r = cli([command, '--help']);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage: densenet-bench ${command} \\[flags\\]`));
+      const listed = [...r.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
+      expect(listed.sort()).toEqual(Object.keys(flags).sort());
+    }
+    expect(cli(['eval', '--help']).stdout).not.toMatch(/--size/);
+    for (const command of ['speed', 'kernels', 'memory', 'matmul', 'compare-tfjs']) {
+      const r = cli([command, '--help']);
+      const listed = [...r.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
+      expect(listed.length, command).toBeGreaterThan(1);
+      // Every listed flag is known to the parser: given all of them, it is the unknown flag after them that stops the run.
+      const r2 = cli([command, ...listed.filter((f) => f !== 'help').map((f) => `--${f}=1`), '--no-such-flag']);
+      expect(r2.status).toBe(2);
+      expect(r2.stderr, command).toMatch(/unknown flag --no-such-flag/);
+    }
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+    expect(cli(['--version']).stdout.trim()).toBe(pkg.version);
+  });
+
+  test('speed --mode forward takes batch 1 (no training-mode batch norm) (issue 13, item 12)', () => {
+    const r = cli(['speed', '--mode', 'forward', '--batch', '1', '--size', '32', '--iters', '1', '--warmup', '0', '--memory-efficient', 'on', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x) => x.type)).toEqual(['header', 'row']);
+    expect(rows[1]).toMatchObject({ command: 'speed', mode: 'forward', batch: 1 });
+  });
+
+  test('train --json and eval --json print typed lines; eval shows progress and names the classes (issue 14)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'cli-'));
+    const stale = join(out, 'checkpoint.safetensors.tmp-2147483646-1');
+    writeFileSync(stale, 'left by a killed write');
+    const t = cli(['train', ...tiny, '--data', data, '--out', out, '--epochs', '2', '--json']);
+    expect(t.status, t.stderr).toBe(0);
+    expect(existsSync(stale)).toBe(false);
+    const lines = t.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.type)).toEqual(['header', 'epoch', 'epoch', 'summary']);
+    expect(lines.every((l) => l.command === 'train')).toBe(true);
+    expect(lines[0]).toHaveProperty('adapter');
+    expect(lines[2]).toMatchObject({ epoch: 2 });
+    expect(t.stderr).toMatch(/eval batch 1\/1 acc [\d.]+ [\d.]+ img\/s ETA/);
+
+    const e = cli(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--data', data, '--batch', '8', '--json']);
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stderr).toMatch(/eval batch 3\/3 acc/);
+    const ev = e.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(ev.map((l) => l.type)).toEqual(['header', ...CLASS_NAMES.map(() => 'row'), 'summary']);
+    expect(Object.keys(ev[1].predicted)).toEqual(CLASS_NAMES);
+    expect(ev[10]).toMatchObject({ true: 'Ankle boot' });
+    expect(ev[11]).toMatchObject({ command: 'eval', images: 20, epoch: 2 });
+
+    const text = cli(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--data', data]);
+    expect(text.stdout).toMatch(/Ankle boot\n/); // the last column's title, not cut short
+    expect(text.stdout).toMatch(/^Ankle boot /m);
+  });
+
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    test(`${signal} writes a checkpoint and exits ${code} (issue 13, item 10)`, async () => {
+      const out = mkdtempSync(join(tmpdir(), 'cli-'));
+      const child = spawn(process.execPath, [CLI, 'train', ...tiny, '--batch', '2', '--data', data, '--out', out, '--epochs', '3'], { env });
+      let stderr = '';
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      await new Promise<void>((resolve) => {
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          if (/epoch 1\/3 batch 2\//.test(stderr)) resolve();
+        });
+        void exited.then(() => resolve());
+      });
+      child.kill(signal);
+      expect(await exited, stderr).toBe(code);
+      expect(stderr).toMatch(new RegExp(`${signal}: writing a checkpoint`));
+      const meta = decodeSafetensors(new Uint8Array(readFileSync(join(out, 'checkpoint.safetensors')))).metadata;
+      expect(Number(meta.epoch) * 30 + Number(meta.step)).toBeGreaterThan(1);
+      expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    });
+  }
+
+  test('the build keeps class names: String(new DenseNet()) starts with DenseNet (issue 14)', () => {
+    expect(spawnSync(process.execPath, ['scripts/build.mjs'], { encoding: 'utf8', env }).status).toBe(0);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('./dist/models/index.js'); console.log(String(new m.DenseNet()).split('\\n')[0]);"], { encoding: 'utf8', env });
+    expect(r.stdout.trim()).toMatch(/^DenseNet\b/);
+  });
+});
