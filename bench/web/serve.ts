@@ -184,9 +184,9 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-export function parsePort(text: string): number {
+function parsePort(text: string): number {
   const port = Number(text);
-  if (!/^\d+$/.test(text) || port < 1 || port > 65535) throw new Error(`--port must be a whole number from 1 to 65535, got '${text}'`);
+  if (!/^\d+$/.test(text) || port > 65535) throw new Error(`--port must be a whole number from 0 to 65535 (0: any free port), got '${text}'`);
   return port;
 }
 
@@ -210,7 +210,6 @@ async function main(): Promise<void> {
   }
   const dataDir = values.data ?? DEFAULT_DATA_DIR;
   if (values.data !== undefined && !existsSync(dataDir)) usageError(`--data ${dataDir}: no such folder`);
-  if (!existsSync(join(ROOT, 'dist/web/main.js'))) console.warn('dist/web/main.js is missing: run `npm run build` first');
   let s: DemoServer;
   try {
     s = await startServer({ port, dataDir });
@@ -220,6 +219,7 @@ async function main(): Promise<void> {
     if (code === 'EACCES') usageError(`port ${port} needs more privileges than this user has; choose one above 1023 with --port N`);
     throw e;
   }
+  if (!existsSync(join(ROOT, 'dist/web/main.js'))) console.warn('dist/web/main.js is missing: run `npm run build` first');
   console.log(`densenet-webgpu demo: open ${s.url} in a browser with WebGPU (Ctrl-C stops the server)`);
   console.log('  headless Chromium on Linux needs --enable-unsafe-webgpu; see README.md, "The demo in a browser"');
 }
