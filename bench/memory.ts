@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { SGD, crossEntropy } from '../nn/index.js';
-import { DenseBlock, DenseBlockBC } from '../models/index.js';
+import { blockStepPeak } from './block_peak.js';
 import type { ModelName } from './models.js';
 import { Reporter, mib, type Row } from './report.js';
 import { prepare } from './speed.js';
@@ -18,40 +18,6 @@ export interface MemoryOptions {
   size: [number, number];
   channels: number;
   plot: string;
-}
-
-/**
- * Peak pool bytes above the starting live bytes during one forward + backward of a single dense block
- * (input 64 channels). With `trainParams` false the parameters are frozen, so the figure is the
- * activation memory alone (a DenseNet block's weights, and so their gradients, grow with the square of
- * its depth in any implementation).
- */
-export async function blockStepPeak(model: ModelName, layers: number, batch: number, size: [number, number], memoryEfficient: boolean, trainParams = true): Promise<number> {
-  E.manualSeed(0);
-  const c0 = 64;
-  const block = model === 'd2l' ? new DenseBlock(layers, 32, { memoryEfficient }) : new DenseBlockBC(layers, c0, 4, 32, { memoryEfficient });
-  const x = E.keep(E.randn([batch, c0, ...size]));
-  x.requiresGrad = true;
-  E.scope(() => void E.noGrad(() => block(x))); // materialise lazy layers
-  if (!trainParams) for (const p of block.parameters()) p.requiresGrad = false;
-  const step = () =>
-    E.scope(() => {
-      block.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      E.mean(block(x)).backward();
-    });
-  step(); // materialise lazy layers, compile shaders
-  await E.sync();
-  const base = E.memory().liveBytes;
-  E.pool.resetPeak();
-  step();
-  await E.sync();
-  const peak = E.memory().peakBytes - base;
-  block.dispose();
-  x.dispose();
-  E.pool.trim();
-  return peak;
 }
 
 async function modelStepPeak(o: MemoryOptions, batch: number, memoryEfficient: boolean): Promise<number> {

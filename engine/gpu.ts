@@ -60,7 +60,8 @@ let lostMessage: string | null = null;
 const asyncErrors: string[] = [];
 
 const SETUP_HINT =
-  'No WebGPU adapter was found. On Debian 12 without a GPU run `bash scripts/setup-webgpu.sh` as root ' +
+  'No WebGPU adapter was found. On Debian 12 without a GPU run `bash node_modules/densenet-webgpu/scripts/setup-webgpu.sh` ' +
+  '(in this repository: `npm run setup`) as root ' +
   '(it installs libvulkan1 and mesa-vulkan-drivers from bookworm-backports); elsewhere install a Vulkan, ' +
   'Metal or D3D12 driver for your GPU, or in a browser enable WebGPU.';
 
@@ -101,7 +102,11 @@ async function getNavigatorGpu(options: InitOptions): Promise<{ gpu: GPU; node: 
     const name = 'webgpu';
     mod = (await import(/* @vite-ignore */ name)) as typeof mod;
   } catch (e) {
-    throw new Error(`densenet-webgpu: cannot load the npm package 'webgpu' (Dawn): ${(e as Error).message}. Run npm install.`);
+    // `webgpu` is an optional peer dependency: browser-only users do not download Dawn.
+    throw new Error(
+      `densenet-webgpu: under Node, WebGPU comes from the npm package 'webgpu' (Dawn), which cannot be loaded ` +
+      `(${(e as Error).message}). Install it next to densenet-webgpu: npm install webgpu@0.6.2`,
+    );
   }
   return { gpu: mod.create(options.dawnFlags ?? []), node: true };
 }

@@ -11,7 +11,7 @@ import { clone } from './ops/views.js';
 
 export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
-export { sync, flush, dispatches } from './runtime.js';
+export { sync, flush, dispatches, canProfile, startProfile, stopProfile, type KernelTime } from './runtime.js';
 export { Tensor, scope, keep, empty } from './tensor.js';
 export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';

@@ -1,9 +1,11 @@
 // Browser builds, called by scripts/build.mjs (or run alone: `node scripts/build-browser.mjs`):
-//   dist/browser/densenet-webgpu.js  the library (models/browser.ts: engine, nn, models) as one ESM file for browsers
-//   dist/web/main.js                 the demo page's script (bench/web/main.ts); it imports the library
-//                                    bundle above at run time (../browser/densenet-webgpu.js), so the
-//                                    demo and its test run exactly what users get
-//   dist/web/serve.js                the demo's static server for Node (`npm run demo:web`)
+//   dist/browser/{engine,nn,models}/index.js  the library for browsers: the same three entry points as
+//                          for Node, split so that they share one copy of the engine (chunks in
+//                          dist/browser/). package.json's `browser` export condition points at them.
+//   dist/web/main.js       the demo page's script (bench/web/main.ts); it imports the library modules
+//                          above at run time (../browser/<entry>/index.js), so the demo and its test run
+//                          exactly what users get. Not published (package.json `files`).
+//   dist/web/serve.js      the demo's static server for Node (`npm run demo:web`). Not published.
 // WGSL is inlined as text. Nothing Node-only may reach a browser file: engine/gpu.ts drops its Dawn
 // loader when __DENSENET_BROWSER__ is defined, `node:*` imports (the path-based file helpers of
 // nn/safetensors.ts) resolve to a stub that rejects, and checkBrowserOutput() fails the build if a
@@ -12,7 +14,8 @@ import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const LIB_OUT = 'dist/browser/densenet-webgpu.js';
+/** The library's entry points, shared with the Node build (scripts/build.mjs). */
+export const LIBRARY_ENTRIES = ['engine/index.ts', 'nn/index.ts', 'models/index.ts'];
 
 /** Every `node:*` import of browser code becomes a module that rejects with a clear message. */
 const nodeOnlyStub = {
@@ -26,11 +29,14 @@ const nodeOnlyStub = {
   },
 };
 
-/** The demo imports the library from the built bundle instead of bundling a second copy. */
-const libraryFromBundle = {
-  name: 'library-from-bundle',
+/** The demo imports the library's browser modules at run time instead of bundling a second copy. */
+const libraryFromDist = {
+  name: 'library-from-dist',
   setup(b) {
-    b.onResolve({ filter: /\/browser\.js$/ }, () => ({ path: '../browser/densenet-webgpu.js', external: true }));
+    b.onResolve({ filter: /^(\.\.\/)+(engine|nn|models)\/index\.js$/ }, (args) => ({
+      path: `../browser/${/(engine|nn|models)\/index\.js$/.exec(args.path)[1]}/index.js`,
+      external: true,
+    }));
   },
 };
 
@@ -42,6 +48,7 @@ const browserOptions = {
   loader: { '.wgsl': 'text' },
   define: { __DENSENET_BROWSER__: 'true' },
   minifySyntax: true, // folds the define away, with the Node-only branches it guards
+  keepNames: true, // class names as written (String(model) says DenseNet)
   sourcemap: true,
   metafile: true,
   logLevel: 'warning',
@@ -66,9 +73,11 @@ export function checkBrowserOutput(result) {
 }
 
 export async function buildBrowser() {
-  const lib = await build({ ...browserOptions, entryPoints: ['models/browser.ts'], outfile: LIB_OUT, plugins: [nodeOnlyStub] });
+  const lib = await build({
+    ...browserOptions, entryPoints: LIBRARY_ENTRIES, outdir: 'dist/browser', outbase: '.', splitting: true, plugins: [nodeOnlyStub],
+  });
   checkBrowserOutput(lib);
-  const web = await build({ ...browserOptions, entryPoints: ['bench/web/main.ts'], outfile: 'dist/web/main.js', plugins: [libraryFromBundle, nodeOnlyStub] });
+  const web = await build({ ...browserOptions, entryPoints: ['bench/web/main.ts'], outfile: 'dist/web/main.js', plugins: [libraryFromDist, nodeOnlyStub] });
   checkBrowserOutput(web);
   await build({
     entryPoints: ['bench/web/serve.ts'], outfile: 'dist/web/serve.js', bundle: true, format: 'esm', platform: 'node', target: 'node20',

@@ -1,15 +1,21 @@
-// Bundles the library entry points and the benchmark CLI into dist/ with esbuild.
-// WGSL files are imported as text (`import src from '../shaders/x.wgsl'`), the same way vitest
-// loads them (vitest.config.ts) and ../shared/device/pack.sh bundles them.
-// Code splitting keeps one copy of the engine shared by the engine, nn and models entries,
-// so a process never ends up with two devices or two buffer pools.
+// Builds dist/ (`npm run build`; `npm pack` runs it through `prepack`):
+//   dist/{engine,nn,models}/index.js   the library for Node, bundled with esbuild; code splitting keeps one
+//                                      copy of the engine shared by the three entries (dist/chunk-*.js),
+//                                      so a process never ends up with two devices or two buffer pools
+//   dist/**/*.d.ts                     their type declarations (tsc, tsconfig.build.json)
+//   dist/bench/cli.js                  the benchmark CLI (`densenet-bench`)
+//   dist/browser/, dist/web/           the browser builds (scripts/build-browser.mjs)
+// WGSL files are imported as text (`import src from '../shaders/x.wgsl'`), the same way vitest loads them
+// (vitest.config.ts).
 import { build } from 'esbuild';
-import { existsSync } from 'node:fs';
-import { buildBrowser } from './build-browser.mjs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { buildBrowser, LIBRARY_ENTRIES } from './build-browser.mjs';
 
-const entries = ['engine/index.ts', 'nn/index.ts', 'models/index.ts', 'bench/cli.ts'].filter((f) => existsSync(f));
+rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: entries,
+  entryPoints: [...LIBRARY_ENTRIES, 'bench/cli.ts'],
   outdir: 'dist',
   outbase: '.',
   bundle: true,
@@ -24,5 +30,13 @@ await build({
   logLevel: 'warning',
 });
 
-// The browser bundle of the library and the demo page (bench/web/), checked for Node-only imports.
+// Declarations. The GPU* types in them come from @webgpu/types (a dependency), which the entry points
+// reference so that a consumer's compiler loads it without being told.
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+for (const entry of LIBRARY_ENTRIES) {
+  const file = `dist/${entry.replace(/\.ts$/, '.d.ts')}`;
+  writeFileSync(file, `/// <reference types="@webgpu/types" />\n${readFileSync(file, 'utf8')}`);
+}
+
 await buildBrowser();

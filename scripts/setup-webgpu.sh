@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure Node can get a WebGPU adapter through Dawn (npm package `webgpu`).
+# Makes sure Node can get a WebGPU adapter through Dawn (npm package `webgpu`). Runs from this
+# repository (`npm run setup`, `npm test`) or from a project that installed densenet-webgpu
+# (`bash node_modules/densenet-webgpu/scripts/setup-webgpu.sh`).
+# 0. If Node cannot load `webgpu` (resolved as Node does, so a hoisted copy counts), say how to install it.
 # 1. If an adapter is found, do nothing: a machine with a working GPU is never touched.
 # 2. Otherwise, on Debian 12 as root: install the software Vulkan driver (Mesa lavapipe) from
 #    bookworm-backports (Mesa 25; Debian 12's own Mesa 22 is refused by Dawn), then check again.
@@ -10,10 +13,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 
 probe() { node scripts/probe-adapter.mjs; }
 
-if [ ! -d node_modules/webgpu ]; then
-  echo "setup-webgpu: node_modules/webgpu is missing; run 'npm install' first" >&2
-  exit 2
-fi
+node scripts/probe-adapter.mjs --package || exit 2
 if probe 2>/dev/null; then exit 0; fi
 
 need="libvulkan1 and mesa-vulkan-drivers (Mesa >= 25, with the lavapipe software Vulkan driver)"

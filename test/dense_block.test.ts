@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { DenseNet, DenseNetBC } from '../models/index.js';
-import { blockStepPeak } from '../bench/memory.js';
+import { blockStepPeak } from '../bench/block_peak.js';
 import { expectClose, useEngine } from './helpers.js';
 import { nd, type ND } from './reference/ndarray.js';
 

@@ -1,13 +1,15 @@
 // The demo page (bench/web/index.html, built to dist/web/main.js). It imports the library's browser
-// bundle (dist/browser/densenet-webgpu.js) at run time, builds the seed's DenseNet or loads a
-// checkpoint, classifies Fashion-MNIST test images from the demo server (bench/web/serve.ts), trains in
-// the page with a live loss curve, and shows the adapter and the engine's GPU memory. `window.demo`
-// exposes the same actions to the end-to-end test (test/browser.test.ts).
+// modules (dist/browser/{engine,nn,models}/index.js, what the package's `browser` condition gives) at run
+// time, builds the seed's DenseNet or loads a checkpoint, classifies Fashion-MNIST test images from the
+// demo server (bench/web/serve.ts), trains in the page with a live loss curve, and shows the adapter and
+// the engine's GPU memory. `window.demo` exposes the same actions to the end-to-end test
+// (test/browser.test.ts).
 
-import * as E from '../../models/browser.js';
+import * as E from '../../engine/index.js';
+import * as nn from '../../nn/index.js';
+import * as models from '../../models/index.js';
 import { runSelfChecks, type CheckResult } from './selfcheck.js';
 
-const { nn, models } = E;
 type DenseNet = InstanceType<typeof models.DenseNet>;
 
 export const CLASS_NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -259,7 +261,8 @@ function drawLoss(): void {
   const ctx = cv.getContext('2d')!;
   const W = cv.width;
   const H = cv.height;
-  const m = { l: 44, r: 10, t: 10, b: 26 };
+  // The legend sits in the top margin, above the plot, so it never covers the curve.
+  const m = { l: 44, r: 10, t: 24, b: 26 };
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, W, H);
   ctx.strokeStyle = '#999';
@@ -285,14 +288,25 @@ function drawLoss(): void {
     vals.forEach((v, i) => (i ? ctx.lineTo(px(i + 1), py(v)) : ctx.moveTo(px(i + 1), py(v))));
     ctx.stroke();
   };
+  const legend = [['loss per step', '#9bb6e6', 1], ['smoothed', '#1f4fb4', 2]] as const;
+  ctx.textAlign = 'left';
+  let lx = m.l;
+  for (const [label, color, width] of legend) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = width;
+    ctx.beginPath();
+    ctx.moveTo(lx, m.t - 10);
+    ctx.lineTo(lx + 18, m.t - 10);
+    ctx.stroke();
+    ctx.fillStyle = '#444';
+    ctx.fillText(label, lx + 22, m.t - 6);
+    lx += 30 + ctx.measureText(label).width;
+  }
   if (!n) return;
   line(losses, '#9bb6e6', 1);
   const ema: number[] = [];
   losses.forEach((v, i) => ema.push(i ? 0.9 * ema[i - 1] + 0.1 * v : v));
   line(ema, '#1f4fb4', 2);
-  ctx.textAlign = 'left';
-  ctx.fillStyle = '#1f4fb4';
-  ctx.fillText('training loss (smoothed)', m.l + 8, m.t + 14);
 }
 
 export interface TrainOptions {
@@ -480,9 +494,13 @@ function wire(): void {
   $('stop').onclick = () => (stopRequested = true);
   $('run-checks').onclick = () => checks().catch((e) => reportError('checks', e));
   $('gallery').onclick = (ev) => {
-    const r = (ev.target as HTMLCanvasElement).getBoundingClientRect();
-    const cols = Math.floor($<HTMLCanvasElement>('gallery').width / TILE_W);
-    const i = Math.floor((ev.clientY - r.top) / TILE_H) * cols + Math.floor((ev.clientX - r.left) / TILE_W);
+    const cv = $<HTMLCanvasElement>('gallery');
+    const r = cv.getBoundingClientRect();
+    // The canvas may be drawn smaller than its pixel size on a narrow page: back to canvas pixels.
+    const x = ((ev.clientX - r.left) * cv.width) / r.width;
+    const y = ((ev.clientY - r.top) * cv.height) / r.height;
+    const cols = Math.floor(cv.width / TILE_W);
+    const i = Math.floor(y / TILE_H) * cols + Math.floor(x / TILE_W);
     if (testSet && i >= 0 && i < Math.min(SHOWN, testSet.count)) {
       selected = i;
       drawGallery();

@@ -1,11 +1,11 @@
 // In-page kernel self-checks: a few ops on the page's WebGPU device against the plain-loop CPU reference
-// that every Node test uses (test/reference/, float64). Each kernel variant the adapter can run is
+// that every Node test uses (bench/reference/, float64). Each kernel variant the adapter can run is
 // checked (the subgroup/quad kernels and the ones without subgroups), then the automatic choice is restored.
 
-import * as E from '../../models/browser.js';
-import { matmul as refMatmul, nd, type ND } from '../../test/reference/ndarray.js';
-import { conv2d as refConv, conv2dGrads } from '../../test/reference/conv.js';
-import { batchNormTrain, crossEntropy as refCrossEntropy, maxPool } from '../../test/reference/layers.js';
+import * as E from '../../engine/index.js';
+import { matmul as refMatmul, nd, type ND } from '../reference/ndarray.js';
+import { conv2d as refConv, conv2dGrads } from '../reference/conv.js';
+import { batchNormTrain, crossEntropy as refCrossEntropy, maxPool } from '../reference/layers.js';
 
 export interface CheckResult {
   name: string;

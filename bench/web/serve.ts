@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_DATA_DIR, INSTALL_HINT, readImageSet, type ImageSet } from '../idx.js';
 
@@ -175,25 +176,57 @@ export async function startServer({ port = 0, dataDir = DEFAULT_DATA_DIR, root =
   };
 }
 
+const USAGE = 'node dist/web/serve.js [--port 8080] [--data DIR]';
+
+/** A usage error: one line on stderr, exit code 2. */
+function usageError(message: string): never {
+  console.error(`serve: ${message} (usage: ${USAGE})`);
+  process.exit(2);
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new Error(`--port must be a whole number from 0 to 65535 (0: any free port), got '${text}'`);
+  return port;
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  if (args.includes('--help')) {
-    console.log('usage: node dist/web/serve.js [--port 8080] [--data DIR]   (serves the demo on 127.0.0.1)');
-    return;
+  let values: { port?: string; data?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { port: { type: 'string' }, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    usageError((e as Error).message.split(/\.\s/)[0]); // Node's first sentence: "Unknown option '--prot'"
+  }
+  if (values.help) return void console.log(`usage: ${USAGE}   (serves the demo on 127.0.0.1)`);
+  let port = 8080;
+  try {
+    if (values.port !== undefined) port = parsePort(values.port);
+  } catch (e) {
+    usageError((e as Error).message);
+  }
+  const dataDir = values.data ?? DEFAULT_DATA_DIR;
+  if (values.data !== undefined && !existsSync(dataDir)) usageError(`--data ${dataDir}: no such folder`);
+  let s: DemoServer;
+  try {
+    s = await startServer({ port, dataDir });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') usageError(`port ${port} on 127.0.0.1 is already in use; choose another with --port N`);
+    if (code === 'EACCES') usageError(`port ${port} needs more privileges than this user has; choose one above 1023 with --port N`);
+    throw e;
   }
   if (!existsSync(join(ROOT, 'dist/web/main.js'))) console.warn('dist/web/main.js is missing: run `npm run build` first');
-  const s = await startServer({ port: Number(opt('port') ?? 8080), dataDir: opt('data') ?? DEFAULT_DATA_DIR });
   console.log(`densenet-webgpu demo: open ${s.url} in a browser with WebGPU (Ctrl-C stops the server)`);
   console.log('  headless Chromium on Linux needs --enable-unsafe-webgpu; see README.md, "The demo in a browser"');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().catch((e) => {
-    console.error((e as Error).message);
+    console.error(`serve: ${(e as Error).message}`);
     process.exit(1);
   });
 }
