@@ -1,4 +1,4 @@
-// reduce.wgsl: sum (OP 0) or max (OP 1) over a set of axes, in chunks.
+// reduce.wgsl: sum (OP 0) or max (OP 1, NaN if any element is NaN) over a set of axes, in chunks.
 // Bindings: 1 x (read), 2 out (read_write, contiguous [nOut, nChunks]).
 // Dispatch: 1-D, one invocation per (output, chunk); an invocation folds `chunkLen` consecutive
 // reduced elements (row-major over the reduced axes) and writes out[o * nChunks + c] = fold * scale.
@@ -23,8 +23,11 @@ fn offset_of(i: u32, nd: u32, shapeWord: u32, strideWord: u32) -> u32 {
   return off;
 }
 
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+
+// NOTE: WGSL's max() may drop a NaN operand (lavapipe does); max propagates NaN as PyTorch's does.
 fn fold(acc: f32, v: f32) -> f32 {
-  if (OP == 1u) { return max(acc, v); }
+  if (OP == 1u) { return select(max(acc, v), acc + v, is_nan(acc) || is_nan(v)); }
   return acc + v;
 }
 
