@@ -2,6 +2,12 @@
 // op options, NaN hidden by max and max-pool, bad cross-entropy labels, a second backward(), scope()
 // results in Maps, Sets and class instances, graphs freed without scope(), and the pool's limits.
 
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
 import { DenseNet } from '../models/index.js';
@@ -196,5 +202,52 @@ describe('without scope(), disposing the loss frees its graph', () => {
     await E.sync();
     expect(E.memory().liveBytes).toBe(m0.liveBytes);
     expect(E.memory().liveBuffers).toBe(m0.liveBuffers);
+  });
+});
+
+describe('memory exhaustion and the pool', () => {
+  test('trim() gives the memory back to the system', async () => {
+    await E.pool.trim();
+    const ts = Array.from({ length: 8 }, (_, i) => E.full([(10 << 18) + i * 1024], 1)); // 10 MiB each, written
+    await E.sync();
+    for (const t of ts) t.dispose();
+    const cached = E.memory().cachedBytes;
+    expect(cached).toBeGreaterThanOrEqual(70 << 20);
+    const before = process.memoryUsage().rss;
+    await E.pool.trim();
+    expect(E.memory().cachedBytes).toBe(0);
+    expect(before - process.memoryUsage().rss).toBeGreaterThan(cached / 2);
+  });
+
+  test('64 MiB tensors in a loop under `ulimit -v`: the budget\'s clear error, not a SIGSEGV', async () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+    const dir = mkdtempSync(join(tmpdir(), 'densenet-oom-'));
+    try {
+      // The bundle finds the npm package 'webgpu' through node_modules next to it.
+      symlinkSync(realpathSync(join(root, 'node_modules')), join(dir, 'node_modules'));
+      writeFileSync(
+        join(dir, 'main.ts'),
+        `import * as E from ${JSON.stringify(join(root, 'engine/index.js'))};
+await E.init();
+const held = [];
+try {
+  for (let i = 0; i < 64; i++) { held.push(E.full([16 << 20], 1)); await E.sync(); }
+  console.log('no error');
+} catch (e) {
+  console.log(e.message);
+  process.exit(3);
+}`,
+      );
+      await build({
+        entryPoints: [join(dir, 'main.ts')], outfile: join(dir, 'main.mjs'), bundle: true, platform: 'node', format: 'esm',
+        loader: { '.wgsl': 'text' }, external: ['webgpu'], logLevel: 'silent',
+      });
+      const r = spawnSync('bash', ['-c', `ulimit -v 2200000 && exec "${process.execPath}" main.mjs`], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.stdout).toMatch(/BufferPool: out of memory: a tensor buffer of 64\.0 MiB would take live GPU memory to .*past the budget of/);
+      expect(r.status).toBe(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
