@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
-import { DenseNet } from '../models/index.js';
-import { SGD } from '../nn/index.js';
+import { DenseNet, DenseNetBC } from '../models/index.js';
+import { AvgPool2d, MaxPool2d, SGD } from '../nn/index.js';
 import { useEngine } from './helpers.js';
 
 useEngine();
@@ -249,5 +249,32 @@ try {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('clear errors for too-small inputs and pool layers without a kernel', () => {
+  test('the d2l DenseNet names itself and its exact minimum size', () => {
+    const model = new DenseNet({ numChannels: 4, growthRate: 2, arch: [1, 1, 1, 1], numClasses: 2 });
+    expect(() => E.scope(() => model.predict(E.zeros([1, 1, 8, 8])))).toThrow(/^DenseNet needs inputs of at least 29x29, got 8x8/);
+    expect(() => E.scope(() => model.predict(E.zeros([1, 1, 64, 28])))).toThrow(/^DenseNet needs inputs of at least 29x29, got 64x28/);
+    expect(E.scope(() => model.predict(E.zeros([1, 1, 29, 29])).shape)).toEqual([1, 2]);
+    // 28 is really too small: without the check an average pool fails deep inside the model.
+    model.eval();
+    expect(() => E.scope(() => E.noGrad(() => model.net.forward(E.zeros([1, 1, 28, 28]))))).toThrow(/avgPool2d/);
+  });
+
+  test('DenseNet-BC too', () => {
+    const model = new DenseNetBC({ growthRate: 2, blockConfig: [1, 1], numInitFeatures: 4, bnSize: 1, numClasses: 2, inChannels: 1 });
+    expect(() => E.scope(() => model.predict(E.zeros([1, 1, 5, 4])))).toThrow(/^DenseNetBC needs inputs of at least 5x5, got 5x4/);
+    expect(E.scope(() => model.predict(E.zeros([1, 1, 5, 5])).shape)).toEqual([1, 2]);
+  });
+
+  test('pool layers and functions without a kernel', () => {
+    const x = E.zeros([1, 1, 4, 4]);
+    expect(() => new MaxPool2d(undefined as unknown as number)).toThrow(/^MaxPool2d: kernelSize \(the window size, a number or \[h, w\]\) is required, got none/);
+    expect(() => new AvgPool2d([2] as unknown as number)).toThrow(/^AvgPool2d: kernelSize .* is required, got \[2\]/);
+    expect(() => E.maxPool2d(x, {} as E.Pool2dOptions)).toThrow(/^maxPool2d: options\.kernel .* is required/);
+    expect(() => E.avgPool2d(x, undefined as unknown as E.Pool2dOptions)).toThrow(/^avgPool2d: options\.kernel .* is required/);
+    expect(() => E.avgPool2d(x, { kernel: 2, stride: '1' as unknown as number })).toThrow(/^avgPool2d: stride must be a number or a pair \[h, w\], got "1"/);
   });
 });
