@@ -4,7 +4,7 @@
 // reduced elements (row-major over the reduced axes) and writes out[o * nChunks + c] = fold * scale.
 // engine/ops/reduce.ts runs a second pass over the chunks when nChunks > 1.
 // Parameters: 0 nOut  1 nRed  2 chunkLen  3 nChunks  4 offset x  5 ndim kept  6 ndim reduced  7 scale (f32)
-//   8..13 kept shape  14..19 kept strides  20..25 reduced shape  26..31 reduced strides
+//   8..13 kept shape  14..19 kept strides  20..25 reduced shape  26..31 reduced strides  32 -inf (f32 bits)
 override WG: u32 = 256u;
 override OP: u32 = 0u;
 
@@ -42,7 +42,7 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let start = c * pu(2u);
   let end = min(pu(1u), start + pu(2u));
   let ndr = pu(6u);
-  var acc = select(0.0, -3.4028234663852886e38, OP == 1u);
+  var acc = select(0.0, pf(32u), OP == 1u); // -inf for max (WGSL has no infinity literal)
   if (ndr == 1u) {
     let st = pu(26u);
     for (var r = start; r < end; r++) { acc = fold(acc, X[base + r * st]); }

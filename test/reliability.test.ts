@@ -77,6 +77,8 @@ describe('NaN propagates as in PyTorch', () => {
     const long = new Float32Array(50000).fill(1);
     long[31234] = NaN;
     expect(await E.max(E.tensor(long)).item()).toBeNaN();
+    // And -inf is a value like any other (max started at -FLT_MAX, giving -3.4e38 here).
+    expect(await E.max(E.tensor([-Infinity, -Infinity])).item()).toBe(-Infinity);
   });
 
   test('max-pool forward gives NaN for windows holding one; backward sends the gradient there', async () => {
