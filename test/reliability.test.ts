@@ -178,6 +178,32 @@ describe('without scope(), disposing the loss frees its graph', () => {
     expect(m1.liveBytes).toBe(m0.liveBytes);
   });
 
+  for (const memoryEfficient of [true, false]) {
+    test(`a DenseNet training step (memoryEfficient ${memoryEfficient}): model, loss, backward, SGD, loss.dispose()`, async () => {
+      const model = new DenseNet({ numChannels: 4, growthRate: 2, arch: [2, 2], numClasses: 3, memoryEfficient });
+      const x = E.randn([2, 1, 16, 16]);
+      model.predict(x).dispose(); // materialise the lazy layers
+      const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+      const step = () => {
+        opt.zeroGrad();
+        const loss = E.crossEntropy(model.forward(x), [0, 2]);
+        loss.backward();
+        opt.step();
+        loss.dispose();
+      };
+      step();
+      step();
+      await E.sync();
+      const m0 = E.memory();
+      for (let i = 0; i < 3; i++) step();
+      await E.sync();
+      expect(E.memory().liveBuffers).toBe(m0.liveBuffers);
+      expect(E.memory().liveBytes).toBe(m0.liveBytes);
+      opt.dispose();
+      model.dispose();
+    });
+  }
+
   test('disposing a loss before backward frees the saved tensors too; kept tensors survive', async () => {
     const before = E.memory();
     const w = E.randn([5, 5]);
