@@ -299,6 +299,7 @@ export async function stopProfile(): Promise<KernelTime[]> {
 /** Encodes a buffer-to-buffer copy (ends the open compute pass). */
 export function copyBuffer(src: PooledBuffer, srcOffset: number, dst: PooledBuffer, dstOffset: number, bytes: number): void {
   if (bytes === 0) return;
+  if (!src.live || !dst.live) throw new Error(`copyBuffer: the ${src.live ? 'destination' : 'source'} is a released pool buffer (${(src.live ? dst : src).tag})`);
   if (pass) {
     pass.end();
     pass = null;
