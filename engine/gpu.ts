@@ -185,6 +185,7 @@ async function createGpu(options: InitOptions): Promise<Gpu> {
  * the address space this process has left under a `ulimit -v` (Linux; read from /proc/self).
  */
 async function hostMemoryBudget(): Promise<number> {
+  if (BROWSER_BUILD) return 0;
   const os = (await import(/* @vite-ignore */ 'node:' + 'os')) as typeof import('node:os');
   let budget = 0.75 * os.totalmem();
   try {
