@@ -6,15 +6,21 @@
 // (the op, its inputs, and a closure over what forward saved). `backward(root)` sorts the graph
 // topologically, walks it in reverse, sums gradients of tensors used more than once, and adds into
 // `.grad` of leaves. Backward runs with gradients disabled (no higher-order gradients) inside a scope,
-// so every temporary it makes is freed; only the leaves' `.grad` tensors survive.
+// so every temporary it makes is freed; only the leaves' `.grad` tensors survive. Unless asked to retain
+// the graph, it frees each node's saved tensors once the node is done (a second backward then throws).
+// Every tensor an op is given (inputs, and tensors anywhere in its attributes) is checked alive first.
 
-import { Tensor, keep, scope } from './tensor.js';
+import { Tensor, freeSaved, keep, scope, withOp } from './tensor.js';
 import { fmt, sameShape } from './shape.js';
 
 export interface GradNode {
   op: string;
   inputs: readonly Tensor[];
   backward: (grad: Tensor) => ReadonlyArray<Tensor | null>;
+  /** What forward saved for backward: owned by the node, freed by backward() or with the graph. */
+  saved: Tensor[];
+  /** Set once backward() has run through the node without retainGraph (its saved tensors are gone). */
+  freed: boolean;
 }
 
 /** What forward hands to backward. */
@@ -28,7 +34,10 @@ export interface OpContext<A> {
 
 export interface OpDef<A> {
   name: string;
-  /** Dispatches the kernels; may push extra tensors to `saved` for backward. */
+  /**
+   * Dispatches the kernels; may push extra tensors to `saved` for backward (never the output). Saved
+   * tensors that are not inputs are the op's: freed with the graph, or at once when nothing is recorded.
+   */
   forward: (inputs: readonly Tensor[], attrs: A, saved: Tensor[]) => Tensor;
   /** Gradient of each input, or null where none flows. Omitted for ops without a gradient. */
   backward?: (ctx: OpContext<A>, grad: Tensor) => ReadonlyArray<Tensor | null>;
@@ -62,16 +71,40 @@ export function defineOp<A>(def: OpDef<A>): (inputs: readonly Tensor[], attrs: A
 }
 
 function applyOp<A>(def: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor {
-  for (const t of inputs) t.assertAlive(def.name);
+  assertArgsAlive(def.name, inputs, attrs);
   const saved: Tensor[] = [];
   const needsGrad = gradEnabled && !!def.backward && inputs.some((t) => t.requiresGrad);
-  const output = noGrad(() => def.forward(inputs, attrs, saved));
+  const output = noGrad(() => withOp(def.name, () => def.forward(inputs, attrs, saved)));
   if (needsGrad) {
     output.requiresGrad = true;
     const ctx: OpContext<A> = { inputs, attrs, output, saved };
-    output.node = { op: def.name, inputs, backward: (g) => def.backward!(ctx, g) };
+    const op = `backward of ${def.name}`;
+    const backward = (g: Tensor) => {
+      assertArgsAlive(op, inputs, attrs);
+      return withOp(op, () => def.backward!(ctx, g));
+    };
+    output.node = { op: def.name, inputs, backward, saved, freed: false };
+    for (const t of inputs) if (t.node) t.graphUses++;
+  } else {
+    for (const t of saved) if (!inputs.includes(t)) t.dispose();
   }
   return output;
+}
+
+/** Throws, naming the op and the argument, if any tensor in `inputs` or in `attrs` was disposed. */
+function assertArgsAlive(op: string, inputs: readonly Tensor[], attrs: unknown): void {
+  inputs.forEach((t, i) => t.assertAlive(op, `input ${i}`));
+  visitTensors(attrs, '', (t, path) => t.assertAlive(op, `argument ${path}`));
+}
+
+/** Calls `f` on each tensor in `value` (itself, or in arrays and plain objects, up to 5 levels down). */
+function visitTensors(value: unknown, path: string, f: (t: Tensor, path: string) => void, depth = 0): void {
+  if (value instanceof Tensor) f(value, path);
+  else if (depth > 5 || value === null || typeof value !== 'object') return;
+  else if (Array.isArray(value)) value.forEach((v, i) => visitTensors(v, `${path}[${i}]`, f, depth + 1));
+  else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [k, v] of Object.entries(value)) visitTensors(v, path ? `${path}.${k}` : k, f, depth + 1);
+  }
 }
 
 function topoOrder(root: Tensor): Tensor[] {
@@ -106,11 +139,16 @@ export interface BackwardHelpers {
   clone: (t: Tensor) => Tensor;
 }
 
+export interface BackwardOptions {
+  /** Keep the saved tensors so that backward() can run through the graph again (PyTorch's retain_graph). */
+  retainGraph?: boolean;
+}
+
 /**
  * Back-propagates from `root`. A non-scalar root needs an explicit `grad` of its shape.
  * The helpers come from the ops module (passed in to keep this file free of kernels).
  */
-export function runBackward(root: Tensor, grad: Tensor | undefined, h: BackwardHelpers): void {
+export function runBackward(root: Tensor, grad: Tensor | undefined, h: BackwardHelpers, { retainGraph = false }: BackwardOptions = {}): void {
   root.assertAlive('backward');
   if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no input of the graph has requiresGrad = true)`);
   if (!grad && root.size !== 1) throw new Error(`backward: ${root} is not a scalar; pass a gradient of shape ${fmt(root.shape)}`);
@@ -127,6 +165,13 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, h: BackwardH
       if (grad) handedOut.add(grad);
       grads.set(root, grad ?? h.onesLike(root));
       const order = topoOrder(root);
+      const freed = order.find((t) => t.node?.freed);
+      if (freed) {
+        throw new Error(
+          `backward: the graph behind ${root} was already freed by an earlier backward() (at op ${freed.node!.op}); ` +
+            'pass { retainGraph: true } to the first backward() to run backward through it again',
+        );
+      }
       for (let i = order.length - 1; i >= 0; i--) {
         const t = order[i];
         const g = grads.get(t);
@@ -145,8 +190,11 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, h: BackwardH
           continue;
         }
         const node = t.node;
-        for (const x of node.inputs) x.assertAlive(`backward of ${node.op} (a saved input)`);
         const inGrads = node.backward(g);
+        if (!retainGraph) {
+          freeSaved(node);
+          node.freed = true;
+        }
         node.inputs.forEach((x, j) => {
           const gx = inGrads[j];
           if (!gx || !x.requiresGrad) return;

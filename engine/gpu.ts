@@ -5,6 +5,10 @@
 // `timestamp-query`, `shader-f16`), and records them in `gpu().features` so kernels can pick variants.
 // Errors that WebGPU reports asynchronously (validation, out-of-memory, a lost device) are stored
 // here and thrown as JS errors at the next sync point by `checkDeviceErrors()`.
+// `memoryBudget` is the buffer pool's default cap: WebGPU tells nothing about device memory, so it is
+// derived only where the device memory is the host's (a CPU adapter under Node: 3/4 of the RAM, and at
+// most 3/5 of the address space left under `ulimit -v`); elsewhere 0 (no cap: Dawn's out-of-memory
+// errors are caught instead). `init({ memoryBudget })` or `pool.budgetBytes` sets it.
 
 export interface AdapterSummary {
   vendor: string;
@@ -29,6 +33,8 @@ export interface Gpu {
   limits: GPUSupportedLimits;
   /** true when running under Node through Dawn. */
   node: boolean;
+  /** The buffer pool's default budget in bytes (0 = none); see the header. */
+  memoryBudget: number;
 }
 
 export interface InitOptions {
@@ -36,6 +42,8 @@ export interface InitOptions {
   disableFeatures?: Array<'subgroups' | 'timestamp-query' | 'shader-f16'>;
   /** Extra Dawn toggles for Node, as `create()` strings, e.g. 'disable-dawn-features=timestamp_quantization'. */
   dawnFlags?: string[];
+  /** The buffer pool's budget in bytes (0 = none), instead of the default derived from the adapter. */
+  memoryBudget?: number;
 }
 
 // The browser bundle (scripts/build-browser.mjs) defines __DENSENET_BROWSER__ as true, which removes the
@@ -152,15 +160,20 @@ async function createGpu(options: InitOptions): Promise<Gpu> {
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const infoAny = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; isFallbackAdapter?: boolean };
   const subgroups = device.features.has('subgroups');
+  const isFallbackAdapter = !!(infoAny.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+  if (options.memoryBudget !== undefined && !(Number.isFinite(options.memoryBudget) && options.memoryBudget >= 0)) {
+    throw new Error(`init: memoryBudget must be a number of bytes >= 0, got ${options.memoryBudget}`);
+  }
   return {
     device,
     node,
     limits: device.limits,
+    memoryBudget: options.memoryBudget ?? (node && isFallbackAdapter ? await hostMemoryBudget() : 0),
     adapter: {
       vendor: info.vendor ?? '',
       architecture: info.architecture ?? '',
       description: info.description || info.device || '',
-      isFallbackAdapter: !!(infoAny.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      isFallbackAdapter,
     },
     features: {
       subgroups,
@@ -170,6 +183,30 @@ async function createGpu(options: InitOptions): Promise<Gpu> {
       shaderF16: device.features.has('shader-f16'),
     },
   };
+}
+
+/**
+ * For a CPU adapter under Node, whose buffers live in host memory: 3/4 of the RAM, and at most 3/5 of
+ * the address space this process has left under a `ulimit -v` (Linux; read from /proc/self).
+ */
+async function hostMemoryBudget(): Promise<number> {
+  if (BROWSER_BUILD) return 0;
+  const os = (await import(/* @vite-ignore */ 'node:' + 'os')) as typeof import('node:os');
+  let budget = 0.75 * os.totalmem();
+  try {
+    const fs = (await import(/* @vite-ignore */ 'node:' + 'fs')) as typeof import('node:fs');
+    const limit = /Max address space\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    const used = /VmSize:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (limit && used) budget = Math.min(budget, 0.6 * Math.max(0, Number(limit[1]) - Number(used[1]) * 1024));
+  } catch {
+    // Not Linux: the RAM alone.
+  }
+  return Math.floor(budget / 4096) * 4096;
+}
+
+/** Records an error noticed asynchronously (first in line), to be thrown at the next sync point. */
+export function reportDeviceError(message: string): void {
+  asyncErrors.unshift(message);
 }
 
 /** Throws the first asynchronous WebGPU error reported since the last check, or the lost-device message. */

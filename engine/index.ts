@@ -3,7 +3,7 @@
 // results with `await t.data()`. Memory follows the ownership rule in engine/tensor.ts: `scope(fn)`
 // frees what fn created and did not return; `t.dispose()` frees one tensor.
 
-import { runBackward } from './autograd.js';
+import { runBackward, type BackwardOptions } from './autograd.js';
 import { Tensor } from './tensor.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
@@ -13,7 +13,7 @@ export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, t
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches, canProfile, startProfile, stopProfile, type KernelTime } from './runtime.js';
 export { Tensor, scope, keep, empty } from './tensor.js';
-export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
+export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext, type BackwardOptions } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';
 export * from './shape.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, rand, randn } from './ops/creation.js';
@@ -34,17 +34,22 @@ export { sgdStep } from './ops/sgd.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
 
-/** Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`. */
-export function backward(t: Tensor, grad?: Tensor): void {
-  runBackward(t, grad, { onesLike, add, clone });
+/**
+ * Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`.
+ * It frees the graph's saved tensors as it goes: a second backward() through the same graph throws
+ * unless the first was given `{ retainGraph: true }` (PyTorch's retain_graph).
+ */
+export function backward(t: Tensor, grad?: Tensor | BackwardOptions, options?: BackwardOptions): void {
+  if (grad !== undefined && !(grad instanceof Tensor)) [grad, options] = [undefined, grad];
+  runBackward(t, grad, { onesLike, add, clone }, options);
 }
 
 declare module './tensor.js' {
   interface Tensor {
-    /** Back-propagates from this tensor (see backward()). */
-    backward(grad?: Tensor): void;
+    /** Back-propagates from this tensor (see backward()): `t.backward()`, `t.backward(grad)`, `t.backward({ retainGraph: true })`. */
+    backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void;
   }
 }
-Tensor.prototype.backward = function (this: Tensor, grad?: Tensor) {
-  backward(this, grad);
+Tensor.prototype.backward = function (this: Tensor, grad?: Tensor | BackwardOptions, options?: BackwardOptions) {
+  backward(this, grad, options);
 };

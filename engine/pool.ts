@@ -8,10 +8,14 @@
 //   peakBytes    the largest liveBytes since the last resetPeak();
 //   cachedBytes  released buffers kept for reuse (trim() destroys them);
 //   byTag        live bytes per tag ('tensor', 'uniforms', 'readback', ...).
-// A request larger than the device's maxBufferSize, or one that would take live + cached bytes past
-// the optional budget, throws an Error naming the size and the limit instead of failing inside WebGPU.
+// The cache is bounded: past `cacheLimitBytes` (by default the largest liveBytes ever seen, at least
+// 64 MiB: what one more step of the same loop needs), the buffers released longest ago are destroyed.
+// Out of memory is a clear Error naming the size and the limit, in three places: a request larger than
+// the device's maxBufferSize (at once); one that would take live bytes past `budgetBytes` (at once; the
+// default comes from gpu().memoryBudget); and an allocation the device itself fails (Dawn reports it
+// asynchronously, through an error scope: thrown at the next sync point, see checkDeviceErrors()).
 
-import { gpu } from './gpu.js';
+import { gpu, reportDeviceError } from './gpu.js';
 
 export const BufferUsage = {
   MAP_READ: 0x1,
@@ -60,15 +64,32 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** The cache's smallest default bound (see the header). */
+const MIN_CACHE_LIMIT = 64 << 20;
+
 class BufferPool {
   private free = new Map<string, PooledBuffer[]>();
+  /** Every cached buffer, oldest release first (the order in which the cache bound destroys them). */
+  private released = new Set<PooledBuffer>();
   private nextId = 1;
   private stats = { liveBytes: 0, peakBytes: 0, cachedBytes: 0, liveBuffers: 0, allocations: 0, reuses: 0 };
+  /** The largest liveBytes ever (resetPeak() does not lower it): the default cache bound. */
+  private highWater = 0;
   private tags = new Map<string, number>();
-  /** Optional cap on live + cached bytes (0 = none): a request past it throws a clear error. */
-  budgetBytes = 0;
+  private budget: number | null = null;
+  /** Cap on cached bytes; null = the default (see the header). */
+  cacheLimitBytes: number | null = null;
   /** Called when buffers are destroyed, so caches that hold them (bind groups) can drop them. */
   onDestroy: (() => void) | null = null;
+
+  /** Cap on live + cached bytes (0 = none): a request past it throws the out-of-memory error. */
+  get budgetBytes(): number {
+    return this.budget ?? gpu().memoryBudget;
+  }
+  set budgetBytes(bytes: number) {
+    if (!(Number.isFinite(bytes) && bytes >= 0)) throw new Error(`BufferPool: the budget must be a number of bytes >= 0, got ${bytes}`);
+    this.budget = bytes;
+  }
 
   acquire(bytes: number, tag: string, usage: number = STORAGE_USAGE): PooledBuffer {
     if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`BufferPool: invalid request of ${bytes} bytes (tag ${tag})`);
@@ -86,15 +107,16 @@ class BufferPool {
       this.stats.cachedBytes -= pb.size;
       this.stats.reuses++;
     } else {
-      if (this.budgetBytes && this.stats.liveBytes + this.stats.cachedBytes + size > this.budgetBytes) this.trim();
-      if (this.budgetBytes && this.stats.liveBytes + size > this.budgetBytes) {
+      const budget = this.budgetBytes;
+      if (budget && this.stats.liveBytes + this.stats.cachedBytes + size > budget) this.trim();
+      if (budget && this.stats.liveBytes + size > budget) {
         throw new Error(
           `BufferPool: out of memory: a ${tag} buffer of ${formatBytes(size)} would take live GPU memory to ` +
-            `${formatBytes(this.stats.liveBytes + size)}, past the budget of ${formatBytes(this.budgetBytes)}`,
+            `${formatBytes(this.stats.liveBytes + size)}, past the budget of ${formatBytes(budget)}; ` +
+            'use a smaller batch or input size, or raise the budget (pool.budgetBytes, init({ memoryBudget }))',
         );
       }
-      const buffer = gpu().device.createBuffer({ size, usage, label: tag });
-      pb = { buffer, size, usage, id: this.nextId++, tag, live: false };
+      pb = { buffer: this.createBuffer(size, usage, tag), size, usage, id: this.nextId++, tag, live: false };
       this.stats.allocations++;
     }
     pb.tag = tag;
@@ -102,14 +124,32 @@ class BufferPool {
     this.stats.liveBytes += pb.size;
     this.stats.liveBuffers++;
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.liveBytes);
+    this.highWater = Math.max(this.highWater, this.stats.liveBytes);
     this.tags.set(tag, (this.tags.get(tag) ?? 0) + pb.size);
     return pb;
+  }
+
+  /** createBuffer inside an out-of-memory error scope: a failure the device reports becomes the pool's error. */
+  private createBuffer(size: number, usage: number, tag: string): GPUBuffer {
+    const { device } = gpu();
+    device.pushErrorScope('out-of-memory');
+    const buffer = device.createBuffer({ size, usage, label: tag });
+    const live = this.stats.liveBytes;
+    void device.popErrorScope().then((err) => {
+      if (!err) return;
+      reportDeviceError(
+        `BufferPool: out of memory: the device could not allocate a ${tag} buffer of ${formatBytes(size)} ` +
+          `(with ${formatBytes(live)} live): ${err.message}; use a smaller batch or input size, or set a budget ` +
+          '(pool.budgetBytes, init({ memoryBudget })) below what the device can hold',
+      );
+    });
+    return buffer;
   }
 
   /** The smallest kept buffer of this usage with size in [size, size * REUSE_SLACK], removed from the cache. */
   private takeFree(size: number, usage: number): PooledBuffer | undefined {
     const exact = this.free.get(`${size}:${usage}`);
-    if (exact?.length) return exact.pop();
+    if (exact?.length) return this.unlist(exact.pop()!);
     let best: PooledBuffer[] | undefined;
     let bestSize = Infinity;
     for (const [key, list] of this.free) {
@@ -120,7 +160,13 @@ class BufferPool {
         bestSize = s;
       }
     }
-    return best?.pop();
+    const pb = best?.pop();
+    return pb && this.unlist(pb);
+  }
+
+  private unlist(pb: PooledBuffer): PooledBuffer {
+    this.released.delete(pb);
+    return pb;
   }
 
   release(pb: PooledBuffer): void {
@@ -134,15 +180,44 @@ class BufferPool {
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
     list.push(pb);
+    this.released.add(pb);
+    const limit = this.cacheLimit;
+    // Down to 3/4 of the bound, so that a loop over ever new sizes destroys in batches.
+    if (this.stats.cachedBytes > limit) this.evict(Math.floor(limit * 0.75));
   }
 
-  /** Destroys every cached (released) buffer, returning their memory to the device. */
-  trim(): void {
-    if (this.stats.cachedBytes === 0) return;
+  /** Destroys cached buffers, those released longest ago first, until at most `keepBytes` stay cached. */
+  private evict(keepBytes: number): void {
+    if (this.stats.cachedBytes <= keepBytes) return;
     this.onDestroy?.();
-    for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
-    this.free.clear();
-    this.stats.cachedBytes = 0;
+    for (const pb of this.released) {
+      if (this.stats.cachedBytes <= keepBytes) break;
+      this.released.delete(pb);
+      const key = `${pb.size}:${pb.usage}`;
+      const list = this.free.get(key)!;
+      list.splice(list.indexOf(pb), 1);
+      if (!list.length) this.free.delete(key);
+      pb.buffer.destroy();
+      this.stats.cachedBytes -= pb.size;
+    }
+    // NOTE: Dawn frees a destroyed buffer's memory at a device tick after the next submit completes;
+    // without a submit it stays allocated until some later work, so submit (an empty batch) now.
+    gpu().device.queue.submit([]);
+  }
+
+  /**
+   * Destroys every cached (released) buffer. The device frees their memory when the GPU is idle; await
+   * the result to know it has (the next sync point does the same).
+   */
+  trim(): Promise<void> {
+    if (this.stats.cachedBytes === 0) return Promise.resolve();
+    this.evict(0);
+    return gpu().device.queue.onSubmittedWorkDone();
+  }
+
+  /** The bound on cached bytes now in force (cacheLimitBytes, or the default; see the header). */
+  get cacheLimit(): number {
+    return this.cacheLimitBytes ?? Math.max(this.highWater, MIN_CACHE_LIMIT);
   }
 
   resetPeak(): void {

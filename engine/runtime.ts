@@ -182,6 +182,11 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
   if (p.bindings.length !== args.buffers.length) {
     throw new Error(`dispatch ${k.shader.file}:${k.entry}: the kernel has ${p.bindings.length} storage bindings, got ${args.buffers.length} buffers`);
   }
+  // Tensors are checked alive where ops take their buffers; this catches a released buffer that reached
+  // a dispatch some other way (before a kernel could read or write memory another tensor now owns).
+  args.buffers.forEach((b, i) => {
+    if (!b.live) throw new Error(`dispatch ${k.shader.file}:${k.entry}: storage binding ${i + 1} is a released pool buffer (${b.tag}, id ${b.id})`);
+  });
   if (args.params.length > PARAM_WORDS) throw new Error(`dispatch ${k.entry}: ${args.params.length} parameter words, at most ${PARAM_WORDS}`);
   if (arenaSlots === ARENA_SLOTS) flush();
   const slot = arenaSlots++;
@@ -294,6 +299,7 @@ export async function stopProfile(): Promise<KernelTime[]> {
 /** Encodes a buffer-to-buffer copy (ends the open compute pass). */
 export function copyBuffer(src: PooledBuffer, srcOffset: number, dst: PooledBuffer, dstOffset: number, bytes: number): void {
   if (bytes === 0) return;
+  if (!src.live || !dst.live) throw new Error(`copyBuffer: the ${src.live ? 'destination' : 'source'} is a released pool buffer (${(src.live ? dst : src).tag})`);
   if (pass) {
     pass.end();
     pass = null;

@@ -8,6 +8,15 @@
 //   the returned value, arrays and plain objects included) and those marked with `keep(t)`; returned
 //   tensors join the enclosing scope. Tensors created outside any scope are the caller's to dispose.
 //   Gradients written to `.grad` of leaf tensors, parameters and optimiser state are kept.
+//   Tensors are found in the returned value through arrays, plain objects, Maps, Sets and class
+//   instances' own enumerable properties; not through private #fields, getters or closures (keep those).
+// GRAPHS: an op output that requires grad holds its graph (the GradNodes behind it). A graph owns the
+//   tensors its ops saved for backward, and the op outputs it consumed that nobody claimed: disposing a
+//   tensor frees the graph behind it, saved tensors and every intermediate op output that no other live
+//   graph uses, unless it was kept (keep) or returned from a scope. So without scope(), disposing the
+//   loss frees the step's activations; a tensor the caller still needs after that must be kept.
+//   backward() frees the saved tensors of the graph it walked (retainGraph keeps them), after which a
+//   second backward() through that graph is an error, as in PyTorch.
 // Using a disposed tensor, or reading it back, throws an Error naming the op and the tensor.
 
 import { gpu } from './gpu.js';
@@ -48,8 +57,12 @@ export class Tensor {
   /** Optional label used in error messages (parameter names). */
   name = '';
   private _disposed = false;
-  /** Kept tensors are never disposed by a scope. */
+  /** Kept tensors are never disposed by a scope, nor with a graph. */
   kept = false;
+  /** Set when a scope returned this tensor: the caller holds it, so no graph disposes it. */
+  claimed = false;
+  /** Internal: how many graph nodes have this tensor as an input (see the ownership rule). */
+  graphUses = 0;
 
   /** Internal: use the creation functions (tensor, zeros, ...) or ops. */
   constructor(storage: Storage, shape: Shape, strides?: readonly number[], offset = 0) {
@@ -75,7 +88,12 @@ export class Tensor {
   get disposed(): boolean {
     return this._disposed;
   }
+  /**
+   * The pooled buffer, for binding to a kernel. Every op reaches a tensor's data through here, so this is
+   * where use after dispose is caught for any tensor an op touches (inputs, options, saved tensors).
+   */
   get buffer(): PooledBuffer {
+    if (this._disposed) this.assertAlive(activeOp || 'a kernel');
     return this.storage.buffer;
   }
 
@@ -83,21 +101,38 @@ export class Tensor {
     return `Tensor#${this.id}${this.name ? ` '${this.name}'` : ''} ${fmt(this.shape)}`;
   }
 
-  /** Throws if the tensor was disposed; `op` names the operation in the message. */
-  assertAlive(op: string): void {
+  /** Throws if the tensor was disposed; `op` names the operation and `what` the argument in the message. */
+  assertAlive(op: string, what = ''): void {
     if (this._disposed) {
-      throw new Error(`${op}: ${this.toString()} was used after it was disposed (see the ownership rule in engine/tensor.ts)`);
+      throw new Error(`${op}: ${this.toString()}${what ? ` (${what})` : ''} was used after it was disposed (see the ownership rule in engine/tensor.ts)`);
     }
   }
 
-  /** Drops this tensor's reference to its storage (and its gradient). Safe to call twice. */
+  /**
+   * Drops this tensor's reference to its storage (and its gradient), and frees the graph behind it:
+   * see the ownership rule. Safe to call twice.
+   */
   dispose(): void {
-    if (this._disposed) return;
+    const node = this.disposeOwn();
+    if (node) freeGraph(node);
+  }
+
+  /** Disposes this tensor alone; returns the graph node it held (null if none, or already disposed). */
+  private disposeOwn(): GradNode | null {
+    if (this._disposed) return null;
     this._disposed = true;
     this.storage.release();
+    const node = this.node;
     this.node = null;
     this.grad?.dispose();
     this.grad = null;
+    return node;
+  }
+
+  /** Internal (graph freeing): disposes this tensor if no other graph node uses it; returns its node. */
+  static releaseGraphUse(t: Tensor): GradNode | null {
+    if (!t.node || t.kept || t.claimed || --t.graphUses > 0) return null;
+    return t.disposeOwn();
   }
 
   /** The elements in row-major order. Waits for the GPU. */
@@ -142,6 +177,45 @@ function nest(data: Float32Array, shape: readonly number[]): NestedArray {
   return rec(0, 0);
 }
 
+// ---- graphs ----------------------------------------------------------------------------------------
+
+/** Disposes the tensors forward saved for backward (those that are not also inputs of the node). */
+export function freeSaved(node: GradNode): void {
+  for (const t of node.saved) if (!node.inputs.includes(t)) t.dispose();
+  node.saved.length = 0;
+}
+
+/**
+ * Frees a graph from its output's node down: every node's saved tensors, and each op output used as an
+ * input that is neither kept nor claimed and that no other live node uses. Iterative: graphs are deep.
+ */
+function freeGraph(root: GradNode): void {
+  const todo = [root];
+  while (todo.length) {
+    const node = todo.pop()!;
+    freeSaved(node);
+    for (const x of node.inputs) {
+      const next = Tensor.releaseGraphUse(x);
+      if (next) todo.push(next);
+    }
+  }
+}
+
+// ---- the op at work (named in use-after-dispose errors) ----------------------------------------------
+
+let activeOp = '';
+
+/** Runs `fn` with `op` named as the op at work: a disposed tensor it binds to a kernel is reported under it. */
+export function withOp<T>(op: string, fn: () => T): T {
+  const prev = activeOp;
+  activeOp = op;
+  try {
+    return fn();
+  } finally {
+    activeOp = prev;
+  }
+}
+
 // ---- scopes ----------------------------------------------------------------------------------------
 
 const scopes: Set<Tensor>[] = [];
@@ -150,14 +224,23 @@ function trackInScope(t: Tensor): void {
   if (scopes.length) scopes[scopes.length - 1].add(t);
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
-  if (depth > 8 || value === null || typeof value !== 'object') return;
-  if (value instanceof Tensor) {
-    into.add(value);
-    return;
+/**
+ * The tensors reachable from a scope's result: through arrays, plain objects, Maps (keys and values),
+ * Sets, and other objects' own enumerable properties (class instances), each object visited once.
+ * Not seen: private #fields, getters, closures, and anything inside typed arrays.
+ */
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  const seen = new Set<object>();
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const v = todo.pop();
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Tensor) into.add(v);
+    else if (Array.isArray(v) || v instanceof Set) for (const x of v) todo.push(x);
+    else if (v instanceof Map) for (const [k, x] of v) todo.push(k, x);
+    else if (!ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer)) for (const x of Object.values(v)) todo.push(x);
   }
-  if (Array.isArray(value)) for (const v of value) collectTensors(v, into, depth + 1);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
 }
 
 /**
@@ -188,8 +271,10 @@ function endScope(returned: Set<Tensor>): void {
   const parent = scopes[scopes.length - 1];
   for (const t of created) {
     if (t.kept) continue;
-    if (returned.has(t)) parent?.add(t);
-    else t.dispose();
+    if (returned.has(t)) {
+      t.claimed = true;
+      parent?.add(t);
+    } else t.dispose();
   }
 }
 

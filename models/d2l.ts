@@ -9,6 +9,7 @@ import {
   AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
 } from '../nn/index.js';
 import { bnParams, recordFusedBn } from './fused.js';
+import { checkInputSize } from './input_size.js';
 
 /** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block). */
 export function convBlock(numChannels: number): Sequential {
@@ -86,10 +87,12 @@ export interface D2lDenseNetOptions {
 /** d2l's DenseNet(num_channels=64, growth_rate=32, arch=(4, 4, 4, 4), num_classes=10). */
 export class DenseNet extends Module {
   readonly net: Sequential;
+  private readonly transitions: number;
 
   constructor({ numChannels = 64, growthRate = 32, arch = [4, 4, 4, 4], numClasses = 10, memoryEfficient = true }: D2lDenseNetOptions = {}) {
     super();
     this.net = this.addModule('net', new Sequential(DenseNet.b1()));
+    this.transitions = arch.length - 1;
     let channels = numChannels;
     arch.forEach((numConvs, i) => {
       this.net.addModule(`dense_blk${i + 1}`, new DenseBlock(numConvs, growthRate, { memoryEfficient }));
@@ -112,6 +115,7 @@ export class DenseNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    checkInputSize('DenseNet', x, this.transitions);
     return this.net.forward(x);
   }
 

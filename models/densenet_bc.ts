@@ -7,6 +7,7 @@
 import { Tensor, cat, denseBlock, relu, adaptiveAvgPool2d, flatten, type DenseLayerParams } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, constant_, kaimingNormal_ } from '../nn/index.js';
 import { bnParams, recordFusedBn } from './fused.js';
+import { checkInputSize } from './input_size.js';
 
 /** BN-ReLU-1x1 conv (bottleneck to bnSize * growthRate), BN-ReLU-3x3 conv (to growthRate). */
 export class DenseLayer extends Module {
@@ -104,6 +105,7 @@ export interface DenseNetBCOptions {
 export class DenseNetBC extends Module {
   readonly features: Sequential;
   readonly classifier: Linear;
+  private readonly transitions: number;
 
   constructor({
     growthRate = 32, blockConfig = [6, 12, 24, 16], numInitFeatures = 64, bnSize = 4, dropRate = 0, numClasses = 1000, inChannels = 3,
@@ -112,6 +114,7 @@ export class DenseNetBC extends Module {
     super();
     if (dropRate !== 0) throw new Error('DenseNetBC: dropRate > 0 is not supported (dropout is not implemented)');
     this.features = this.addModule('features', new Sequential());
+    this.transitions = blockConfig.length - 1;
     this.features.addModule('conv0', new Conv2d(inChannels, numInitFeatures, 7, { stride: 2, padding: 3, bias: false }));
     this.features.addModule('norm0', new BatchNorm2d(numInitFeatures));
     this.features.addModule('relu0', new ReLU());
@@ -138,6 +141,7 @@ export class DenseNetBC extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    checkInputSize('DenseNetBC', x, this.transitions);
     const f = this.features.forward(x);
     return this.classifier.forward(flatten(adaptiveAvgPool2d(relu(f), [1, 1]), 1));
   }

@@ -310,6 +310,14 @@ export class ReLU extends Module {
   }
 }
 
+/** A pool layer's kernel size, checked when the layer is made. */
+function poolKernel(layer: string, v: Pair): [number, number] {
+  if (typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
+    throw new Error(`${layer}: kernelSize (the window size, a number or [h, w]) is required, got ${v === undefined ? 'none' : JSON.stringify(v)}`);
+  }
+  return pair(v);
+}
+
 export interface PoolOptions {
   stride?: Pair;
   padding?: Pair;
@@ -321,7 +329,7 @@ export class MaxPool2d extends Module {
   readonly padding: [number, number];
   constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
     super();
-    this.kernelSize = pair(kernelSize);
+    this.kernelSize = poolKernel(this.constructor.name, kernelSize);
     this.stride = pair(stride ?? kernelSize);
     this.padding = pair(padding);
   }
@@ -343,7 +351,7 @@ export class AvgPool2d extends Module {
   readonly padding: [number, number];
   constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
     super();
-    this.kernelSize = pair(kernelSize);
+    this.kernelSize = poolKernel(this.constructor.name, kernelSize);
     this.stride = pair(stride ?? kernelSize);
     this.padding = pair(padding);
   }

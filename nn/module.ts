@@ -7,7 +7,7 @@
 // Lazy layers (LazyConv2d, ...) register their parameters as `null` until their first forward call
 // infers the input size; reading them earlier is an error that says so.
 
-import { Tensor, clone, copyInto, fmt, keep, noGrad } from '../engine/index.js';
+import { Tensor, clone, copyInto, fmt, keep, noGrad, scope } from '../engine/index.js';
 
 export type StateDict = Map<string, Tensor>;
 
@@ -258,7 +258,8 @@ export abstract class Module {
     const was = this.training;
     this.eval();
     try {
-      return noGrad(() => this.forward(...args));
+      // The scope frees the intermediates (under noGrad no graph holds them; the caller could not reach them).
+      return scope(() => noGrad(() => this.forward(...args)));
     } finally {
       this.train(was);
     }

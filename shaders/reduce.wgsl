@@ -1,10 +1,10 @@
-// reduce.wgsl: sum (OP 0) or max (OP 1) over a set of axes, in chunks.
+// reduce.wgsl: sum (OP 0) or max (OP 1, NaN if any element is NaN) over a set of axes, in chunks.
 // Bindings: 1 x (read), 2 out (read_write, contiguous [nOut, nChunks]).
 // Dispatch: 1-D, one invocation per (output, chunk); an invocation folds `chunkLen` consecutive
 // reduced elements (row-major over the reduced axes) and writes out[o * nChunks + c] = fold * scale.
 // engine/ops/reduce.ts runs a second pass over the chunks when nChunks > 1.
 // Parameters: 0 nOut  1 nRed  2 chunkLen  3 nChunks  4 offset x  5 ndim kept  6 ndim reduced  7 scale (f32)
-//   8..13 kept shape  14..19 kept strides  20..25 reduced shape  26..31 reduced strides
+//   8..13 kept shape  14..19 kept strides  20..25 reduced shape  26..31 reduced strides  32 -inf (f32 bits)
 override WG: u32 = 256u;
 override OP: u32 = 0u;
 
@@ -23,8 +23,11 @@ fn offset_of(i: u32, nd: u32, shapeWord: u32, strideWord: u32) -> u32 {
   return off;
 }
 
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+
+// NOTE: WGSL's max() may drop a NaN operand (lavapipe does); max propagates NaN as PyTorch's does.
 fn fold(acc: f32, v: f32) -> f32 {
-  if (OP == 1u) { return max(acc, v); }
+  if (OP == 1u) { return select(max(acc, v), acc + v, is_nan(acc) || is_nan(v)); }
   return acc + v;
 }
 
@@ -39,7 +42,7 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let start = c * pu(2u);
   let end = min(pu(1u), start + pu(2u));
   let ndr = pu(6u);
-  var acc = select(0.0, -3.4028234663852886e38, OP == 1u);
+  var acc = select(0.0, pf(32u), OP == 1u); // -inf for max (WGSL has no infinity literal)
   if (ndr == 1u) {
     let st = pu(26u);
     for (var r = start; r < end; r++) { acc = fold(acc, X[base + r * st]); }

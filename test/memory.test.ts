@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
 import { sizeClass } from '../engine/pool.js';
@@ -46,11 +47,12 @@ describe('buffer pool accounting', () => {
 
   test('a budget turns an allocation past it into an out-of-memory error', () => {
     const live = E.memory().liveBytes;
+    const budget = E.pool.budgetBytes;
     E.pool.budgetBytes = live + 64 * 1024;
     try {
       expect(() => E.zeros([1 << 20])).toThrow(/out of memory.*budget/);
     } finally {
-      E.pool.budgetBytes = 0;
+      E.pool.budgetBytes = budget;
     }
   });
 });
@@ -103,7 +105,7 @@ describe('the ownership rule', () => {
   test('using or reading a disposed tensor throws, naming the op', async () => {
     const a = E.tensor([1, 2]);
     a.dispose();
-    expect(() => E.add(a, a)).toThrow(/add: Tensor#\d+ \[2\] was used after it was disposed/);
+    expect(() => E.add(a, a)).toThrow(/add: Tensor#\d+ \[2\] \(input 0\) was used after it was disposed/);
     await expect(a.data()).rejects.toThrow(/data\(\).*disposed/);
     a.dispose(); // twice is harmless
   });
@@ -116,5 +118,70 @@ describe('the ownership rule', () => {
       loss = E.keep(E.sum(E.mul(x, x)));
     });
     expect(() => loss.backward()).toThrow(/disposed/);
+  });
+});
+
+describe('the pool under memory pressure', () => {
+  test('many distinct sizes: cached bytes stay within the bound, the oldest are destroyed', async () => {
+    await E.pool.trim();
+    const allocations = E.memory().allocations;
+    expect(E.pool.cacheLimitBytes).toBeNull(); // the default bound
+    const limit = E.pool.cacheLimit;
+    expect(limit).toBeGreaterThanOrEqual(64 << 20);
+    let released = 0;
+    for (let i = 0; i < 120; i++) {
+      const t = E.empty([(1 << 18) + i * 2048]); // 1 MiB and up, each a new size class
+      released += t.buffer.size;
+      t.dispose();
+      expect(E.memory().cachedBytes).toBeLessThanOrEqual(limit);
+    }
+    expect(E.memory().allocations - allocations).toBe(120);
+    expect(released).toBeGreaterThan(limit);
+    // An explicit bound.
+    E.pool.cacheLimitBytes = 4 << 20;
+    try {
+      for (let i = 0; i < 20; i++) E.empty([(1 << 18) + i * 2048]).dispose();
+      expect(E.memory().cachedBytes).toBeLessThanOrEqual(4 << 20);
+    } finally {
+      E.pool.cacheLimitBytes = null;
+    }
+  });
+
+  test('a training loop of one shape still reuses every buffer under the default bound', async () => {
+    const step = () => E.scope(() => void E.sum(E.relu(E.mul(E.randn([300, 301]), 2))));
+    step();
+    const { allocations } = E.memory();
+    for (let i = 0; i < 5; i++) step();
+    expect(E.memory().allocations).toBe(allocations);
+  });
+
+  test('an allocation the device fails is the pool\'s out-of-memory error at the next sync point', async () => {
+    const device = E.gpu().device;
+    const pop = device.popErrorScope.bind(device);
+    // Dawn on lavapipe never reports out-of-memory (it allocates lazily), so this simulates the report.
+    device.popErrorScope = async () => {
+      await pop();
+      return { message: 'simulated allocation failure' } as GPUError;
+    };
+    let t: E.Tensor;
+    try {
+      t = E.empty([777777]);
+    } finally {
+      device.popErrorScope = pop;
+    }
+    const err = await E.sync().then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/BufferPool: out of memory: the device could not allocate a tensor buffer of 3\.0 MiB .*simulated allocation failure/);
+    t.dispose();
+    await E.sync(); // reported once
+  });
+
+  test('the default budget comes from the adapter (host memory for a CPU adapter under Node)', () => {
+    const g = E.gpu();
+    expect(E.pool.budgetBytes).toBe(g.memoryBudget);
+    if (g.adapter.isFallbackAdapter) {
+      expect(g.memoryBudget).toBeGreaterThan(0);
+      expect(g.memoryBudget).toBeLessThanOrEqual(0.75 * totalmem());
+    }
+    expect(() => (E.pool.budgetBytes = -1)).toThrow(/budget must be a number of bytes >= 0/);
   });
 });

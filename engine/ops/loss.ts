@@ -1,7 +1,8 @@
 // Cross-entropy loss (torch.nn.functional.cross_entropy with class-index targets, reduction 'mean').
 // Forward (one workgroup) saves each row's log-sum-exp; backward is one elementwise kernel.
 // Labels given as host arrays are checked on the host; a label tensor is not read back: a label that is
-// not an integer in [0, C) makes the loss NaN (and its gradient meaningless).
+// not an integer in [0, C) makes the loss NaN, and a NaN loss makes the whole gradient NaN, so that no
+// optimiser step on it can pass as a finite one.
 
 import { defineOp } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
@@ -23,17 +24,20 @@ function ceParams(logits: Tensor, labels: Tensor, gOffset: number): Uint32Array 
   return p;
 }
 
-const crossEntropyOp = defineOp<{ labels: Tensor }>({
+const crossEntropyOp = defineOp<{ labels: Tensor; uploaded: boolean }>({
   name: 'crossEntropy',
-  forward: ([logits], { labels }, saved) => {
+  forward: ([logits], { labels, uploaded }, saved) => {
     const B = logits.shape[0];
     const out = empty([]);
-    const lse = empty([B], 'ce-lse');
+    // Row b's log-sum-exp, then the loss itself at [B] (backward reads it to spread a NaN loss).
+    const lse = empty([B + 1], 'ce-lse');
     dispatch(
       { shader: ceShader, entry: 'ce_fwd' },
       { params: ceParams(logits, labels, 0), buffers: [logits.buffer, labels.buffer, logits.buffer, lse.buffer, out.buffer], workgroups: [1] },
     );
     saved.push(lse);
+    // Labels uploaded by crossEntropy() belong to the op: freed with the graph, or at once without one.
+    if (uploaded) saved.push(labels);
     return out;
   },
   backward: ({ inputs: [logits], attrs: { labels }, saved: [lse] }, g) => {
@@ -49,8 +53,8 @@ const crossEntropyOp = defineOp<{ labels: Tensor }>({
 
 /**
  * Mean cross-entropy of `logits` [B, C] against class indices: a Tensor [B] of integer-valued float32
- * (out-of-range or fractional labels give a NaN loss; not checked on the host), or host numbers
- * (checked here, then uploaded).
+ * (a label out of range, negative, fractional or NaN gives a NaN loss and a NaN gradient; not checked on
+ * the host), or host numbers (checked here, then uploaded).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[]): Tensor {
   const op = 'crossEntropy';
@@ -73,9 +77,5 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | reado
     }
     lab = fromData(Float32Array.from(labels), [B], 'labels');
   }
-  const out = crossEntropyOp([logits], { labels: lab });
-  // Labels uploaded here belong to the graph when there is one (freed with the enclosing scope, like
-  // forward's saved tensors); without one they are no longer needed.
-  if (lab !== labels && !out.node) lab.dispose();
-  return out;
+  return crossEntropyOp([logits], { labels: lab, uploaded: lab !== labels });
 }

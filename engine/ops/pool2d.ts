@@ -40,10 +40,17 @@ function checkInput(op: string, x: unknown): asserts x is Tensor {
   if (x.shape[0] > max || x.shape[1] > max) throw new Error(`${op}: ${fmt(x.shape)} has more than ${max} images or channels`);
 }
 
+/** A number or an [h, w] pair from the options, or a clear error naming the op and the option. */
+function option(op: string, name: string, v: unknown): [number, number] {
+  if (typeof v === 'number' || (Array.isArray(v) && v.length === 2)) return pair(v as number | [number, number]);
+  throw new Error(`${op}: ${name} must be a number or a pair [h, w], got ${v === undefined ? 'none' : JSON.stringify(v)}`);
+}
+
 function geometry(op: string, x: Tensor, o: Pool2dOptions): Geometry {
-  const [kh, kw] = pair(o.kernel);
-  const [sh, sw] = pair(o.stride ?? o.kernel);
-  const [ph, pw] = pair(o.padding ?? 0);
+  if (o?.kernel === undefined) throw new Error(`${op}: options.kernel (the window size, a number or [h, w]) is required`);
+  const [kh, kw] = option(op, 'kernel', o.kernel);
+  const [sh, sw] = option(op, 'stride', o.stride ?? o.kernel);
+  const [ph, pw] = option(op, 'padding', o.padding ?? 0);
   const [, , H, W] = x.shape;
   const desc = `kernel [${kh}, ${kw}], stride [${sh}, ${sw}], padding [${ph}, ${pw}]`;
   if (![kh, kw, sh, sw].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`${op}: kernel and stride must be positive integers, got ${desc}`);

@@ -36,6 +36,7 @@ function reducePass(op: number, x: Tensor, keepShape: number[], keepStrides: num
   const out = empty([nOut, nChunks]);
   const p = new Uint32Array(PARAM_WORDS);
   p.set([nOut, nRed, chunkLen, nChunks, x.offset, kc.shape.length, rc.shape.length, f32bits(scale)]);
+  p[32] = 0xff800000; // -inf, max's starting value
   kc.shape.forEach((d, i) => ((p[8 + i] = d), (p[14 + i] = kc.strides[0][i])));
   rc.shape.forEach((d, i) => ((p[20 + i] = d), (p[26 + i] = rc.strides[0][i])));
   dispatch(

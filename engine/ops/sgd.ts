@@ -45,8 +45,9 @@ export function sgdStep(
   params.forEach((p, i) => {
     const g0 = grads[i];
     if (!g0) return;
-    p.assertAlive(op);
-    g0.assertAlive(op);
+    p.assertAlive(op, `parameter ${i}`);
+    g0.assertAlive(op, `gradient ${i}`);
+    momentumBufs[i]?.assertAlive(op, `momentum buffer ${i}`);
     if (!p.isContiguous) throw new Error(`${op}: parameter ${i} (${p}) must be contiguous`);
     if (!sameShape(p.shape, g0.shape)) throw new Error(`${op}: parameter ${i} has shape ${fmt(p.shape)} but its gradient ${fmt(g0.shape)}`);
     if (g0.storage === p.storage) throw new Error(`${op}: parameter ${i} and its gradient share storage`);
