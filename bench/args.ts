@@ -22,6 +22,7 @@ export type Flags = Partial<Record<string, string | number | boolean>>;
 export const COMMON_FLAGS = {
   json: { kind: 'bool', help: 'one JSON object per line on stdout, each with "type" and "command" (progress stays on stderr)' },
   help: { kind: 'bool', help: "print this command's flags and exit" },
+  'memory-budget': { kind: 'string', help: 'SIZE: cap on GPU memory, e.g. 2GiB, 512MiB or bytes; 0 for none (default: 3/4 of RAM on a software adapter, none on a GPU)' },
 } as const satisfies FlagSpec;
 
 export function parseFlags(argv: string[], spec: FlagSpec, command: string): Flags {
@@ -69,6 +70,16 @@ export function helpText(program: string, command: string, summary: string, spec
   });
   const w = Math.max(...rows.map(([l]) => l.length));
   return [`usage: ${program} ${command} [flags]`, summary, '', 'flags:', ...rows.map(([l, h]) => `  ${l.padEnd(w)}  ${h}`)].join('\n');
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30 };
+
+/** Parses a byte count such as '2GiB', '512MiB', '1.5g' or '1048576' (binary units). */
+export function parseBytes(s: string, flag = '--memory-budget'): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s.trim());
+  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${flag} needs a size such as 2GiB, 512MiB or a number of bytes, got '${s}'`);
+  return Math.floor(Number(m[1]) * unit);
 }
 
 /** Parses 'HxW' or 'N' (square). */

@@ -11,7 +11,7 @@
 // Errors in the arguments or the input print one line and exit with code 2.
 
 import * as E from '../engine/index.js';
-import { COMMON_FLAGS, InputError, UsageError, helpText, intFlag, oneOf, parseFlags, parseSize, type FlagSpec, type Flags } from './args.js';
+import { COMMON_FLAGS, InputError, UsageError, helpText, intFlag, oneOf, parseBytes, parseFlags, parseSize, type FlagSpec, type Flags } from './args.js';
 import { MODEL_NAMES, defaultChannels, type ModelName } from './models.js';
 import { Reporter } from './report.js';
 import { runSpeed } from './speed.js';
@@ -201,8 +201,9 @@ async function main(argv: string[]): Promise<number> {
   // Everything that can be checked on the host is checked before touching the GPU.
   const f = parseFlags(argv, cmd.flags, name);
   const run = cmd.plan(f);
+  const memoryBudget = f['memory-budget'] === undefined ? undefined : parseBytes(f['memory-budget'] as string);
   const rep = new Reporter(!!f.json, name);
-  const g = await E.init();
+  const g = await E.init({ memoryBudget });
   header(g, rep);
   return (await run(rep)) ?? 0;
 }

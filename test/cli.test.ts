@@ -43,6 +43,7 @@ describe('densenet-bench', () => {
       [['eval', '--size', '32'], /eval: unknown flag --size/],
       [['train', '--data', emptyTrain, ...tiny], /the training set has 0 images/],
       [['train', '--epochs', '1', '--resume', join(data, 'nothing.safetensors')], /checkpoint .*nothing.safetensors does not exist/],
+      [['speed', '--memory-budget', 'lots'], /--memory-budget needs a size such as 2GiB/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);
@@ -52,6 +53,12 @@ describe('densenet-bench', () => {
       expect(lines, args.join(' ')).toHaveLength(1);
       expect(lines[0]).toMatch(message);
     }
+  });
+
+  test('--memory-budget caps the pool: a speed run over it is a clear out-of-memory error, exit 2 (issue 13, item 8)', () => {
+    const r = cli(['speed', '--memory-budget', '1MiB', '--mode', 'forward', '--iters', '1', '--warmup', '0', '--memory-efficient', 'on']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/out of memory.*1\.0 MiB|1\.0 MiB.*out of memory|budget/i);
   });
 
   test('help is per command and lists exactly the flags the parser takes; --version (issue 14)', () => {
