@@ -3,7 +3,6 @@
 // where one training step's GPU time goes, kernel by kernel, from timestamp queries.
 
 import * as E from '../engine/index.js';
-import { canProfile, startProfile, stopProfile } from '../engine/runtime.js';
 import { SGD, crossEntropy, recordLayers, type LayerCall } from '../nn/index.js';
 import type { ModelName } from './models.js';
 import { Reporter, fixed, type Row } from './report.js';
@@ -117,13 +116,13 @@ export async function runKernels(o: KernelsOptions, rep: Reporter): Promise<void
     });
   step();
   await E.sync();
-  if (!canProfile()) {
+  if (!E.canProfile()) {
     rep.text('\nThis adapter has no timestamp-query feature: the per-kernel breakdown of a training step is skipped.');
   } else {
     rep.progress('profiling one training step with timestamp queries...');
-    startProfile();
+    E.startProfile();
     step();
-    const times = await stopProfile();
+    const times = await E.stopProfile();
     const total = times.reduce((s, t) => s + t.ms, 0);
     rep.text(`\nOne training step (${o.model}, ${o.memoryEfficient ? 'memory-efficient' : 'naive'} blocks, batch ${o.batch}): GPU time by kernel from timestamp queries, ${total.toFixed(1)} ms in all:`);
     rep.table(

@@ -7,15 +7,16 @@
 // ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
 // one elementwise pass for dx (the full batch-statistics gradient in training).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
-// other layouts are copied first. The memory-efficient dense block reuses batchNormStats() and
-// batchNormApplyRaw() directly.
+// other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
+// pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormGradSums() and
+// batchNormBackwardDxRaw().
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, Tensor, view } from '../tensor.js';
-import { U, unaryMap } from './map.js';
+import { unaryMap } from './map.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
@@ -53,7 +54,7 @@ function bnWorkgroupSize(): number {
 function planar(x: Tensor): Tensor {
   const [, , H, W] = x.shape;
   const ok = (W === 1 || x.strides[3] === 1) && (H === 1 || x.strides[2] === W);
-  return ok ? x : unaryMap(U.copy, x);
+  return ok ? x : unaryMap('copy', x);
 }
 
 /** Whether vec4 loads can walk x's planes (and dy's, when given). */

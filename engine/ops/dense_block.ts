@@ -27,7 +27,7 @@ import {
   batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormStats, updateRunningStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
-import { B, updateMap } from './map.js';
+import { assignMap } from './map.js';
 import { mul, sub } from './elementwise.js';
 
 /** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance. */
@@ -105,7 +105,7 @@ function forward(x: Tensor, a: Attrs, keep: LayerSaved[]): Tensor {
   const count = N * H * W;
   const buf = empty([N, total, H, W], 'dense-block');
   const head = channels(buf, 0, C0);
-  updateMap(head, x, B.assign);
+  assignMap(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
   if (shared) batchNormStats(head, a.eps, { stats: shared, channel: 0 });
   head.dispose();
@@ -164,7 +164,7 @@ function backward(a: Attrs, buf: Tensor, g: Tensor, saved: LayerSaved[], x: Tens
   const L = a.layers.length;
   const C0 = total - L * k;
   const gbuf = empty([N, total, H, W], 'dense-block-grad');
-  updateMap(gbuf, g, B.assign);
+  assignMap(gbuf, g);
   const grads: Array<Tensor | null> = [];
   for (let i = L - 1; i >= 0; i--) {
     const layer = a.layers[i];

@@ -4,7 +4,7 @@
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, sameShape } from '../shape.js';
 import { empty, keep, type Tensor } from '../tensor.js';
-import { U, unaryMap } from './map.js';
+import { unaryMap } from './map.js';
 import sgdSrc from '../../shaders/sgd.wgsl';
 
 const sgdShader: KernelSource = { file: 'sgd.wgsl', source: sgdSrc };
@@ -50,7 +50,7 @@ export function sgdStep(
     if (!p.isContiguous) throw new Error(`${op}: parameter ${i} (${p}) must be contiguous`);
     if (!sameShape(p.shape, g0.shape)) throw new Error(`${op}: parameter ${i} has shape ${fmt(p.shape)} but its gradient ${fmt(g0.shape)}`);
     if (g0.storage === p.storage) throw new Error(`${op}: parameter ${i} and its gradient share storage`);
-    const g = g0.isContiguous ? g0 : unaryMap(U.copy, g0);
+    const g = g0.isContiguous ? g0 : unaryMap('copy', g0);
     let buf = momentumBufs[i];
     const first = momentum !== 0 && !buf;
     if (momentum !== 0) {
