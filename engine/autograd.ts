@@ -8,24 +8,25 @@
 import type { Tensor } from './tensor.js';
 
 /** What forward hands to backward. */
-export interface OpContext<A> {
+export interface OpContext<A, S extends unknown[] = Tensor[]> {
   inputs: readonly Tensor[];
   attrs: A;
   output: Tensor;
-  /** Extra tensors forward saved for backward (e.g. batch-norm statistics). */
-  saved: Tensor[];
+  /** What forward saved for backward (e.g. batch-norm statistics), typed by the op. */
+  saved: S;
 }
 
-export interface OpDef<A> {
+/** An op with attributes A that saves a list S for backward (extra tensors by default). */
+export interface OpDef<A, S extends unknown[] = Tensor[]> {
   name: string;
-  /** Dispatches the kernels; may push extra tensors to `saved` for backward. */
-  forward: (inputs: readonly Tensor[], attrs: A, saved: Tensor[]) => Tensor;
+  /** Dispatches the kernels; may push what backward needs to `saved` (empty when forward starts). */
+  forward: (inputs: readonly Tensor[], attrs: A, saved: S) => Tensor;
   /** Gradient of each input, or null where none flows. Omitted for ops without a gradient. */
-  backward?: (ctx: OpContext<A>, grad: Tensor) => ReadonlyArray<Tensor | null>;
+  backward?: (ctx: OpContext<A, S>, grad: Tensor) => ReadonlyArray<Tensor | null>;
 }
 
 /** Every op defined so far, by name. */
-export const registry = new Map<string, OpDef<unknown>>();
+export const registry = new Map<string, OpDef<unknown, unknown[]>>();
 
 let gradEnabled = true;
 
@@ -45,20 +46,20 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /** Registers an op and returns the function that applies it. */
-export function defineOp<A>(def: OpDef<A>): (inputs: readonly Tensor[], attrs: A) => Tensor {
+export function defineOp<A, S extends unknown[] = Tensor[]>(def: OpDef<A, S>): (inputs: readonly Tensor[], attrs: A) => Tensor {
   if (registry.has(def.name)) throw new Error(`defineOp: an op named '${def.name}' is already defined`);
-  registry.set(def.name, def as OpDef<unknown>);
+  registry.set(def.name, def as unknown as OpDef<unknown, unknown[]>);
   return (inputs, attrs) => applyOp(def, inputs, attrs);
 }
 
-function applyOp<A>(def: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor {
+function applyOp<A, S extends unknown[]>(def: OpDef<A, S>, inputs: readonly Tensor[], attrs: A): Tensor {
   for (const t of inputs) t.assertAlive(def.name);
-  const saved: Tensor[] = [];
+  const saved = [] as unknown[] as S;
   const needsGrad = gradEnabled && !!def.backward && inputs.some((t) => t.requiresGrad);
   const output = noGrad(() => def.forward(inputs, attrs, saved));
   if (needsGrad) {
     output.requiresGrad = true;
-    const ctx: OpContext<A> = { inputs, attrs, output, saved };
+    const ctx: OpContext<A, S> = { inputs, attrs, output, saved };
     output.node = { op: def.name, inputs, backward: (g) => def.backward!(ctx, g) };
   }
   return output;

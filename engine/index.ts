@@ -29,4 +29,4 @@ export { crossEntropy } from './ops/loss.js';
 export { linear } from './ops/linear.js';
 export { sgdStep } from './ops/sgd.js';
 export { resizeBilinear } from './ops/resize.js';
-export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
+export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
