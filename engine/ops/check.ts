@@ -18,6 +18,18 @@ export function checkRank(op: string, what: string, v: unknown, rank: number): a
   if (v.ndim !== rank) throw new Error(`${op}: ${what} must have ${rank} dimensions, got shape ${fmt(v.shape)}`);
 }
 
+/** `v` is a live, contiguous 1-D Tensor of `n` elements. */
+export function checkVector(op: string, what: string, v: unknown, n: number): asserts v is Tensor {
+  checkRank(op, what, v, 1);
+  if (v.shape[0] !== n) throw new Error(`${op}: ${what} has shape ${fmt(v.shape)}, expected [${n}]`);
+  if (v.strides[0] !== 1) throw new Error(`${op}: ${what} must be contiguous`);
+}
+
+/** `t` is contiguous. */
+export function checkContiguous(op: string, what: string, t: Tensor): void {
+  if (!t.isContiguous) throw new Error(`${op}: ${what} ${fmt(t.shape)} must be contiguous`);
+}
+
 /** `t` has exactly `shape`. */
 export function checkShapeIs(op: string, what: string, t: Tensor, shape: readonly number[]): void {
   if (t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i])) {

@@ -1,7 +1,7 @@
 // The SGD update (torch.optim.SGD's rule), in place on the GPU: one dispatch per parameter, no autograd.
 // nn's SGD class keeps the momentum buffers and calls sgdStep() once per step.
 
-import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, sameShape } from '../shape.js';
 import { empty, keep, type Tensor } from '../tensor.js';
 import { unaryMap } from './map.js';
@@ -9,9 +9,6 @@ import sgdSrc from '../../shaders/sgd.wgsl';
 
 const sgdShader: KernelSource = { file: 'sgd.wgsl', source: sgdSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const sgdShaders = [sgdShader];
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 export interface SgdOptions {
   lr: number;
