@@ -13,7 +13,7 @@ export { backward } from './backward.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';
 export * from './shape.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, rand, randn } from './ops/creation.js';
-export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward, elementwiseFunctions } from './ops/elementwise.js';
+export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward, elementwiseFunctions, type ElementwiseFunction } from './ops/elementwise.js';
 export { UNARY, BINARY, type UnaryName, type BinaryName, type ScalarName, type PlainUnaryName, type PlainBinaryName } from './ops/elementwise_table.js';
 export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';

@@ -74,23 +74,29 @@ function binaryFunction(name: BinaryName, scalarFns: Record<ScalarName, (x: Tens
 type UnaryFunctions = { [K in PlainUnaryName]: (x: Tensor) => Tensor } & { [K in ScalarName]: (x: Tensor, s: number) => Tensor };
 type BinaryFunctions = { [K in PlainBinaryName]: (a: Tensor, b: Tensor | number) => Tensor };
 
-/** Every exported elementwise function with its arity (arguments including the tensor), for Tensor methods. */
-export const elementwiseFunctions: ReadonlyArray<{ name: PlainUnaryName | ScalarName | PlainBinaryName; arity: 1 | 2; fn: (...args: never[]) => Tensor }> = [];
-const list = elementwiseFunctions as Array<(typeof elementwiseFunctions)[number]>;
+/** An exported elementwise function with its arity (arguments including the tensor). */
+export type ElementwiseFunction =
+  | { name: PlainUnaryName; arity: 1; fn: (x: Tensor) => Tensor }
+  | { name: ScalarName; arity: 2; fn: (x: Tensor, s: number) => Tensor }
+  | { name: PlainBinaryName; arity: 2; fn: (a: Tensor, b: Tensor | number) => Tensor };
+
+/** Every exported elementwise function, in table order (for generating Tensor methods). */
+export const elementwiseFunctions: ElementwiseFunction[] = [];
 
 const unaryFunctions = {} as UnaryFunctions;
 for (const name of Object.keys(UNARY) as UnaryName[]) {
-  if ((UNARY[name] as UnaryRow).internal) continue;
+  const row: UnaryRow = UNARY[name];
+  if (row.internal) continue;
   const fn = unaryFunction(name);
-  (unaryFunctions as Record<string, unknown>)[name] = fn;
-  list.push({ name: name as PlainUnaryName | ScalarName, arity: fn.length as 1 | 2, fn });
+  Object.assign(unaryFunctions, { [name]: fn });
+  elementwiseFunctions.push((row.scalar ? { name, arity: 2, fn } : { name, arity: 1, fn }) as ElementwiseFunction);
 }
 const binaryFunctions = {} as BinaryFunctions;
 for (const name of Object.keys(BINARY) as BinaryName[]) {
   if ((BINARY[name] as BinaryRow).internal) continue;
   const fn = binaryFunction(name, unaryFunctions);
-  (binaryFunctions as Record<string, unknown>)[name] = fn;
-  list.push({ name: name as PlainBinaryName, arity: 2, fn });
+  Object.assign(binaryFunctions, { [name]: fn });
+  elementwiseFunctions.push({ name: name as PlainBinaryName, arity: 2, fn });
 }
 
 // One name per row of the table (a new row adds its name here).
