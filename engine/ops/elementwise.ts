@@ -36,7 +36,7 @@ function unaryFunction(name: UnaryName) {
   return (x: Tensor, s: number): Tensor => {
     checkTensor(name, 'the input', x);
     checkScalar(name, s);
-    if (row.scalar === 'nonzero' && s === 0) throw new Error(`${name}: the scalar operand of ${fmt(x.shape)} must not be zero`);
+    if (row.scalar === 'nonzero' && s === 0) throw new Error(`${name}: division of ${fmt(x.shape)} by zero`);
     return op([x], { s });
   };
 }
