@@ -217,8 +217,3 @@ export function checkDeviceErrors(context: string): void {
     throw new Error(`densenet-webgpu: WebGPU reported an error (noticed at ${context}): ${errs.join(' | ')}`);
   }
 }
-
-/** Destroys the device (tests of the lost-device path use this). */
-export function destroyDevice(): void {
-  current?.device.destroy();
-}

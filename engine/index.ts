@@ -3,21 +3,18 @@
 // results with `await t.data()`. Memory follows the ownership rule in engine/tensor.ts: `scope(fn)`
 // frees what fn created and did not return; `t.dispose()` frees one tensor.
 
-import { runBackward, type BackwardOptions } from './autograd.js';
-import { Tensor } from './tensor.js';
-import { onesLike } from './ops/creation.js';
-import { add } from './ops/elementwise.js';
-import { clone } from './ops/views.js';
-
 export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
-export { sync, flush, dispatches, canProfile, startProfile, stopProfile, type KernelTime } from './runtime.js';
-export { Tensor, scope, keep, empty } from './tensor.js';
-export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext, type BackwardOptions } from './autograd.js';
+export { sync, flush, dispatches } from './runtime.js';
+export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
+export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
+export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
+export { backward, type BackwardOptions } from './backward.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';
 export * from './shape.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, rand, randn } from './ops/creation.js';
-export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward } from './ops/elementwise.js';
+export { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar, reluBackward, elementwiseFunctions, type ElementwiseFunction } from './ops/elementwise.js';
+export { UNARY, BINARY, type UnaryName, type BinaryName, type ScalarName, type PlainUnaryName, type PlainBinaryName } from './ops/elementwise_table.js';
 export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
 export { matmul, chooseMatmulKernel, forceMatmulKernel, matmulKernelSupported, type MatmulKernel } from './ops/matmul.js';
@@ -32,24 +29,4 @@ export { crossEntropy } from './ops/loss.js';
 export { linear } from './ops/linear.js';
 export { sgdStep } from './ops/sgd.js';
 export { resizeBilinear } from './ops/resize.js';
-export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
-
-/**
- * Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`.
- * It frees the graph's saved tensors as it goes: a second backward() through the same graph throws
- * unless the first was given `{ retainGraph: true }` (PyTorch's retain_graph).
- */
-export function backward(t: Tensor, grad?: Tensor | BackwardOptions, options?: BackwardOptions): void {
-  if (grad !== undefined && !(grad instanceof Tensor)) [grad, options] = [undefined, grad];
-  runBackward(t, grad, { onesLike, add, clone }, options);
-}
-
-declare module './tensor.js' {
-  interface Tensor {
-    /** Back-propagates from this tensor (see backward()): `t.backward()`, `t.backward(grad)`, `t.backward({ retainGraph: true })`. */
-    backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void;
-  }
-}
-Tensor.prototype.backward = function (this: Tensor, grad?: Tensor | BackwardOptions, options?: BackwardOptions) {
-  backward(this, grad, options);
-};
+export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';

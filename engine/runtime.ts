@@ -9,13 +9,14 @@
 // the parameter blocks go into a CPU arena. `flush()` writes the arena to the uniform buffer and submits
 // everything at once. Reading a tensor back (`readBuffer`) is the only place the CPU waits for the GPU.
 // Uploads flush first (queue.writeBuffer runs before commands still waiting in the encoder).
+// The profiler (engine/profiler.ts) times dispatches through the timestamp log below.
 
 import { checkDeviceErrors, gpu } from './gpu.js';
 import { BufferUsage, pool, type PooledBuffer } from './pool.js';
 import commonSource from '../shaders/common.wgsl';
 
 export interface KernelSource {
-  /** File name shown in compile errors, e.g. 'elementwise.wgsl'. */
+  /** File name shown in compile errors, e.g. 'unary.wgsl'. */
   file: string;
   source: string;
 }
@@ -29,6 +30,11 @@ export interface Kernel {
 
 /** Words (u32) in one parameter block; the uniform slot is 256 bytes. */
 export const PARAM_WORDS = 64;
+
+/** The bit pattern of `v` as a float32, for a parameter word that a kernel reads with pf(). */
+export function f32bits(v: number): number {
+  return new Uint32Array(new Float32Array([v]).buffer)[0];
+}
 const SLOT_BYTES = 256;
 const ARENA_SLOTS = 2048;
 
@@ -166,7 +172,7 @@ export interface DispatchArgs {
   params: Uint32Array | number[];
   /** Storage buffers for bindings 1, 2, ... in order. */
   buffers: Binding[];
-  /** Workgroup counts; x beyond the device limit must be split by the caller (see grid()). */
+  /** Workgroup counts; x beyond the device limit must be split by the caller (see grid1d()). */
   workgroups: [number, number?, number?];
 }
 
@@ -203,97 +209,63 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
     if (bindGroups.size > 8192) bindGroups.clear();
     bindGroups.set(key, bg);
   }
-  const ps = profiler ? profiledPass(`${k.shader.file.replace(/\.wgsl$/, '')}:${k.entry}`) : getPass();
+  const ps = timestamps ? timedPass(timestamps, `${k.shader.file.replace(/\.wgsl$/, '')}:${k.entry}`) : getPass();
   ps.setPipeline(p.pipeline);
   ps.setBindGroup(0, bg, [slot * SLOT_BYTES]);
   ps.dispatchWorkgroups(x, y, z);
-  if (profiler) {
+  if (timestamps) {
     ps.end();
     pass = null;
   }
   dispatchCount++;
 }
 
-// ---- profiling with timestamp queries -------------------------------------------------------------
-// While a profile is running, every dispatch gets its own compute pass with timestamp writes at its
-// start and end; each flush resolves the queries into a buffer read back by stopProfile().
+// ---- timestamps ----------------------------------------------------------------------------------
+// While a timestamp log is set (engine/profiler.ts does it), every dispatch gets its own compute pass
+// with timestamp writes at its start and end, and each flush resolves the log's queries into a buffer
+// that the log keeps for reading back.
 
-const PROFILE_QUERIES = 2048;
-
-interface ProfileBatch {
+/** A query set and what the command stream has written into it. */
+export interface TimestampLog {
+  querySet: GPUQuerySet;
+  /** Queries in the set (two per dispatch). */
+  capacity: number;
+  /** Names (file:entry) of the dispatches timed since the last flush, in query order. */
   names: string[];
-  resolve: PooledBuffer;
-  readback: PooledBuffer;
+  /** One batch per flush: the names and a mappable buffer of their resolved begin/end timestamps. */
+  done: Array<{ names: string[]; resolve: PooledBuffer; readback: PooledBuffer }>;
 }
 
-let profiler: { querySet: GPUQuerySet; names: string[]; done: ProfileBatch[] } | null = null;
+let timestamps: TimestampLog | null = null;
 
-function profiledPass(name: string): GPUComputePassEncoder {
-  const pr = profiler!;
-  if (pr.names.length * 2 >= PROFILE_QUERIES) flush();
+/** Starts (a log) or stops (null) timing every dispatch; flushes what was encoded before. */
+export function setTimestampLog(log: TimestampLog | null): void {
+  flush();
+  timestamps = log;
+}
+
+function timedPass(log: TimestampLog, name: string): GPUComputePassEncoder {
+  if (log.names.length * 2 >= log.capacity) flush();
   if (pass) {
     pass.end();
     pass = null;
   }
-  const i = pr.names.length;
-  pr.names.push(name);
-  pass = getEncoder().beginComputePass({ timestampWrites: { querySet: pr.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+  const i = log.names.length;
+  log.names.push(name);
+  pass = getEncoder().beginComputePass({ timestampWrites: { querySet: log.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
   return pass;
 }
 
-function resolveProfile(enc: GPUCommandEncoder): void {
-  const pr = profiler;
-  if (!pr || !pr.names.length) return;
-  const bytes = pr.names.length * 16;
+function resolveTimestamps(enc: GPUCommandEncoder): void {
+  const log = timestamps;
+  if (!log || !log.names.length) return;
+  const bytes = log.names.length * 16;
   const resolve = pool.acquire(bytes, 'profile', 0x200 /* QUERY_RESOLVE */ | BufferUsage.COPY_SRC);
   const readback = pool.acquire(bytes, 'profile', BufferUsage.MAP_READ | BufferUsage.COPY_DST);
-  enc.resolveQuerySet(pr.querySet, 0, pr.names.length * 2, resolve.buffer, 0);
+  enc.resolveQuerySet(log.querySet, 0, log.names.length * 2, resolve.buffer, 0);
   enc.copyBufferToBuffer(resolve.buffer, 0, readback.buffer, 0, bytes);
-  pr.done.push({ names: pr.names, resolve, readback });
-  pr.names = [];
-}
-
-/** Whether the adapter can time dispatches (the `timestamp-query` feature). */
-export function canProfile(): boolean {
-  return gpu().features.timestampQuery;
-}
-
-/** Starts timing every dispatch with timestamp queries (needs `timestamp-query`). */
-export function startProfile(): void {
-  if (!canProfile()) throw new Error('startProfile: the adapter has no timestamp-query feature');
-  flush();
-  profiler = { querySet: gpu().device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }), names: [], done: [] };
-}
-
-export interface KernelTime {
-  kernel: string;
-  count: number;
-  ms: number;
-}
-
-/** Stops profiling and returns GPU time per kernel (file:entry), largest first. */
-export async function stopProfile(): Promise<KernelTime[]> {
-  if (!profiler) throw new Error('stopProfile: no profile is running');
-  flush();
-  const pr = profiler;
-  profiler = null;
-  const totals = new Map<string, KernelTime>();
-  for (const b of pr.done) {
-    await waitFor(b.readback.buffer.mapAsync(1, 0, b.names.length * 16));
-    const t = new BigUint64Array(b.readback.buffer.getMappedRange(0, b.names.length * 16).slice(0));
-    b.readback.buffer.unmap();
-    b.names.forEach((name, i) => {
-      const ns = Number(t[2 * i + 1] - t[2 * i]);
-      const e = totals.get(name) ?? { kernel: name, count: 0, ms: 0 };
-      e.count++;
-      e.ms += ns / 1e6;
-      totals.set(name, e);
-    });
-    pool.release(b.resolve);
-    pool.release(b.readback);
-  }
-  pr.querySet.destroy();
-  return [...totals.values()].sort((a, b) => b.ms - a.ms);
+  log.done.push({ names: log.names, resolve, readback });
+  log.names = [];
 }
 
 /** Encodes a buffer-to-buffer copy (ends the open compute pass). */
@@ -315,7 +287,7 @@ export function flush(): void {
     pass = null;
   }
   const { device } = gpu();
-  resolveProfile(encoder);
+  resolveTimestamps(encoder);
   if (arenaSlots) device.queue.writeBuffer(getUniformBuffer().buffer, 0, arena, 0, arenaSlots * SLOT_BYTES);
   device.queue.submit([encoder.finish()]);
   encoder = null;
@@ -393,7 +365,7 @@ export async function readBuffer(src: PooledBuffer, byteOffset: number, bytes: n
 
 /**
  * Splits a 1-D count of workgroups over x and y when it exceeds the per-dimension limit.
- * Kernels recover the flat index with `flat_id()` from common.wgsl.
+ * Kernels recover the flat index with `flat_wg()` from common.wgsl.
  */
 export function grid1d(workgroups: number): [number, number] {
   const max = gpu().limits.maxComputeWorkgroupsPerDimension;

@@ -23,7 +23,17 @@ import { gpu } from './gpu.js';
 import { pool, type PooledBuffer } from './pool.js';
 import { readBuffer, writeBuffer } from './runtime.js';
 import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
-import type { GradNode } from './autograd.js';
+
+/** How an op's output was made: recorded by engine/autograd.ts, walked by engine/backward.ts. */
+export interface GradNode {
+  op: string;
+  inputs: readonly Tensor[];
+  backward: (grad: Tensor) => ReadonlyArray<Tensor | null>;
+  /** What forward saved for backward: owned by the node, freed by backward() or with the graph. */
+  saved: unknown[];
+  /** Set once backward() has run through the node without retainGraph (its saved tensors are gone). */
+  freed: boolean;
+}
 
 export class Storage {
   refs = 1;
@@ -143,12 +153,11 @@ export class Tensor {
       const bytes = await readBuffer(this.buffer, this.offset * 4, this.size * 4);
       return new Float32Array(bytes);
     }
-    const c = contiguousCopy(this);
-    try {
-      return await c.data();
-    } finally {
-      c.dispose();
-    }
+    // A strided view: read the span of storage it covers and gather its elements on the CPU.
+    let last = this.offset;
+    this.shape.forEach((d, i) => (last += (d - 1) * this.strides[i]));
+    const span = new Float32Array(await readBuffer(this.buffer, this.offset * 4, (last - this.offset + 1) * 4));
+    return gather(span, this.shape, this.strides);
   }
 
   /** The elements as nested arrays, like PyTorch's tolist(). */
@@ -164,6 +173,21 @@ export class Tensor {
 }
 
 export type NestedArray = number | NestedArray[];
+
+/** The elements of a strided view (non-negative strides) of `span`, in row-major order. */
+function gather(span: Float32Array, shape: Shape, strides: readonly number[]): Float32Array {
+  const out = new Float32Array(numel(shape));
+  const rec = (dim: number, at: number, o: number): number => {
+    if (dim === shape.length) {
+      out[o] = span[at];
+      return o + 1;
+    }
+    for (let i = 0; i < shape[dim]; i++) o = rec(dim + 1, at + i * strides[dim], o);
+    return o;
+  };
+  rec(0, 0, 0);
+  return out;
+}
 
 function nest(data: Float32Array, shape: readonly number[]): NestedArray {
   if (shape.length === 0) return data[0];
@@ -181,7 +205,9 @@ function nest(data: Float32Array, shape: readonly number[]): NestedArray {
 
 /** Disposes the tensors forward saved for backward (those that are not also inputs of the node). */
 export function freeSaved(node: GradNode): void {
-  for (const t of node.saved) if (!node.inputs.includes(t)) t.dispose();
+  const saved = new Set<Tensor>();
+  collectTensors(node.saved, saved);
+  for (const t of saved) if (!node.inputs.includes(t)) t.dispose();
   node.saved.length = 0;
 }
 
@@ -229,7 +255,7 @@ function trackInScope(t: Tensor): void {
  * Sets, and other objects' own enumerable properties (class instances), each object visited once.
  * Not seen: private #fields, getters, closures, and anything inside typed arrays.
  */
-function collectTensors(value: unknown, into: Set<Tensor>): void {
+export function collectTensors(value: unknown, into: Set<Tensor>): void {
   const seen = new Set<object>();
   const todo: unknown[] = [value];
   while (todo.length) {
@@ -305,12 +331,4 @@ export function fromData(data: Float32Array, shape: Shape, tag = 'tensor'): Tens
   const t = empty(shape, tag);
   if (data.length) writeBuffer(t.buffer, 0, data);
   return t;
-}
-
-// Set by ops/elementwise.ts (kept as a hook so this file does not import the kernels).
-let contiguousCopy: (t: Tensor) => Tensor = () => {
-  throw new Error('contiguous(): kernels not loaded');
-};
-export function setContiguousCopy(f: (t: Tensor) => Tensor): void {
-  contiguousCopy = f;
 }

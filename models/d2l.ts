@@ -4,16 +4,30 @@
 // conv, 2x2 average pool; DenseNet = stem, dense blocks with transitions, BN, ReLU, global average
 // pool, flatten, linear; initialised with d2l's init_cnn (Xavier uniform on conv and linear weights).
 
-import { Tensor, cat, denseBlock, type DenseLayerParams } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
 import {
-  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
+  AdaptiveAvgPool2d, AvgPool2d, Conv2d, BatchNorm2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
 } from '../nn/index.js';
-import { bnParams, recordFusedBn } from './fused.js';
+import { FusableDenseBlock, setMemoryEfficient, type DenseLayerModules } from './dense_block.js';
 import { checkInputSize } from './input_size.js';
 
-/** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block). */
-export function convBlock(numChannels: number): Sequential {
-  return new Sequential(new LazyBatchNorm2d(), new ReLU(), new LazyConv2d(numChannels, 3, { padding: 1 }));
+/** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block): a Sequential, so its keys are 0, 1, 2. */
+export class ConvBlock extends Sequential {
+  readonly norm: BatchNorm2d;
+  readonly conv: Conv2d;
+
+  constructor(numChannels: number) {
+    const norm = new LazyBatchNorm2d();
+    const conv = new LazyConv2d(numChannels, 3, { padding: 1 });
+    super(norm, new ReLU(), conv);
+    this.norm = norm;
+    this.conv = conv;
+  }
+}
+
+/** d2l's conv_block(num_channels). */
+export function convBlock(numChannels: number): ConvBlock {
+  return new ConvBlock(numChannels);
 }
 
 export interface DenseBlockOptions {
@@ -22,48 +36,26 @@ export interface DenseBlockOptions {
 }
 
 /** numConvs conv blocks; each one's output is concatenated to its input on the channel axis. */
-export class DenseBlock extends Module {
+export class DenseBlock extends FusableDenseBlock {
   readonly net: Sequential;
-  memoryEfficient: boolean;
+  private readonly blocks: ConvBlock[] = [];
 
   constructor(
     readonly numConvs: number,
     readonly numChannels: number,
     { memoryEfficient = true }: DenseBlockOptions = {},
   ) {
-    super();
+    super(memoryEfficient);
     this.net = this.addModule('net', new Sequential());
-    for (let i = 0; i < numConvs; i++) this.net.append(convBlock(numChannels));
-    this.memoryEfficient = memoryEfficient;
-  }
-
-  forward(x: Tensor): Tensor {
-    if (this.memoryEfficient) return this.forwardShared(x);
-    let X = x;
-    for (const blk of this.net.children()) {
-      const Y = blk.forward(X);
-      X = cat([X, Y], 1);
+    for (let i = 0; i < numConvs; i++) {
+      const block = convBlock(numChannels);
+      this.blocks.push(block);
+      this.net.append(block);
     }
-    return X;
   }
 
-  /** The same function in one shared buffer with BN-ReLU fused into the convolutions (engine denseBlock). */
-  private forwardShared(x: Tensor): Tensor {
-    if (x.ndim !== 4) throw new Error(`${this.where()}: expected an [N, C, H, W] input, got ${x.ndim} dims`);
-    const [N, C0, H, W] = x.shape;
-    const k = this.numChannels;
-    const norms: BatchNorm2d[] = [];
-    const layers: DenseLayerParams[] = this.net.children().map((blk, i) => {
-      const [bn, , conv] = blk.children() as [BatchNorm2d, ReLU, Conv2d];
-      const cin = C0 + i * k;
-      bn.initialize(cin);
-      conv.initialize(cin);
-      norms.push(bn);
-      conv.recordFlops([N, cin, H, W], [N, k, H, W], true);
-      return { norm1: bnParams(bn), conv1: { weight: conv.weight, bias: conv.bias } };
-    });
-    recordFusedBn(norms, this.training, (i) => [N, C0 + i * k, H, W]);
-    return denseBlock(x, layers, { training: this.training, momentum: norms[0].momentum, eps: norms[0].eps });
+  protected denseLayers(): DenseLayerModules[] {
+    return this.blocks.map((b) => ({ module: b, stages: [{ norm: b.norm, conv: b.conv }] }));
   }
 
   override describe(): string {
@@ -121,9 +113,6 @@ export class DenseNet extends Module {
 
   /** Sets the dense blocks' implementation. */
   setMemoryEfficient(on: boolean): this {
-    this.apply((m) => {
-      if (m instanceof DenseBlock) m.memoryEfficient = on;
-    });
-    return this;
+    return setMemoryEfficient(this, on);
   }
 }

@@ -4,9 +4,9 @@
 //   features.transitionI.{norm,relu,conv,pool}, features.norm5, classifier.
 // Initialisation as torchvision: Kaiming normal on convs, BN weight 1 and bias 0, linear bias 0.
 
-import { Tensor, cat, denseBlock, relu, adaptiveAvgPool2d, flatten, type DenseLayerParams } from '../engine/index.js';
+import { Tensor, relu, adaptiveAvgPool2d, flatten } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, constant_, kaimingNormal_ } from '../nn/index.js';
-import { bnParams, recordFusedBn } from './fused.js';
+import { FusableDenseBlock, setMemoryEfficient, type DenseLayerModules } from './dense_block.js';
 import { checkInputSize } from './input_size.js';
 
 /** BN-ReLU-1x1 conv (bottleneck to bnSize * growthRate), BN-ReLU-3x3 conv (to growthRate). */
@@ -34,50 +34,18 @@ export class DenseLayer extends Module {
   }
 }
 
-export class DenseBlockBC extends Module {
+export class DenseBlockBC extends FusableDenseBlock {
   readonly layers: DenseLayer[] = [];
-  memoryEfficient: boolean;
 
   constructor(numLayers: number, numInputFeatures: number, bnSize: number, growthRate: number, { memoryEfficient = true } = {}) {
-    super();
+    super(memoryEfficient);
     for (let i = 0; i < numLayers; i++) {
       this.layers.push(this.addModule(`denselayer${i + 1}`, new DenseLayer(numInputFeatures + i * growthRate, growthRate, bnSize)));
     }
-    this.memoryEfficient = memoryEfficient;
   }
 
-  forward(x: Tensor): Tensor {
-    if (this.memoryEfficient) return this.forwardShared(x);
-    let features = x;
-    for (const layer of this.layers) {
-      const y = layer.forward(features);
-      features = cat([features, y], 1);
-    }
-    return features;
-  }
-
-  /** The same function in one shared buffer, BN-ReLU fused into both convolutions (engine denseBlock). */
-  private forwardShared(x: Tensor): Tensor {
-    if (x.ndim !== 4) throw new Error(`${this.where()}: expected an [N, C, H, W] input, got ${x.ndim} dims`);
-    const [N, C0, H, W] = x.shape;
-    const norms: BatchNorm2d[] = [];
-    const shapes: number[][] = [];
-    const layers: DenseLayerParams[] = this.layers.map((l) => {
-      const cin = l.conv1.inChannels!;
-      const mid = l.conv1.outChannels;
-      const k = l.conv2.outChannels;
-      if (cin !== C0 + (shapes.length / 2) * k) throw new Error(`${this.where()}: input has ${C0} channels, the block was built for ${this.layers[0].conv1.inChannels}`);
-      norms.push(l.norm1, l.norm2);
-      shapes.push([N, cin, H, W], [N, mid, H, W]);
-      l.conv1.recordFlops([N, cin, H, W], [N, mid, H, W], true);
-      l.conv2.recordFlops([N, mid, H, W], [N, k, H, W], true);
-      return {
-        norm1: bnParams(l.norm1), conv1: { weight: l.conv1.weight, bias: l.conv1.bias },
-        norm2: bnParams(l.norm2), conv2: { weight: l.conv2.weight, bias: l.conv2.bias },
-      };
-    });
-    recordFusedBn(norms, this.training, (i) => shapes[i]);
-    return denseBlock(x, layers, { training: this.training, momentum: norms[0].momentum, eps: norms[0].eps });
+  protected denseLayers(): DenseLayerModules[] {
+    return this.layers.map((l) => ({ module: l, stages: [{ norm: l.norm1, conv: l.conv1 }, { norm: l.norm2, conv: l.conv2 }] }));
   }
 }
 
@@ -146,11 +114,9 @@ export class DenseNetBC extends Module {
     return this.classifier.forward(flatten(adaptiveAvgPool2d(relu(f), [1, 1]), 1));
   }
 
+  /** Sets the dense blocks' implementation. */
   setMemoryEfficient(on: boolean): this {
-    this.apply((m) => {
-      if (m instanceof DenseBlockBC) m.memoryEfficient = on;
-    });
-    return this;
+    return setMemoryEfficient(this, on);
   }
 }
 

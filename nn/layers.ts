@@ -3,14 +3,14 @@
 // LazyLinear are the eager classes constructed with an unknown input size).
 
 import {
-  Tensor, addScalar, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, relu, zeros,
+  Tensor, addScalar, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
+  type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { recordFlops, recordLayer } from './flops.js';
 import { kaimingUniformDefault, uniformBias, xavierUniform_ } from './init.js';
 
 type Pair = number | [number, number];
-const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
 
 function checkRank(m: Module, x: Tensor, rank: number, what: string): void {
   if (!(x instanceof Tensor)) throw new Error(`${m.where()}: expected a Tensor input`);
@@ -34,6 +34,17 @@ abstract class LazyCapable extends Module {
   abstract get initialised(): boolean;
 }
 
+/** A layer with a weight and an optional bias (Conv2d, Linear). */
+abstract class WeightedLayer extends LazyCapable {
+  abstract readonly hasBias: boolean;
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | null {
+    return this.hasBias ? this.param('bias') : null;
+  }
+}
+
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
@@ -41,7 +52,7 @@ export interface Conv2dOptions {
 }
 
 /** 2-D convolution, NCHW, like torch.nn.Conv2d (groups 1, dilation 1). */
-export class Conv2d extends LazyCapable {
+export class Conv2d extends WeightedLayer {
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
@@ -114,13 +125,6 @@ export class Conv2d extends LazyCapable {
     const y = conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
     this.recordFlops(x.shape, y.shape, x.requiresGrad);
     return y;
-  }
-
-  get weight(): Tensor {
-    return this.param('weight');
-  }
-  get bias(): Tensor | null {
-    return this.hasBias ? this.param('bias') : null;
   }
 }
 
@@ -240,7 +244,7 @@ export class LazyBatchNorm2d extends BatchNorm2d {
 }
 
 /** Fully connected layer y = x W^T + b, like torch.nn.Linear (W is [out, in]). */
-export class Linear extends LazyCapable {
+export class Linear extends WeightedLayer {
   constructor(
     public inFeatures: number | null,
     readonly outFeatures: number,
@@ -283,13 +287,6 @@ export class Linear extends LazyCapable {
     recordLayer({ kind: 'linear', input: [...x.shape], output: [...y.shape], weight: [...this.param('weight').shape] });
     return y;
   }
-
-  get weight(): Tensor {
-    return this.param('weight');
-  }
-  get bias(): Tensor | null {
-    return this.hasBias ? this.param('bias') : null;
-  }
 }
 
 /** Linear that infers its input features at the first forward call. */
@@ -323,47 +320,45 @@ export interface PoolOptions {
   padding?: Pair;
 }
 
-export class MaxPool2d extends Module {
+/** What distinguishes the two window pools: the engine op, the kind recorded for FLOP counts, the name. */
+interface PoolKind {
+  op: (x: Tensor, o: Pool2dOptions) => Tensor;
+  kind: 'maxpool' | 'avgpool';
+  name: string;
+}
+
+/** A 2-D window pool (MaxPool2d, AvgPool2d): kernel, stride (the kernel by default) and padding. */
+abstract class Pool2d extends Module {
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
-  constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
+  constructor(private readonly pooling: PoolKind, kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
     super();
-    this.kernelSize = poolKernel(this.constructor.name, kernelSize);
+    this.kernelSize = poolKernel(pooling.name, kernelSize);
     this.stride = pair(stride ?? kernelSize);
     this.padding = pair(padding);
   }
   forward(x: Tensor): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
-    const y = maxPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    const y = this.pooling.op(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
     recordFlops(0, 0, y.size * this.kernelSize[0] * this.kernelSize[1]);
-    recordLayer({ kind: 'maxpool', input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
+    recordLayer({ kind: this.pooling.kind, input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
     return y;
   }
   override describe(): string {
-    return `MaxPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
+    return `${this.pooling.name}(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
   }
 }
 
-export class AvgPool2d extends Module {
-  readonly kernelSize: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
-  constructor(kernelSize: Pair, { stride, padding = 0 }: PoolOptions = {}) {
-    super();
-    this.kernelSize = poolKernel(this.constructor.name, kernelSize);
-    this.stride = pair(stride ?? kernelSize);
-    this.padding = pair(padding);
+export class MaxPool2d extends Pool2d {
+  constructor(kernelSize: Pair, options: PoolOptions = {}) {
+    super({ op: maxPool2d, kind: 'maxpool', name: 'MaxPool2d' }, kernelSize, options);
   }
-  forward(x: Tensor): Tensor {
-    checkRank(this, x, 4, 'N, C, H, W');
-    const y = avgPool2d(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
-    recordFlops(0, 0, y.size * this.kernelSize[0] * this.kernelSize[1]);
-    recordLayer({ kind: 'avgpool', input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
-    return y;
-  }
-  override describe(): string {
-    return `AvgPool2d(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
+}
+
+export class AvgPool2d extends Pool2d {
+  constructor(kernelSize: Pair, options: PoolOptions = {}) {
+    super({ op: avgPool2d, kind: 'avgpool', name: 'AvgPool2d' }, kernelSize, options);
   }
 }
 

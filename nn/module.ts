@@ -7,7 +7,7 @@
 // Lazy layers (LazyConv2d, ...) register their parameters as `null` until their first forward call
 // infers the input size; reading them earlier is an error that says so.
 
-import { Tensor, clone, copyInto, fmt, keep, noGrad, scope } from '../engine/index.js';
+import { Tensor, clone, copyInto, fmt, keep, noGrad, sameShape, scope } from '../engine/index.js';
 
 export type StateDict = Map<string, Tensor>;
 
@@ -275,8 +275,4 @@ export abstract class Module {
     for (const [n, m] of this._modules) lines.push(`  (${n}): ${m.toString().split('\n').join('\n  ')}`);
     return lines.join('\n');
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }

@@ -14,6 +14,8 @@ fn flat_wg(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.x + wg.y * nwg.x; }
 // Strided element maps (unary.wgsl, binary.wgsl, fill.wgsl) share this parameter layout:
 //   0 n (elements)  1 ndim (<= 6)  2 offset x  3 offset y  4 scalar s (f32)  5 step x  6 step y
 //   7 offset out  8..13 shape  14..19 x strides  20..25 y strides  26..31 out strides
+//   32..37 z strides  38 offset z  39 step z
+// Their functions unary_fn and binary_fn are generated from engine/ops/elementwise_table.ts.
 // Offset of element `i` (row-major over the shape) for the strides starting at word `sw`.
 fn strided_offset(i: u32, sw: u32) -> u32 {
   let nd = pu(1u);
@@ -26,38 +28,4 @@ fn strided_offset(i: u32, sw: u32) -> u32 {
     rem = rem / size;
   }
   return off;
-}
-
-fn unary_fn(op: u32, x: f32, s: f32) -> f32 {
-  switch op {
-    case 0u: { return x; }                          // copy
-    case 1u: { return -x; }                         // neg
-    case 2u: { return max(x, 0.0); }                // relu
-    case 3u: { return exp(x); }                     // exp
-    case 4u: { return log(x); }                     // log
-    case 5u: { return x + s; }                      // add scalar
-    case 6u: { return x * s; }                      // mul scalar
-    case 7u: { return sqrt(x); }                    // sqrt
-    case 8u: { return s - x; }                      // scalar minus x
-    case 9u: { return x / s; }                      // divide by scalar
-    case 10u: { return s / x; }                     // scalar over x
-    case 11u: { return x * x; }                     // square
-    case 12u: { return abs(x); }                    // abs
-    case 13u: { return select(0.0, 1.0, x > 0.0); } // step: 1 where x > 0
-    default: { return x; }
-  }
-}
-
-fn binary_fn(op: u32, a: f32, b: f32) -> f32 {
-  switch op {
-    case 0u: { return a + b; }
-    case 1u: { return a - b; }
-    case 2u: { return a * b; }
-    case 3u: { return a / b; }
-    case 4u: { return max(a, b); }
-    case 5u: { return min(a, b); }
-    case 6u: { return select(0.0, b, a > 0.0); }    // relu backward: a = relu input, b = gradient
-    case 7u: { return b; }                          // assign (copy b into a)
-    default: { return a; }
-  }
 }

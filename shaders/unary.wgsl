@@ -1,4 +1,5 @@
-// unary.wgsl: out = f(x, s) (unary_fn in common.wgsl), and in-place updates out = g(out, f(x, s)).
+// unary.wgsl: out = f(x, s), and in-place updates out = g(out, f(x, s)). f is unary_fn and g binary_fn,
+// both generated from engine/ops/elementwise_table.ts and appended to this file when it is loaded.
 // Bindings: 1 x (read), 2 out (read_write).
 // Dispatch: 1-D over the n elements, WG invocations per workgroup, grid split over x/y (flat_wg).
 //   unary_flat:    x and out contiguous; 4 elements per invocation.
@@ -35,5 +36,6 @@ fn update_strided(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
   let i = flat_wg(wg, nwg) * WG + li;
   if (i >= pu(0u)) { return; }
   let o = pu(7u) + strided_offset(i, 26u);
-  OUT[o] = binary_fn(OP2, OUT[o], unary_fn(OP, X[pu(2u) + strided_offset(i, 14u)], pf(4u)));
+  let s = pf(4u);
+  OUT[o] = binary_fn(OP2, OUT[o], unary_fn(OP, X[pu(2u) + strided_offset(i, 14u)], s), 0.0, s);
 }

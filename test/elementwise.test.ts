@@ -66,6 +66,27 @@ describe('unary ops against the reference', () => {
     expect(Array.from(await E.exp(E.tensor([100, -100])).data())).toEqual([Infinity, 0]);
     expect(Array.from(await E.log(E.tensor([0, 1])).data())).toEqual([-Infinity, 0]);
   });
+
+  test('NaN propagates as in PyTorch: relu(NaN) is NaN, its gradient there 0', async () => {
+    const x = E.tensor([NaN, -Infinity, Infinity, -2, 3]);
+    x.requiresGrad = true;
+    const y = E.relu(x);
+    expect(Array.from(await y.data())).toEqual([NaN, 0, Infinity, 0, 3]);
+    E.sum(y).backward();
+    expect(Array.from(await x.grad!.data())).toEqual([0, 0, 1, 0, 1]);
+  });
+});
+
+describe('the elementwise table', () => {
+  test('every exported row is a function of its arity, and the engine exports it', () => {
+    const rows = [...Object.entries(E.UNARY), ...Object.entries(E.BINARY)].filter(([, r]) => !('internal' in r));
+    expect(E.elementwiseFunctions.map((f) => f.name).sort()).toEqual(rows.map(([n]) => n).sort());
+    for (const f of E.elementwiseFunctions) {
+      expect((E as Record<string, unknown>)[f.name]).toBe(f.fn);
+      const row = (E.UNARY as Record<string, { scalar?: string }>)[f.name];
+      expect(f.arity).toBe(row && !row.scalar ? 1 : 2);
+    }
+  });
 });
 
 describe('gradients against finite differences', () => {

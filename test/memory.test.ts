@@ -105,7 +105,7 @@ describe('the ownership rule', () => {
   test('using or reading a disposed tensor throws, naming the op', async () => {
     const a = E.tensor([1, 2]);
     a.dispose();
-    expect(() => E.add(a, a)).toThrow(/add: Tensor#\d+ \[2\] \(input 0\) was used after it was disposed/);
+    expect(() => E.add(a, a)).toThrow(/add: Tensor#\d+ \[2\] \(the first operand\) was used after it was disposed/);
     await expect(a.data()).rejects.toThrow(/data\(\).*disposed/);
     a.dispose(); // twice is harmless
   });

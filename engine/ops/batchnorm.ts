@@ -7,15 +7,17 @@
 // ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
 // one elementwise pass for dx (the full batch-statistics gradient in training).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
-// other layouts are copied first. The memory-efficient dense block reuses batchNormStats() and
-// batchNormApplyRaw() directly.
+// other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
+// pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormGradSums() and
+// batchNormBackwardDxRaw().
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
-import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { empty, Tensor, view } from '../tensor.js';
-import { U, unaryMap } from './map.js';
+import { empty, type Tensor, view } from '../tensor.js';
+import { checkGrid, checkTensor } from './check.js';
+import { unaryMap } from './map.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
@@ -24,9 +26,6 @@ const statsShader: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsS
 const statsSubgroupShader: KernelSource = { file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc };
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const batchNormShaders = [statsShader, statsSubgroupShader, bnShader];
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 export type BnStatsKernel = 'subgroup' | 'fallback';
 
@@ -53,7 +52,7 @@ function bnWorkgroupSize(): number {
 function planar(x: Tensor): Tensor {
   const [, , H, W] = x.shape;
   const ok = (W === 1 || x.strides[3] === 1) && (H === 1 || x.strides[2] === W);
-  return ok ? x : unaryMap(U.copy, x);
+  return ok ? x : unaryMap('copy', x);
 }
 
 /** Whether vec4 loads can walk x's planes (and dy's, when given). */
@@ -65,11 +64,6 @@ function vec4Ok(...ts: Tensor[]): boolean {
 function statsKernel(): KernelSource {
   const k = forcedStats ?? chooseBnStatsKernel(gpu().features);
   return k === 'subgroup' && gpu().features.subgroups ? statsSubgroupShader : statsShader;
-}
-
-function checkGrid(op: string, x: Tensor): void {
-  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (x.shape[0] > max || x.shape[1] > max) throw new Error(`${op}: ${fmt(x.shape)} has more than ${max} images or channels`);
 }
 
 /**
@@ -252,9 +246,7 @@ export function batchNorm2d(
   { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
 ): Tensor {
   const op = 'batchNorm2d';
-  for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) {
-    if (!(t instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor`);
-  }
+  for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) checkTensor(op, what, t);
   if (x.ndim !== 4) throw new Error(`${op}: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
   const [N, C, H, W] = x.shape;
   const check = (t: Tensor | null, what: string) => {

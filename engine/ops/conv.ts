@@ -17,7 +17,8 @@ import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { empty, Tensor } from '../tensor.js';
+import { empty, type Tensor } from '../tensor.js';
+import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
 import { sum } from './reduce.js';
 import { clone } from './views.js';
 import plainSrc from '../../shaders/conv2d.wgsl';
@@ -86,19 +87,6 @@ interface Geometry {
 
 // ---- checks -------------------------------------------------------------------------------------
 
-function checkInt(op: string, what: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new Error(`${op}: ${what} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
-}
-
-function checkRank(op: string, what: string, t: unknown, rank: number): asserts t is Tensor {
-  if (!(t instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
-  t.assertAlive(op);
-  if (t.ndim !== rank) throw new Error(`${op}: ${what} must have ${rank} dimensions, got shape ${fmt(t.shape)}`);
-}
-
 /** Output size and checks of a conv of x [N, Cin, H, W] by w [Cout, Cin, KH, KW]. */
 function geometry(op: string, xShape: readonly number[], wShape: readonly number[], o: Conv2dOptions): Geometry {
   const stride = checkInt(op, 'stride', o.stride ?? 1, 1);
@@ -125,22 +113,6 @@ function checkPlane(op: string, what: string, t: Tensor): void {
   if (!planeContiguous(t)) {
     throw new Error(`${op}: ${what} ${fmt(t.shape)} (strides [${t.strides.join(', ')}]) needs contiguous rows and columns; only its batch and channel strides may be arbitrary`);
   }
-}
-
-function checkVector(op: string, what: string, t: unknown, n: number): asserts t is Tensor {
-  checkRank(op, what, t, 1);
-  if (t.shape[0] !== n) throw new Error(`${op}: ${what} has shape ${fmt(t.shape)}, expected [${n}]`);
-  if (t.strides[0] !== 1) throw new Error(`${op}: ${what} must be contiguous`);
-}
-
-function checkShapeIs(op: string, what: string, t: Tensor, shape: readonly number[]): void {
-  if (t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new Error(`${op}: ${what} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
-  }
-}
-
-function checkContiguous(op: string, what: string, t: Tensor): void {
-  if (!t.isContiguous) throw new Error(`${op}: ${what} ${fmt(t.shape)} must be contiguous`);
 }
 
 // ---- dispatch -----------------------------------------------------------------------------------
@@ -230,6 +202,24 @@ function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, ou
   }
 }
 
+/** A per-channel scale and shift over n channels (a prologue or a mask). */
+function checkScaleShift(op: string, what: string, t: { scale: Tensor; shift: Tensor }, n: number): void {
+  checkVector(op, `${what} scale`, t.scale, n);
+  checkVector(op, `${what} shift`, t.shift, n);
+}
+
+/** Where a raw launcher writes an [N, C, H, W] result: the given `out` view (checked) or a new tensor. */
+function activationOut(op: string, o: { out?: Tensor | null; accumulate?: boolean }, shape: readonly number[]): Tensor {
+  if (!o.out) {
+    if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
+    return empty(shape);
+  }
+  checkRank(op, 'out', o.out, 4);
+  checkShapeIs(op, 'out', o.out, shape);
+  checkPlane(op, 'out', o.out);
+  return o.out;
+}
+
 // ---- raw launchers ------------------------------------------------------------------------------
 
 /**
@@ -245,18 +235,8 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, o: Conv2dForwardOptions =
   checkPlane(op, 'x', x);
   checkContiguous(op, 'weight', w);
   if (o.bias) checkVector(op, 'bias', o.bias, g.Cout);
-  if (o.prologue) {
-    checkVector(op, 'prologue scale', o.prologue.scale, g.Cin);
-    checkVector(op, 'prologue shift', o.prologue.shift, g.Cin);
-  }
-  const yShape = [g.N, g.Cout, g.OH, g.OW];
-  let y: Tensor;
-  if (o.out) {
-    checkRank(op, 'out', o.out, 4);
-    checkShapeIs(op, 'out', o.out, yShape);
-    checkPlane(op, 'out', o.out);
-    y = o.out;
-  } else y = empty(yShape);
+  if (o.prologue) checkScaleShift(op, 'prologue', o.prologue, g.Cin);
+  const y = activationOut(op, o, [g.N, g.Cout, g.OH, g.OW]);
   if (y.size === 0 || x.size === 0) return y;
   for (const [what, t] of [['weight', w], ['bias', o.bias], ['prologue scale', o.prologue?.scale], ['prologue shift', o.prologue?.shift]] as const) {
     checkNoAlias(op, what, t, [y]);
@@ -300,19 +280,9 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
     checkRank(op, 'mask x', m.x, 4);
     checkShapeIs(op, 'mask x', m.x, xShape);
     checkPlane(op, 'mask x', m.x);
-    checkVector(op, 'mask scale', m.scale, g.Cin);
-    checkVector(op, 'mask shift', m.shift, g.Cin);
+    checkScaleShift(op, 'mask', m, g.Cin);
   }
-  let dx: Tensor;
-  if (o.out) {
-    checkRank(op, 'out', o.out, 4);
-    checkShapeIs(op, 'out', o.out, xShape);
-    checkPlane(op, 'out', o.out);
-    dx = o.out;
-  } else {
-    if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
-    dx = empty(xShape);
-  }
+  const dx = activationOut(op, o, xShape);
   if (dx.size === 0) return dx;
   for (const [what, t] of [['weight', w], ['mask x', m?.x], ['mask scale', m?.scale], ['mask shift', m?.shift]] as const) {
     checkNoAlias(op, what, t, [dx, dy]);
@@ -351,10 +321,7 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
   checkPlane(op, 'x', x);
   checkPlane(op, 'dy', dy);
-  if (o.prologue) {
-    checkVector(op, 'prologue scale', o.prologue.scale, g.Cin);
-    checkVector(op, 'prologue shift', o.prologue.shift, g.Cin);
-  }
+  if (o.prologue) checkScaleShift(op, 'prologue', o.prologue, g.Cin);
   let dw: Tensor;
   if (o.out) {
     checkShapeIs(op, 'out', o.out, wShape);

@@ -8,10 +8,10 @@
 // when the channel is written, into a shared [3, C0 + L*k] table that every later layer reads; each
 // layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would.
 //
-// DenseNet-BC layers have a bottleneck (BN-ReLU-1x1 conv to bnSize*k channels, then BN-ReLU-3x3 conv
-// to k): the bottleneck output is the only per-layer intermediate. Forward frees it after use;
-// backward recomputes it with one 1x1 convolution (its statistics are saved, so the recomputation is
-// exact).
+// A layer is a list of BN-ReLU-conv stages: one for d2l (3x3 conv to k channels), two for DenseNet-BC
+// (a 1x1 bottleneck to bnSize*k channels, then 3x3 to k). Only the last stage writes into the block
+// buffer; an earlier stage's output is the only per-layer intermediate. Forward frees it after use;
+// backward recomputes it with one convolution (its statistics are saved, so the recomputation is exact).
 //
 // Backward: one gradient buffer of the block's shape (a copy of the incoming gradient). From the last
 // layer to the first: the layer's output gradient is its slice of the buffer (complete, because every
@@ -27,7 +27,7 @@ import {
   batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormStats, updateRunningStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
-import { B, updateMap } from './map.js';
+import { assignMap } from './map.js';
 import { mul, sub } from './elementwise.js';
 
 /** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance. */
@@ -38,13 +38,15 @@ export interface BnParams {
   runningVar: Tensor;
 }
 
-/** One layer of a dense block. d2l: BN-ReLU-3x3 conv (with bias). BC: BN-ReLU-1x1 conv, BN-ReLU-3x3 conv. */
+/** One BN-ReLU-conv stage: the convolution reads relu(batchnorm(x)). */
+export interface DenseStage {
+  norm: BnParams;
+  conv: { weight: Tensor; bias: Tensor | null };
+}
+
+/** One layer of a dense block: its stages in order; the last one outputs the layer's k new channels. */
 export interface DenseLayerParams {
-  norm1: BnParams;
-  conv1: { weight: Tensor; bias: Tensor | null };
-  /** DenseNet-BC's second BN and 3x3 conv (conv1 is then the 1x1 bottleneck). */
-  norm2?: BnParams;
-  conv2?: { weight: Tensor; bias: Tensor | null };
+  stages: readonly DenseStage[];
 }
 
 export interface DenseBlockOptions {
@@ -54,12 +56,22 @@ export interface DenseBlockOptions {
 }
 
 interface Attrs {
-  layers: DenseLayerParams[];
+  layers: readonly DenseLayerParams[];
   training: boolean;
   momentum: number;
   eps: number;
   growth: number;
 }
+
+/** What forward keeps for backward, per stage: the statistics of its input and its BN-ReLU prologue. */
+interface StageSaved {
+  /** Training: the first stage's is the block's shared table; eval: from the running statistics. */
+  stats: Tensor;
+  pro: ConvPrologue;
+}
+
+/** Saved per layer, per stage. */
+type Saved = StageSaved[][];
 
 /** The channel view [c0, c1) of an [N, C, H, W] buffer (no copy). */
 function channels(buf: Tensor, c0: number, c1: number): Tensor {
@@ -83,21 +95,17 @@ function affine(stats: Tensor, bn: BnParams, n: number): ConvPrologue {
   return { scale, shift };
 }
 
-/** Everything forward keeps for backward, per layer. */
-interface LayerSaved {
-  /** Statistics of the layer's input prefix (training: the shared table; eval: from running stats). */
-  stats1: Tensor;
-  pro1: ConvPrologue;
-  stats2?: Tensor;
-  pro2?: ConvPrologue;
-}
-
 /** Batch statistics of x (training) or the layer's running statistics (eval), as a [3, C] table. */
 function bnStats(a: Attrs, x: Tensor, bn: BnParams): Tensor {
   return a.training ? batchNormStats(x, a.eps) : batchNormEvalStats(bn.runningMean, bn.runningVar, a.eps);
 }
 
-function forward(x: Tensor, a: Attrs, keep: LayerSaved[]): Tensor {
+/** A stage's convolution of x (prologue applied), into `out` when given. */
+function stageConv(x: Tensor, st: DenseStage, pro: ConvPrologue, out?: Tensor): Tensor {
+  return conv2dForwardRaw(x, st.conv.weight, { bias: st.conv.bias, padding: st.conv.weight.shape[2] >> 1, prologue: pro, out });
+}
+
+function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const [N, C0, H, W] = x.shape;
   const k = a.growth;
   const L = a.layers.length;
@@ -105,141 +113,110 @@ function forward(x: Tensor, a: Attrs, keep: LayerSaved[]): Tensor {
   const count = N * H * W;
   const buf = empty([N, total, H, W], 'dense-block');
   const head = channels(buf, 0, C0);
-  updateMap(head, x, B.assign);
+  assignMap(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
   if (shared) batchNormStats(head, a.eps, { stats: shared, channel: 0 });
   head.dispose();
-  a.layers.forEach((layer, i) => {
+  a.layers.forEach(({ stages }, i) => {
     const cin = C0 + i * k;
     const xin = channels(buf, 0, cin);
     const out = channels(buf, cin, cin + k);
-    // Training: the shared table, whose columns [0, cin) are this layer's input statistics.
-    const stats1 = shared ?? bnStats(a, xin, layer.norm1);
-    if (shared) updateRunningStats(shared, layer.norm1.runningMean, layer.norm1.runningVar, a.momentum, count);
-    const pro1 = affine(stats1, layer.norm1, cin);
-    const saved: LayerSaved = { stats1, pro1 };
-    if (!layer.norm2) {
-      conv2dForwardRaw(xin, layer.conv1.weight, { bias: layer.conv1.bias, padding: layer.conv1.weight.shape[2] >> 1, prologue: pro1, out });
-    } else {
-      const mid = conv2dForwardRaw(xin, layer.conv1.weight, { bias: layer.conv1.bias, prologue: pro1 });
-      const stats2 = bnStats(a, mid, layer.norm2);
-      if (a.training) updateRunningStats(stats2, layer.norm2.runningMean, layer.norm2.runningVar, a.momentum, count);
-      const pro2 = affine(stats2, layer.norm2, mid.shape[1]);
-      conv2dForwardRaw(mid, layer.conv2!.weight, { bias: layer.conv2!.bias, padding: layer.conv2!.weight.shape[2] >> 1, prologue: pro2, out });
-      mid.dispose();
-      Object.assign(saved, { stats2, pro2 });
-    }
+    const layerSaved: StageSaved[] = [];
+    let input = xin;
+    stages.forEach((st, j) => {
+      let stats: Tensor;
+      if (j === 0 && shared) {
+        // Training: the shared table, whose columns [0, cin) are this layer's input statistics.
+        stats = shared;
+        updateRunningStats(shared, st.norm.runningMean, st.norm.runningVar, a.momentum, count);
+      } else {
+        stats = bnStats(a, input, st.norm);
+        if (a.training) updateRunningStats(stats, st.norm.runningMean, st.norm.runningVar, a.momentum, count);
+      }
+      const pro = affine(stats, st.norm, input.shape[1]);
+      layerSaved.push({ stats, pro });
+      const last = j === stages.length - 1;
+      const y = stageConv(input, st, pro, last ? out : undefined);
+      if (input !== xin) input.dispose();
+      if (!last) input = y;
+    });
     if (shared) batchNormStats(out, a.eps, { stats: shared, channel: cin });
-    keep.push(saved);
+    saved.push(layerSaved);
     xin.dispose();
     out.dispose();
   });
   return buf;
 }
 
-/** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, returns the parameter grads. */
+/** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, sets the parameters' gradients. */
 function stageBackward(
-  a: Attrs, x: Tensor, dy: Tensor, conv: { weight: Tensor; bias: Tensor | null }, bn: BnParams, stats: Tensor, pro: ConvPrologue,
-  dxOut: Tensor, accumulate: boolean,
-): { dgamma: Tensor; dbeta: Tensor; dw: Tensor | null; db: Tensor | null } {
+  a: Attrs, x: Tensor, dy: Tensor, st: DenseStage, s: StageSaved, dxOut: Tensor, accumulate: boolean, grads: Map<Tensor, Tensor | null>,
+): void {
+  const { conv, norm: bn } = st;
   const padding = conv.weight.shape[2] >> 1;
   // Frozen parameters get no gradient (and cost nothing).
-  const db = conv.bias?.requiresGrad ? conv2dBiasGradRaw(dy) : null;
-  const dw = conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: pro }) : null;
+  if (conv.bias) grads.set(conv.bias, conv.bias.requiresGrad ? conv2dBiasGradRaw(dy) : null);
+  grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro }) : null);
   // The gradient at the BN output, masked by the recomputed ReLU sign.
-  const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: pro.scale, shift: pro.shift } });
-  const sums = batchNormGradSums(x, da, stats);
-  batchNormBackwardDxRaw(x, da, stats, bn.gamma, a.training ? sums : null, a.training, { out: dxOut, accumulate });
+  const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: s.pro.scale, shift: s.pro.shift } });
+  const sums = batchNormGradSums(x, da, s.stats);
+  batchNormBackwardDxRaw(x, da, s.stats, bn.gamma, a.training ? sums : null, a.training, { out: dxOut, accumulate });
   da.dispose();
   const C = x.shape[1];
-  const dbeta = view(sums, [C], [1], sums.offset);
-  const dgamma = view(sums, [C], [1], sums.offset + C);
+  grads.set(bn.beta, view(sums, [C], [1], sums.offset));
+  grads.set(bn.gamma, view(sums, [C], [1], sums.offset + C));
   sums.dispose();
-  return { dgamma, dbeta, dw, db };
 }
 
-function backward(a: Attrs, buf: Tensor, g: Tensor, saved: LayerSaved[], x: Tensor): Array<Tensor | null> {
+/** The gradient of the block input and of every parameter, by tensor. */
+function backward(a: Attrs, buf: Tensor, g: Tensor, saved: Saved, x: Tensor): Map<Tensor, Tensor | null> {
   const [N, total, H, W] = buf.shape;
   const k = a.growth;
   const L = a.layers.length;
   const C0 = total - L * k;
   const gbuf = empty([N, total, H, W], 'dense-block-grad');
-  updateMap(gbuf, g, B.assign);
-  const grads: Array<Tensor | null> = [];
+  assignMap(gbuf, g);
+  const grads = new Map<Tensor, Tensor | null>();
   for (let i = L - 1; i >= 0; i--) {
-    const layer = a.layers[i];
+    const { stages } = a.layers[i];
     const s = saved[i];
     const cin = C0 + i * k;
     const xin = channels(buf, 0, cin);
     const dy = channels(gbuf, cin, cin + k);
     const dxin = channels(gbuf, 0, cin);
-    const layerGrads: Array<Tensor | null> = [];
-    if (!layer.norm2) {
-      const r = stageBackward(a, xin, dy, layer.conv1, layer.norm1, s.stats1, s.pro1, dxin, true);
-      layerGrads.push(r.dgamma, r.dbeta, r.dw, r.db);
-    } else {
-      // Recompute the bottleneck output, then back through the 3x3 stage into a fresh gradient.
-      const mid = conv2dForwardRaw(xin, layer.conv1.weight, { bias: layer.conv1.bias, prologue: s.pro1 });
-      const dmid = empty(mid.shape, 'dense-block-grad');
-      const r2 = stageBackward(a, mid, dy, layer.conv2!, layer.norm2, s.stats2!, s.pro2!, dmid, false);
-      mid.dispose();
-      const r1 = stageBackward(a, xin, dmid, layer.conv1, layer.norm1, s.stats1, s.pro1, dxin, true);
-      dmid.dispose();
-      layerGrads.push(r1.dgamma, r1.dbeta, r1.dw, r1.db, r2.dgamma, r2.dbeta, r2.dw, r2.db);
+    // Recompute the inputs of the later stages (the bottleneck output), then back from the last stage
+    // to the first, each into a fresh gradient; the first adds into the block's gradient buffer.
+    const inputs = [xin];
+    for (let j = 0; j < stages.length - 1; j++) inputs.push(stageConv(inputs[j], stages[j], s[j].pro));
+    let dyj = dy;
+    for (let j = stages.length - 1; j >= 0; j--) {
+      const dx = j === 0 ? dxin : empty(inputs[j].shape, 'dense-block-grad');
+      stageBackward(a, inputs[j], dyj, stages[j], s[j], dx, j === 0, grads);
+      if (j > 0) inputs[j].dispose();
+      if (dyj !== dy) dyj.dispose();
+      dyj = dx;
     }
-    grads.unshift(...layerGrads);
     xin.dispose();
     dy.dispose();
     dxin.dispose();
   }
   // The input gradient: a view of the gradient buffer's head (the view keeps the buffer alive).
-  const dx = x.requiresGrad ? channels(gbuf, 0, C0) : null;
+  grads.set(x, x.requiresGrad ? channels(gbuf, 0, C0) : null);
   gbuf.dispose();
-  return [dx, ...grads];
+  return grads;
 }
 
-/** Inputs of the op: x, then per layer gamma1, beta1, w1, b1 (and gamma2, beta2, w2, b2 for BC). */
-function flatten(layers: DenseLayerParams[]): Array<Tensor | null> {
-  const out: Array<Tensor | null> = [];
-  for (const l of layers) {
-    out.push(l.norm1.gamma, l.norm1.beta, l.conv1.weight, l.conv1.bias);
-    if (l.norm2) out.push(l.norm2.gamma, l.norm2.beta, l.conv2!.weight, l.conv2!.bias);
-  }
-  return out;
+/** The op's inputs after x: every stage's gamma, beta, weight and bias (when it has one). */
+function parameters(layers: readonly DenseLayerParams[]): Tensor[] {
+  return layers.flatMap(({ stages }) => stages.flatMap(({ norm, conv }) => (conv.bias ? [norm.gamma, norm.beta, conv.weight, conv.bias] : [norm.gamma, norm.beta, conv.weight])));
 }
 
-const denseBlockOp = defineOp<Attrs>({
+const denseBlockOp = defineOp<Attrs, Saved>({
   name: 'denseBlock',
-  forward: ([x], a, savedTensors) => {
-    const keep: LayerSaved[] = [];
-    const out = forward(x, a, keep);
-    for (const s of keep) {
-      savedTensors.push(s.stats1, s.pro1.scale, s.pro1.shift);
-      if (s.stats2) savedTensors.push(s.stats2, s.pro2!.scale, s.pro2!.shift);
-    }
-    return out;
-  },
-  backward: ({ inputs, attrs, output, saved: flat }, g) => {
-    // Rebuild each layer's saved statistics and prologues from the flat list forward wrote.
-    let at = 0;
-    const saved: LayerSaved[] = attrs.layers.map((l) => {
-      const s: LayerSaved = { stats1: flat[at], pro1: { scale: flat[at + 1], shift: flat[at + 2] } };
-      at += 3;
-      if (l.norm2) {
-        Object.assign(s, { stats2: flat[at], pro2: { scale: flat[at + 1], shift: flat[at + 2] } });
-        at += 3;
-      }
-      return s;
-    });
+  forward: ([x], a, saved) => forward(x, a, saved),
+  backward: ({ inputs, attrs, output, saved }, g) => {
     const grads = backward(attrs, output, g, saved, inputs[0]);
-    // Inputs without a tensor (no bias) were left out of `inputs`: drop their gradients too.
-    const present = flatten(attrs.layers);
-    const out: Array<Tensor | null> = [grads[0]];
-    present.forEach((t, i) => {
-      if (t) out.push(grads[i + 1]);
-      else grads[i + 1]?.dispose();
-    });
-    return out;
+    return inputs.map((t) => grads.get(t) ?? null);
   },
 });
 
@@ -247,22 +224,25 @@ const denseBlockOp = defineOp<Attrs>({
  * A whole dense block as one op: the output is the concatenation [x, y1, ..., yL] on the channel axis,
  * computed in one shared buffer (see the header). Differentiable in x and every layer's parameters.
  */
-export function denseBlock(x: Tensor, layers: DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5 }: DenseBlockOptions): Tensor {
+export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5 }: DenseBlockOptions): Tensor {
   if (x.ndim !== 4) throw new Error(`denseBlock: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
-  if (!layers.length) throw new Error('denseBlock: a block needs at least one layer');
-  const k = (layers[0].conv2 ?? layers[0].conv1).weight.shape[0];
+  if (!layers.length || layers.some((l) => !l.stages.length)) throw new Error('denseBlock: a block needs at least one layer, and each layer at least one stage');
+  const lastConv = (l: DenseLayerParams) => l.stages[l.stages.length - 1].conv;
+  const k = lastConv(layers[0]).weight.shape[0];
   layers.forEach((l, i) => {
-    const cin = x.shape[1] + i * k;
-    const w1 = l.conv1.weight;
-    if (w1.shape[1] !== cin || l.norm1.gamma.shape[0] !== cin) {
-      throw new Error(`denseBlock: layer ${i} expects ${cin} input channels, its weight has shape ${fmt(w1.shape)} and its BN ${fmt(l.norm1.gamma.shape)}`);
-    }
-    const last = l.conv2 ?? l.conv1;
-    if (last.weight.shape[0] !== k || last.weight.shape[2] % 2 !== 1) throw new Error(`denseBlock: layer ${i} must output ${k} channels with an odd kernel, got ${fmt(last.weight.shape)}`);
+    let c = x.shape[1] + i * k;
+    l.stages.forEach(({ norm, conv }, j) => {
+      const w = conv.weight;
+      if (w.shape[1] !== c || norm.gamma.shape[0] !== c) {
+        throw new Error(`denseBlock: layer ${i} stage ${j} expects ${c} input channels, its weight has shape ${fmt(w.shape)} and its BN ${fmt(norm.gamma.shape)}`);
+      }
+      if (w.shape[2] % 2 !== 1) throw new Error(`denseBlock: layer ${i} stage ${j} needs an odd kernel, got ${fmt(w.shape)}`);
+      c = w.shape[0];
+    });
+    if (c !== k) throw new Error(`denseBlock: layer ${i} must output ${k} channels, got ${fmt(lastConv(l).weight.shape)}`);
   });
   if (training && x.shape[0] * x.shape[2] * x.shape[3] <= 1) {
     throw new Error(`denseBlock: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   }
-  const inputs = [x, ...flatten(layers).filter((t): t is Tensor => t !== null)];
-  return denseBlockOp(inputs, { layers, training, momentum, eps, growth: k });
+  return denseBlockOp([x, ...parameters(layers)], { layers, training, momentum, eps, growth: k });
 }

@@ -1,142 +1,109 @@
-// Elementwise ops with autograd: broadcasting arithmetic, scalar arithmetic, relu, exp, log, sqrt.
+// Elementwise ops with autograd, generated from the table in engine/ops/elementwise_table.ts: one op per
+// row, whose forward is the row's kernel and whose backward is the row's derivative kernel (one dispatch)
+// or, for a derivative of exactly 'g', the gradient itself. Binary ops broadcast, and their derivatives
+// are summed back to each operand's shape.
 
 import { defineOp } from '../autograd.js';
-import { broadcastShapes, broadcastStrides, fmt } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { B, binaryMap, U, unaryMap } from './map.js';
-import { sumTo } from './reduce.js';
+import { broadcastShapes, broadcastStrides, fmt, type Shape } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { checkScalar, checkTensor } from './check.js';
+import { binaryCode, gradCode, BINARY, UNARY, type BinaryName, type BinaryRow, type PlainBinaryName, type PlainUnaryName, type ScalarName, type UnaryName, type UnaryRow } from './elementwise_table.js';
+import { binaryMap, unaryMap, type Operand } from './map.js';
+import { sumTo } from './reduce_kernel.js';
 
-function checkTensor(op: string, v: unknown, which: string): asserts v is Tensor {
-  if (!(v instanceof Tensor)) {
-    const got = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
-    throw new Error(`${op}: ${which} must be a Tensor (float32), got ${got}`);
-  }
+const at = (t: Tensor, shape: Shape): Operand => ({ t, strides: broadcastStrides(t.shape, t.strides, shape) });
+
+/** A unary row's derivative at x (output y, incoming gradient g). */
+function unaryGrad(name: UnaryName, x: Tensor, y: Tensor, g: Tensor, s: number): Tensor {
+  if ((UNARY[name] as UnaryRow).grad === 'g') return g;
+  const shape = broadcastShapes(`${name} backward`, x.shape, g.shape);
+  return binaryMap(gradCode(name), shape, at(x, shape), at(y, shape), at(g, shape), s);
 }
 
-function checkScalar(op: string, s: unknown): asserts s is number {
-  if (typeof s !== 'number' || !Number.isFinite(s)) {
-    throw new Error(`${op}: expected a finite number as the scalar operand, got ${typeof s === 'number' ? s : typeof s}`);
+function unaryFunction(name: UnaryName) {
+  const row: UnaryRow = UNARY[name];
+  const op = defineOp<{ s: number }>({
+    name,
+    forward: ([x], { s }) => unaryMap(name, x, s),
+    backward: row.grad ? ({ inputs: [x], output, attrs: { s } }, g) => [unaryGrad(name, x, output, g, s)] : undefined,
+  });
+  if (!row.scalar) {
+    return (x: Tensor): Tensor => {
+      checkTensor(name, 'the input', x);
+      return op([x], { s: 0 });
+    };
   }
-}
-
-// ---- binary, broadcasting ----
-
-function binaryForward(code: number) {
-  return ([a, b]: readonly Tensor[]) => {
-    const shape = broadcastShapes('binary', a.shape, b.shape);
-    return binaryMap(code, shape, a, broadcastStrides(a.shape, a.strides, shape), b, broadcastStrides(b.shape, b.strides, shape));
+  return (x: Tensor, s: number): Tensor => {
+    checkTensor(name, 'the input', x);
+    checkScalar(name, s);
+    if (row.scalar === 'nonzero' && s === 0) throw new Error(`${name}: division of ${fmt(x.shape)} by zero`);
+    return op([x], { s });
   };
 }
 
-const addOp = defineOp<null>({
-  name: 'add',
-  forward: binaryForward(B.add),
-  backward: ({ inputs: [a, b] }, g) => [sumTo(g, a.shape), sumTo(g, b.shape)],
-});
-const subOp = defineOp<null>({
-  name: 'sub',
-  forward: binaryForward(B.sub),
-  backward: ({ inputs: [a, b] }, g) => [sumTo(g, a.shape), b.requiresGrad ? sumTo(neg(g), b.shape) : null],
-});
-const mulOp = defineOp<null>({
-  name: 'mul',
-  forward: binaryForward(B.mul),
-  backward: ({ inputs: [a, b] }, g) => [
-    a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
-    b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
-  ],
-});
-const divOp = defineOp<null>({
-  name: 'div',
-  forward: binaryForward(B.div),
-  backward: ({ inputs: [a, b], output }, g) => [
-    a.requiresGrad ? sumTo(div(g, b), a.shape) : null,
-    // d(a/b)/db = -(a/b)/b
-    b.requiresGrad ? sumTo(neg(div(mul(g, output), b)), b.shape) : null,
-  ],
-});
-
-function binary(op: string, a: Tensor, b: Tensor | number, t: (x: readonly Tensor[], n: null) => Tensor, scalar: (x: Tensor, s: number) => Tensor): Tensor {
-  checkTensor(op, a, 'the first operand');
-  if (typeof b === 'number') return scalar(a, b);
-  checkTensor(op, b, 'the second operand');
-  broadcastShapes(op, a.shape, b.shape); // throws with the op's name
-  return t([a, b], null);
-}
-
-/** a + b with broadcasting (b may be a number). */
-export const add = (a: Tensor, b: Tensor | number): Tensor => binary('add', a, b, addOp, addScalar);
-/** a - b with broadcasting (b may be a number). */
-export const sub = (a: Tensor, b: Tensor | number): Tensor => binary('sub', a, b, subOp, (x, s) => addScalar(x, -s));
-/** a * b with broadcasting (b may be a number). */
-export const mul = (a: Tensor, b: Tensor | number): Tensor => binary('mul', a, b, mulOp, mulScalar);
-/** a / b with broadcasting (b may be a number). */
-export const div = (a: Tensor, b: Tensor | number): Tensor => binary('div', a, b, divOp, divScalar);
-
-// ---- scalar ----
-
-const addScalarOp = defineOp<{ s: number }>({
-  name: 'addScalar',
-  forward: ([x], { s }) => unaryMap(U.addScalar, x, s),
-  backward: (_c, g) => [g],
-});
-const mulScalarOp = defineOp<{ s: number }>({
-  name: 'mulScalar',
-  forward: ([x], { s }) => unaryMap(U.mulScalar, x, s),
-  backward: ({ attrs: { s } }, g) => [mulScalar(g, s)],
-});
-const divScalarOp = defineOp<{ s: number }>({
-  name: 'divScalar',
-  forward: ([x], { s }) => unaryMap(U.divScalar, x, s),
-  backward: ({ attrs: { s } }, g) => [divScalar(g, s)],
-});
-
-export function addScalar(x: Tensor, s: number): Tensor {
-  checkTensor('addScalar', x, 'the input');
-  checkScalar('addScalar', s);
-  return addScalarOp([x], { s });
-}
-export function mulScalar(x: Tensor, s: number): Tensor {
-  checkTensor('mulScalar', x, 'the input');
-  checkScalar('mulScalar', s);
-  return mulScalarOp([x], { s });
-}
-export function divScalar(x: Tensor, s: number): Tensor {
-  checkTensor('divScalar', x, 'the input');
-  checkScalar('divScalar', s);
-  if (s === 0) throw new Error(`divScalar: division of ${fmt(x.shape)} by zero`);
-  return divScalarOp([x], { s });
-}
-
-// ---- unary ----
-
-function unaryOp(name: string, code: number, grad: (x: Tensor, y: Tensor, g: Tensor) => Tensor) {
+function binaryFunction(name: BinaryName, scalarFns: Record<ScalarName, (x: Tensor, s: number) => Tensor>) {
+  const row: BinaryRow = BINARY[name];
   const op = defineOp<null>({
     name,
-    forward: ([x]) => unaryMap(code, x),
-    backward: ({ inputs: [x], output }, g) => [grad(x, output, g)],
+    forward: ([a, b]) => {
+      const shape = broadcastShapes(name, a.shape, b.shape);
+      return binaryMap(binaryCode(name), shape, at(a, shape), at(b, shape));
+    },
+    backward: row.grad
+      ? ({ inputs: [a, b] }, g) =>
+          [a, b].map((t, i) => {
+            const expr = row.grad![i];
+            if (!t.requiresGrad || expr === null) return null;
+            const d = expr === 'g' ? g : binaryMap(gradCode(name, i as 0 | 1), g.shape, at(a, g.shape), at(b, g.shape), at(g, g.shape));
+            return sumTo(d, t.shape);
+          })
+      : undefined,
   });
-  return (x: Tensor): Tensor => {
-    checkTensor(name, x, 'the input');
-    return op([x], null);
+  return (a: Tensor, b: Tensor | number): Tensor => {
+    checkTensor(name, 'the first operand', a);
+    if (typeof b === 'number') {
+      if (!row.scalar) throw new Error(`${name}: the second operand must be a Tensor, got a number`);
+      return scalarFns[row.scalar.op](a, row.scalar.negate ? -b : b);
+    }
+    checkTensor(name, 'the second operand', b);
+    broadcastShapes(name, a.shape, b.shape); // throws with the op's name
+    return op([a, b], null);
   };
 }
 
-/** -x */
-export const neg = unaryOp('neg', U.neg, (_x, _y, g) => neg(g));
-/** max(x, 0); the gradient at exactly 0 is 0, as in PyTorch. */
-export const relu = unaryOp('relu', U.relu, (x, _y, g) => reluBackward(x, g));
-/** e^x */
-export const exp = unaryOp('exp', U.exp, (_x, y, g) => mul(g, y));
-/** natural log */
-export const log = unaryOp('log', U.log, (x, _y, g) => div(g, x));
-/** square root */
-export const sqrt = unaryOp('sqrt', U.sqrt, (_x, y, g) => div(g, mulScalar(y, 2)));
-/** x^2 */
-export const square = unaryOp('square', U.square, (x, _y, g) => mul(g, mulScalar(x, 2)));
+type UnaryFunctions = { [K in PlainUnaryName]: (x: Tensor) => Tensor } & { [K in ScalarName]: (x: Tensor, s: number) => Tensor };
+type BinaryFunctions = { [K in PlainBinaryName]: (a: Tensor, b: Tensor | number) => Tensor };
 
-/** g where x > 0, else 0 (relu's backward as one kernel). */
+/** An exported elementwise function with its arity (arguments including the tensor). */
+export type ElementwiseFunction =
+  | { name: PlainUnaryName; arity: 1; fn: (x: Tensor) => Tensor }
+  | { name: ScalarName; arity: 2; fn: (x: Tensor, s: number) => Tensor }
+  | { name: PlainBinaryName; arity: 2; fn: (a: Tensor, b: Tensor | number) => Tensor };
+
+/** Every exported elementwise function, in table order (for generating Tensor methods). */
+export const elementwiseFunctions: ElementwiseFunction[] = [];
+
+const unaryFunctions = {} as UnaryFunctions;
+for (const name of Object.keys(UNARY) as UnaryName[]) {
+  const row: UnaryRow = UNARY[name];
+  if (row.internal) continue;
+  const fn = unaryFunction(name);
+  Object.assign(unaryFunctions, { [name]: fn });
+  elementwiseFunctions.push((row.scalar ? { name, arity: 2, fn } : { name, arity: 1, fn }) as ElementwiseFunction);
+}
+const binaryFunctions = {} as BinaryFunctions;
+for (const name of Object.keys(BINARY) as BinaryName[]) {
+  if ((BINARY[name] as BinaryRow).internal) continue;
+  const fn = binaryFunction(name, unaryFunctions);
+  Object.assign(binaryFunctions, { [name]: fn });
+  elementwiseFunctions.push({ name: name as PlainBinaryName, arity: 2, fn });
+}
+
+// One name per row of the table (a new row adds its name here).
+export const { neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar } = unaryFunctions;
+export const { add, sub, mul, div } = binaryFunctions;
+
+/** g where x > 0, else 0: relu's derivative kernel. */
 export function reluBackward(x: Tensor, g: Tensor): Tensor {
-  const shape = broadcastShapes('reluBackward', x.shape, g.shape);
-  return binaryMap(B.reluGrad, shape, x, broadcastStrides(x.shape, x.strides, shape), g, broadcastStrides(g.shape, g.strides, shape));
+  return unaryGrad('relu', x, x, g, 0);
 }

@@ -5,16 +5,14 @@
 // optimiser step on it can pass as a finite one.
 
 import { defineOp } from '../autograd.js';
-import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, fromData, Tensor } from '../tensor.js';
 import ceSrc from '../../shaders/cross_entropy.wgsl';
 
 const ceShader: KernelSource = { file: 'cross_entropy.wgsl', source: ceSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const lossShaders = [ceShader];
 
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 const NAN_BITS = 0x7fc00000;
 
 function ceParams(logits: Tensor, labels: Tensor, gOffset: number): Uint32Array {

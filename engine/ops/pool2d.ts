@@ -7,15 +7,15 @@
 import { defineOp } from '../autograd.js';
 import { gpu } from '../gpu.js';
 import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
-import { fmt } from '../shape.js';
-import { empty, Tensor } from '../tensor.js';
+import { fmt, pair } from '../shape.js';
+import { empty, type Tensor } from '../tensor.js';
+import { checkGrid, checkTensor } from './check.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
 import avgSrc from '../../shaders/avgpool2d.wgsl';
 
 const maxShader: KernelSource = { file: 'maxpool2d.wgsl', source: maxSrc };
 const avgShader: KernelSource = { file: 'avgpool2d.wgsl', source: avgSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const poolShaders = [maxShader, avgShader];
 
 /** Workgroup size: 8 lanes on CPU adapters (measured fastest on lavapipe), 64 on GPUs. */
 const workgroupSize = () => (gpu().adapter.isFallbackAdapter ? 8 : 64);
@@ -31,13 +31,10 @@ interface Geometry {
   kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; OH: number; OW: number;
 }
 
-const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
-
 function checkInput(op: string, x: unknown): asserts x is Tensor {
-  if (!(x instanceof Tensor)) throw new Error(`${op}: x must be a Tensor`);
+  checkTensor(op, 'x', x);
   if (x.ndim !== 4) throw new Error(`${op}: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
-  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (x.shape[0] > max || x.shape[1] > max) throw new Error(`${op}: ${fmt(x.shape)} has more than ${max} images or channels`);
+  checkGrid(op, x);
 }
 
 /** A number or an [h, w] pair from the options, or a clear error naming the op and the option. */

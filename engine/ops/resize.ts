@@ -1,13 +1,12 @@
 // Bilinear image resize (no gradient): the data pipeline's GPU kernel (shaders/resize.wgsl).
 
-import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
+import { dispatch, f32bits, grid1d, PARAM_WORDS } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import src from '../../shaders/resize.wgsl';
 import { contiguous } from './views.js';
 
 const resizeShader = { file: 'resize.wgsl', source: src };
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 /** Resizes [..., H, W] to [..., oh, ow] like F.interpolate(mode='bilinear', align_corners=False). */
 export function resizeBilinear(x: Tensor, [oh, ow]: [number, number]): Tensor {

@@ -1,17 +1,14 @@
 // The SGD update (torch.optim.SGD's rule), in place on the GPU: one dispatch per parameter, no autograd.
 // nn's SGD class keeps the momentum buffers and calls sgdStep() once per step.
 
-import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, sameShape } from '../shape.js';
 import { empty, keep, type Tensor } from '../tensor.js';
-import { U, unaryMap } from './map.js';
+import { unaryMap } from './map.js';
 import sgdSrc from '../../shaders/sgd.wgsl';
 
 const sgdShader: KernelSource = { file: 'sgd.wgsl', source: sgdSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const sgdShaders = [sgdShader];
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 export interface SgdOptions {
   lr: number;
@@ -51,7 +48,7 @@ export function sgdStep(
     if (!p.isContiguous) throw new Error(`${op}: parameter ${i} (${p}) must be contiguous`);
     if (!sameShape(p.shape, g0.shape)) throw new Error(`${op}: parameter ${i} has shape ${fmt(p.shape)} but its gradient ${fmt(g0.shape)}`);
     if (g0.storage === p.storage) throw new Error(`${op}: parameter ${i} and its gradient share storage`);
-    const g = g0.isContiguous ? g0 : unaryMap(U.copy, g0);
+    const g = g0.isContiguous ? g0 : unaryMap('copy', g0);
     let buf = momentumBufs[i];
     const first = momentum !== 0 && !buf;
     if (momentum !== 0) {

@@ -3,9 +3,9 @@
 
 import { defineOp } from '../autograd.js';
 import { broadcastStrides, contiguousStrides, fmt, normAxis, numel, type Shape } from '../shape.js';
-import { empty, setContiguousCopy, view, type Tensor } from '../tensor.js';
-import { B, fillMap, U, unaryMap, updateMap } from './map.js';
-import { sumTo } from './reduce.js';
+import { empty, view, type Tensor } from '../tensor.js';
+import { assignMap, fillMap, unaryMap } from './map.js';
+import { sumTo } from './reduce_kernel.js';
 
 /** Strides that let a tensor be viewed with a new shape without copying, or null. */
 function viewStrides(x: Tensor, shape: Shape): number[] | null {
@@ -56,7 +56,7 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
 
 const contiguousOp = defineOp<null>({
   name: 'contiguous',
-  forward: ([x]) => unaryMap(U.copy, x),
+  forward: ([x]) => unaryMap('copy', x),
   backward: (_ctx, g) => [g],
 });
 
@@ -69,14 +69,13 @@ export function clone(x: Tensor): Tensor {
 export function contiguous(x: Tensor): Tensor {
   return x.isContiguous ? reshape(x, x.shape) : clone(x);
 }
-setContiguousCopy((t) => unaryMap(U.copy, t));
 
 const reshapeOp = defineOp<{ shape: number[] }>({
   name: 'reshape',
   forward: ([x], { shape }) => {
     const st = viewStrides(x, shape);
     if (st) return view(x, shape, st, x.offset);
-    const c = unaryMap(U.copy, x);
+    const c = unaryMap('copy', x);
     const v = view(c, shape, contiguousStrides(shape), 0);
     c.dispose();
     return v;
@@ -142,7 +141,7 @@ const sliceOp = defineOp<SliceAttrs>({
   backward: ({ inputs: [x], attrs }, g) => {
     const out = fillMap(empty(x.shape), 0);
     const region = sliceRaw(out, attrs.axis, attrs.start, attrs.end);
-    updateMap(region, g, B.assign);
+    assignMap(region, g);
     region.dispose();
     return [out];
   },
@@ -190,7 +189,7 @@ const catOp = defineOp<{ axis: number }>({
     let at = 0;
     for (const t of xs) {
       const region = sliceRaw(out, axis, at, at + t.shape[axis]);
-      updateMap(region, t, B.assign);
+      assignMap(region, t);
       region.dispose();
       at += t.shape[axis];
     }
@@ -225,9 +224,9 @@ export function copyInto(dst: Tensor, src: Tensor): Tensor {
     throw new Error(`copyInto: source shape ${fmt(src.shape)} differs from destination shape ${fmt(dst.shape)}`);
   }
   if (dst.storage === src.storage) {
-    const tmp = unaryMap(U.copy, src);
-    updateMap(dst, tmp, B.assign);
+    const tmp = unaryMap('copy', src);
+    assignMap(dst, tmp);
     tmp.dispose();
-  } else updateMap(dst, src, B.assign);
+  } else assignMap(dst, src);
   return dst;
 }

@@ -1,0 +1,127 @@
+// The backward pass: `backward(root)` sorts the graph that engine/autograd.ts recorded topologically,
+// walks it in reverse, sums gradients of tensors used more than once, and adds into `.grad` of leaves.
+// It runs with gradients disabled (no higher-order gradients) inside a scope, so every temporary it
+// makes is freed; only the leaves' `.grad` tensors survive. Unless asked to retain the graph, it frees
+// each node's saved tensors once the node is done (a second backward then throws, as in PyTorch).
+// Also installs `Tensor.prototype.backward`.
+
+import { noGrad } from './autograd.js';
+import { fmt, sameShape } from './shape.js';
+import { freeSaved, keep, scope, Tensor } from './tensor.js';
+import { onesLike } from './ops/creation.js';
+import { add } from './ops/elementwise.js';
+import { clone } from './ops/views.js';
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: DenseNet graphs are deep enough to threaten the call stack.
+  const stack: Array<[Tensor, number]> = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i];
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+export interface BackwardOptions {
+  /** Keep the saved tensors so that backward() can run through the graph again (PyTorch's retain_graph). */
+  retainGraph?: boolean;
+}
+
+/**
+ * Back-propagates from `root` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`:
+ * `backward(t)`, `backward(t, grad)`, `backward(t, { retainGraph: true })`, `backward(t, grad, options)`.
+ */
+export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions, options: BackwardOptions = {}): void {
+  let grad: Tensor | undefined;
+  if (gradOrOptions instanceof Tensor) grad = gradOrOptions;
+  else if (gradOrOptions !== undefined) options = gradOrOptions;
+  const retainGraph = options.retainGraph ?? false;
+  root.assertAlive('backward');
+  if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no input of the graph has requiresGrad = true)`);
+  if (!grad && root.size !== 1) throw new Error(`backward: ${root} is not a scalar; pass a gradient of shape ${fmt(root.shape)}`);
+  if (grad && !sameShape(grad.shape, root.shape)) {
+    throw new Error(`backward: the gradient's shape ${fmt(grad.shape)} differs from the output's shape ${fmt(root.shape)}`);
+  }
+  grad?.assertAlive('backward (the gradient argument)');
+  noGrad(() =>
+    scope(() => {
+      const grads = new Map<Tensor, Tensor>();
+      // A leaf's .grad must be its own contiguous tensor: never the caller's gradient, a view, or a
+      // tensor that a backward rule handed to two inputs (add's backward returns g twice).
+      const handedOut = new Set<Tensor>();
+      if (grad) handedOut.add(grad);
+      grads.set(root, grad ?? onesLike(root));
+      const order = topoOrder(root);
+      const freed = order.find((t) => t.node?.freed);
+      if (freed) {
+        throw new Error(
+          `backward: the graph behind ${root} was already freed by an earlier backward() (at op ${freed.node!.op}); ` +
+            'pass { retainGraph: true } to the first backward() to run backward through it again',
+        );
+      }
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (!t.node) {
+          if (t.grad) {
+            const sum = keep(add(t.grad, g));
+            t.grad.dispose();
+            t.grad = sum;
+          } else {
+            const own = handedOut.has(g) || !g.isContiguous || g.offset !== 0 ? clone(g) : g;
+            handedOut.add(own);
+            t.grad = keep(own);
+          }
+          continue;
+        }
+        const node = t.node;
+        for (const x of node.inputs) x.assertAlive(`backward of ${node.op} (a saved input)`);
+        const inGrads = node.backward(g);
+        if (!retainGraph) {
+          freeSaved(node);
+          node.freed = true;
+        }
+        node.inputs.forEach((x, j) => {
+          const gx = inGrads[j];
+          if (!gx || !x.requiresGrad) return;
+          if (!sameShape(gx.shape, x.shape)) {
+            throw new Error(`backward of ${node.op}: gradient of input ${j} has shape ${fmt(gx.shape)}, expected ${fmt(x.shape)}`);
+          }
+          const prev = grads.get(x);
+          if (prev) grads.set(x, add(prev, gx));
+          else {
+            if (grads.has(x) || [...grads.values()].includes(gx)) handedOut.add(gx);
+            grads.set(x, gx);
+          }
+        });
+      }
+    }),
+  );
+}
+
+declare module './tensor.js' {
+  interface Tensor {
+    /** Back-propagates from this tensor (see backward()): `t.backward()`, `t.backward(grad)`, `t.backward({ retainGraph: true })`. */
+    backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void;
+  }
+}
+Tensor.prototype.backward = function (this: Tensor, grad?: Tensor | BackwardOptions, options?: BackwardOptions) {
+  backward(this, grad, options);
+};
