@@ -30,7 +30,7 @@ export {
 export { maxPool2d, avgPool2d, adaptiveAvgPool2d, type Pool2dOptions } from './ops/pool2d.js';
 export { crossEntropy } from './ops/loss.js';
 export { linear } from './ops/linear.js';
-export { sgdStep } from './ops/sgd.js';
+export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
 

@@ -5,9 +5,10 @@ export {
   Sequential, initCnn, type Conv2dOptions, type BatchNormOptions, type PoolOptions,
 } from './layers.js';
 export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUniformDefault, uniformBias } from './init.js';
-export { SGD, type SGDOptions } from './optim.js';
+export { Optimizer, SGD, Adam, AdamW, type SGDOptions, type AdamOptions, type ParamGroup, type ParamGroupSpec, type ParamState, type OptimizerStateDict } from './optim.js';
 export { crossEntropy } from '../engine/index.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, type HostTensor,
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';
+export { optimizerStateToTensors, optimizerStateFromTensors, type FlatOptimizerState } from './optim_state.js';
