@@ -12,3 +12,4 @@ export {
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';
 export { optimizerStateToTensors, optimizerStateFromTensors, type FlatOptimizerState } from './optim_state.js';
+export { LRScheduler, StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, SequentialLR, type SchedulerState } from './lr_scheduler.js';
