@@ -28,7 +28,10 @@ export {
   conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, chooseConvKernel, forceConvKernel, type ConvKernel, type ConvPrologue,
 } from './ops/conv.js';
 export { maxPool2d, avgPool2d, adaptiveAvgPool2d, type Pool2dOptions } from './ops/pool2d.js';
-export { crossEntropy } from './ops/loss.js';
+export { crossEntropy, type CrossEntropyOptions } from './ops/loss.js';
+export { softmax, logSoftmax } from './ops/softmax.js';
+export { argmax, topk } from './ops/topk.js';
+export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { linear } from './ops/linear.js';
 export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';

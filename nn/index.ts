@@ -7,6 +7,7 @@ export {
 export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUniformDefault, uniformBias } from './init.js';
 export { Optimizer, SGD, Adam, AdamW, type SGDOptions, type AdamOptions, type ParamGroup, type ParamGroupSpec, type ParamState, type OptimizerStateDict } from './optim.js';
 export { crossEntropy } from '../engine/index.js';
+export { Dropout } from './dropout.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, type HostTensor,
 } from './safetensors.js';
