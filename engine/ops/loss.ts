@@ -6,7 +6,10 @@
 import { defineOp } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { empty, fromData, Tensor } from '../tensor.js';
+import { empty, fromData, scope, Tensor } from '../tensor.js';
+import { add, mulScalar, neg } from './elementwise.js';
+import { mean } from './reduce.js';
+import { logSoftmax } from './softmax.js';
 import ceSrc from '../../shaders/cross_entropy.wgsl';
 
 const ceShader: KernelSource = { file: 'cross_entropy.wgsl', source: ceSrc };
@@ -47,13 +50,19 @@ const crossEntropyOp = defineOp<{ labels: Tensor }>({
   },
 });
 
+export interface CrossEntropyOptions {
+  /** Mixes the one-hot target with the uniform distribution: (1 - e) * onehot + e / C (torch's label_smoothing). */
+  labelSmoothing?: number;
+}
+
 /**
  * Mean cross-entropy of `logits` [B, C] against class indices: a Tensor [B] of integer-valued float32
  * (out-of-range or fractional labels give a NaN loss; not checked on the host), or host numbers
  * (checked here, then uploaded).
  */
-export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[]): Tensor {
+export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[], { labelSmoothing = 0 }: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
+  if (typeof labelSmoothing !== 'number' || !(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new Error(`${op}: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   if (!(logits instanceof Tensor)) throw new Error(`${op}: logits must be a Tensor`);
   if (logits.ndim !== 2 || logits.shape[0] === 0 || logits.shape[1] === 0) {
     throw new Error(`${op}: expected logits of shape [B, C] with B, C > 0, got ${fmt(logits.shape)}`);
@@ -73,9 +82,13 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | reado
     }
     lab = fromData(Float32Array.from(labels), [B], 'labels');
   }
-  const out = crossEntropyOp([logits], { labels: lab });
+  const hard = crossEntropyOp([logits], { labels: lab });
+  // Label smoothing (PyTorch's): (1 - e) * loss + e * mean over rows and classes of -logSoftmax(logits).
+  const smooth = () => add(mulScalar(hard, 1 - labelSmoothing), mulScalar(mean(neg(logSoftmax(logits, 1))), labelSmoothing));
+  const out = labelSmoothing === 0 ? hard : hard.node ? smooth() : scope(smooth);
+  if (out !== hard && !hard.node) hard.dispose();
   // Labels uploaded here belong to the graph when there is one (freed with the enclosing scope, like
   // forward's saved tensors); without one they are no longer needed.
-  if (lab !== labels && !out.node) lab.dispose();
+  if (lab !== labels && !hard.node) lab.dispose();
   return out;
 }
