@@ -32,6 +32,7 @@ export { crossEntropy, type CrossEntropyOptions } from './ops/loss.js';
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { argmax, topk } from './ops/topk.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
+export { cropFlip, type CropFlip } from './ops/augment.js';
 export { linear } from './ops/linear.js';
 export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
