@@ -7,7 +7,7 @@ import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { buildBrowser } from './build-browser.mjs';
 
-const entries = ['engine/index.ts', 'nn/index.ts', 'models/index.ts', 'bench/cli.ts'].filter((f) => existsSync(f));
+const entries = ['engine/index.ts', 'nn/index.ts', 'models/index.ts', 'data/index.ts', 'data/node.ts', 'bench/cli.ts'].filter((f) => existsSync(f));
 await build({
   entryPoints: entries,
   outdir: 'dist',
