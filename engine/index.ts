@@ -8,11 +8,13 @@ import { Tensor } from './tensor.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
 import { clone } from './ops/views.js';
+import './methods.js';
 
 export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';
 export { Tensor, scope, keep, empty } from './tensor.js';
+export { tensorMethods, type TensorMethods } from './methods.js';
 export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';
 export * from './shape.js';
