@@ -121,7 +121,7 @@ export abstract class Optimizer<O extends BaseOptions> {
         active.push(i);
       });
       if (!active.length) return;
-      const flats = this.ensureFlats(pack);
+      const flats = this.hasState(group) ? this.ensureFlats(pack) : [];
       scope(() =>
         noGrad(() => {
           const P = empty([pack.total], 'optim-pack');
@@ -147,6 +147,11 @@ export abstract class Optimizer<O extends BaseOptions> {
       );
     });
     this.afterStep();
+  }
+
+  /** Whether a group keeps per-parameter state (SGD without momentum does not). */
+  protected hasState(_group: ParamGroup<O>): boolean {
+    return true;
   }
 
   /** Hooks for SGD's `state` array. */
@@ -301,6 +306,10 @@ export class SGD extends Optimizer<SGDGroup> {
 
   protected runKey(g: ParamGroup<SGDGroup>, steps: number): number {
     return g.momentum !== 0 && steps === 0 ? 1 : 0;
+  }
+
+  protected override hasState(g: ParamGroup<SGDGroup>): boolean {
+    return g.momentum !== 0;
   }
 
   protected update(g: ParamGroup<SGDGroup>, [buf]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void {
