@@ -29,7 +29,6 @@ export type TensorMethods = {
 };
 
 declare module './tensor.js' {
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface Tensor extends TensorMethods {}
 }
 

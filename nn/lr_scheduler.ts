@@ -11,7 +11,6 @@
 
 import type { Optimizer } from './optim.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyOptimizer = Optimizer<any>;
 
 /** A scheduler's state: plain JSON values with PyTorch's attribute names. */
