@@ -1,7 +1,7 @@
 // Datasets: samples indexed 0..length-1, each a list of fields (an image and a label, say) that the
 // DataLoader copies into float32 batches. Host memory only; no Node imports.
 
-import type { ImageSet } from './idx.js';
+import { decodeIdx, imageSet, type ImageSet } from './idx.js';
 
 /** One field of every sample: its per-sample shape and how to read it as float32. */
 export interface Field {
@@ -79,5 +79,11 @@ export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dre
 export class FashionMNIST extends IdxDataset {
   constructor(set: ImageSet) {
     super(set, FASHION_MNIST_CLASSES);
+  }
+
+  /** From the bytes of an images file and a labels file (gzipped or not), e.g. fetched in a browser. */
+  static async fromBuffers(images: ArrayBuffer | Uint8Array, labels: ArrayBuffer | Uint8Array): Promise<FashionMNIST> {
+    const names: [string, string] = ['FashionMNIST images', 'FashionMNIST labels'];
+    return new FashionMNIST(imageSet(await decodeIdx(images, names[0], 3), await decodeIdx(labels, names[1], 1), names));
   }
 }

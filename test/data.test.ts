@@ -41,6 +41,9 @@ describe('IDX', () => {
     expect(() => D.parseIdx(bytes.subarray(0, 10), 'x')).toThrow(/x: truncated inside the header/);
     expect(() => D.parseIdx(bytes.subarray(0, 14), 'x')).toThrow(/x: truncated: the header promises 6 bytes/);
     expect(() => D.parseIdx(idx([2], [1, 2]), 'lab', 3)).toThrow(/lab: wrong magic number: 1 dimensions, expected 3/);
+    const fm = await D.FashionMNIST.fromBuffers(Uint8Array.from(gzipSync(idx([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]))).buffer, idx([2], [9, 0]));
+    expect([fm.length, fm.label(0), fm.classes[fm.label(0)]]).toEqual([2, 9, 'Ankle boot']);
+    await expect(D.FashionMNIST.fromBuffers(idx([2], [1, 2]), idx([2], [1, 2]))).rejects.toThrow(/FashionMNIST images: wrong magic number: 1 dimensions, expected 3/);
     expect(() => D.imageSet(D.parseIdx(idx([2, 1, 1], [0, 0]), 'i'), D.parseIdx(idx([2], [3, 12]), 'l'), ['i', 'l'])).toThrow(/l: label 12 at index 1 is not a class 0-9/);
   });
 
