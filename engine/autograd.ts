@@ -70,6 +70,9 @@ function applyOp<A>(def: OpDef<A>, inputs: readonly Tensor[], attrs: A): Tensor 
     output.requiresGrad = true;
     const ctx: OpContext<A> = { inputs, attrs, output, saved };
     output.node = { op: def.name, inputs, backward: (g) => def.backward!(ctx, g) };
+  } else {
+    // No graph: nothing will read what forward saved for backward (saved inputs and kept tensors stay).
+    for (const t of saved) if (t !== output && !t.kept && !inputs.includes(t)) t.dispose();
   }
   return output;
 }

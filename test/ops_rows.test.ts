@@ -128,6 +128,40 @@ describe('dropout', () => {
   });
 });
 
+describe('memory', () => {
+  test('an op run without a graph frees what its forward saved for backward (crossEntropy, max pool, batch norm)', async () => {
+    const x = E.randn([2, 3, 4, 4]);
+    const w = E.ones([3]);
+    const b = E.zeros([3]);
+    const rm = E.zeros([3]);
+    const rv = E.ones([3]);
+    E.relu(x).dispose(); // the first dispatch allocates the shared uniform buffer
+    await E.sync();
+    const before = E.memory().liveBytes;
+    for (let i = 0; i < 3; i++) {
+      E.crossEntropy(E.reshape(x, [16, 6]), [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3]).dispose();
+      E.maxPool2d(x, { kernel: 2 }).dispose();
+      E.batchNorm2d(x, w, b, rm, rv, { training: false }).dispose();
+    }
+    await E.sync();
+    expect(E.memory().liveBytes).toBe(before);
+    expect(x.disposed).toBe(false);
+  });
+
+  test('without a graph, the ops free their intermediate views and copies (outside any scope)', async () => {
+    const x = E.randn([3, 4, 5]);
+    E.relu(x).dispose(); // the first dispatch allocates the shared uniform buffer
+    await E.sync();
+    const before = E.memory().liveBytes;
+    const outs = [E.softmax(x, 0), E.logSoftmax(x, 1), E.argmax(x, 0), E.argmax(x), E.dropout(x, 0.5), E.crossEntropy(E.reshape(x, [12, 5]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1], { labelSmoothing: 0.2 })];
+    const { values, indices } = E.topk(x, 2, 1);
+    outs.push(values, indices);
+    for (const t of outs) t.dispose();
+    await E.sync();
+    expect(E.memory().liveBytes).toBe(before);
+  });
+});
+
 describe('crossEntropy with label smoothing', () => {
   for (const e of [0.1, 0.5, 1]) {
     test(`labelSmoothing ${e}: loss and gradient`, () => {
