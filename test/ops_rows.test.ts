@@ -173,6 +173,9 @@ describe('crossEntropy with label smoothing', () => {
       });
     });
   }
+  test('a NaN logit makes the smoothed loss NaN', async () => {
+    expect(Number.isNaN(await E.crossEntropy(E.tensor([[0, NaN, 1], [1, 2, 3]]), [0, 2], { labelSmoothing: 0.1 }).item())).toBe(true);
+  });
   test('a bad labelSmoothing is named', () => {
     expect(() => E.crossEntropy(E.zeros([2, 3]), [0, 1], { labelSmoothing: 2 })).toThrow(/crossEntropy: labelSmoothing must be in \[0, 1\], got 2/);
   });
