@@ -1,4 +1,4 @@
-// densenet-webgpu/nn: PyTorch-shaped layers, initialisers, SGD, losses and safetensors I/O.
+// densenet-webgpu/nn: PyTorch-shaped layers, initialisers, optimisers (SGD, Adam, AdamW), learning-rate schedules, losses and safetensors I/O.
 export { Module, type StateDict } from './module.js';
 export {
   Conv2d, LazyConv2d, BatchNorm2d, LazyBatchNorm2d, Linear, LazyLinear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
