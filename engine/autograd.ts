@@ -77,7 +77,8 @@ function applyOp<A, S extends unknown[]>(def: OpDef<A, S>, inputs: readonly Tens
   } else {
     const own = new Set<Tensor>();
     collectTensors(saved, own);
-    for (const t of own) if (!inputs.includes(t)) t.dispose();
+    // No graph: nothing will read what forward saved (saved inputs, the output and kept tensors stay).
+    for (const t of own) if (t !== output && !t.kept && !inputs.includes(t)) t.dispose();
   }
   return output;
 }

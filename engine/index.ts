@@ -3,11 +3,14 @@
 // results with `await t.data()`. Memory follows the ownership rule in engine/tensor.ts: `scope(fn)`
 // frees what fn created and did not return; `t.dispose()` frees one tensor.
 
+import './methods.js';
+
 export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
+export { tensorMethods, type TensorMethods } from './methods.js';
 export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
 export { backward, type BackwardOptions } from './backward.js';
 export { Generator, manualSeed, defaultGenerator } from './random.js';
@@ -25,8 +28,12 @@ export {
   conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, chooseConvKernel, forceConvKernel, type ConvKernel, type ConvPrologue,
 } from './ops/conv.js';
 export { maxPool2d, avgPool2d, adaptiveAvgPool2d, type Pool2dOptions } from './ops/pool2d.js';
-export { crossEntropy } from './ops/loss.js';
+export { crossEntropy, type CrossEntropyOptions } from './ops/loss.js';
+export { softmax, logSoftmax } from './ops/softmax.js';
+export { argmax, topk } from './ops/topk.js';
+export { dropout, type DropoutOptions } from './ops/dropout.js';
+export { cropFlip, type CropFlip } from './ops/augment.js';
 export { linear } from './ops/linear.js';
-export { sgdStep } from './ops/sgd.js';
+export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';

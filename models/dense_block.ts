@@ -30,9 +30,14 @@ export abstract class FusableDenseBlock extends Module {
   /** The block's layers in order. */
   protected abstract denseLayers(): DenseLayerModules[];
 
+  /** Whether the fused op computes what the layers' own forwards would now (e.g. no dropout in training). */
+  protected fusable(): boolean {
+    return true;
+  }
+
   forward(x: Tensor): Tensor {
     const layers = this.denseLayers();
-    if (this.memoryEfficient) return this.forwardFused(x, layers);
+    if (this.memoryEfficient && this.fusable()) return this.forwardFused(x, layers);
     let features = x;
     for (const l of layers) features = cat([features, l.module.forward(features)], 1);
     return features;

@@ -4,7 +4,7 @@
 //   features.transitionI.{norm,relu,conv,pool}, features.norm5, classifier.
 // Initialisation as torchvision: Kaiming normal on convs, BN weight 1 and bias 0, linear bias 0.
 
-import { Tensor, relu, adaptiveAvgPool2d, flatten } from '../engine/index.js';
+import { Tensor, dropout, relu, adaptiveAvgPool2d, flatten } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, constant_, kaimingNormal_ } from '../nn/index.js';
 import { FusableDenseBlock, setMemoryEfficient, type DenseLayerModules } from './dense_block.js';
 import { checkInputSize } from './input_size.js';
@@ -18,7 +18,7 @@ export class DenseLayer extends Module {
 
   constructor(numInputFeatures: number, growthRate: number, bnSize: number, readonly dropRate = 0) {
     super();
-    if (dropRate !== 0) throw new Error('DenseLayer: dropRate > 0 is not supported (dropout is not implemented)');
+    if (typeof dropRate !== 'number' || !(dropRate >= 0 && dropRate < 1)) throw new Error(`DenseLayer: dropRate must be in [0, 1), got ${dropRate}`);
     this.norm1 = this.addModule('norm1', new BatchNorm2d(numInputFeatures));
     this.addModule('relu1', new ReLU());
     this.conv1 = this.addModule('conv1', new Conv2d(numInputFeatures, bnSize * growthRate, 1, { bias: false }));
@@ -30,22 +30,29 @@ export class DenseLayer extends Module {
   /** The new features from the concatenation of all earlier ones. */
   forward(x: Tensor): Tensor {
     const bottleneck = this.conv1.forward(relu(this.norm1.forward(x)));
-    return this.conv2.forward(relu(this.norm2.forward(bottleneck)));
+    const y = this.conv2.forward(relu(this.norm2.forward(bottleneck)));
+    // torchvision's F.dropout after conv2 (no module, so the state-dict keys are unchanged).
+    return this.dropRate > 0 ? dropout(y, this.dropRate, { training: this.training }) : y;
   }
 }
 
 export class DenseBlockBC extends FusableDenseBlock {
   readonly layers: DenseLayer[] = [];
 
-  constructor(numLayers: number, numInputFeatures: number, bnSize: number, growthRate: number, { memoryEfficient = true } = {}) {
+  constructor(numLayers: number, numInputFeatures: number, bnSize: number, growthRate: number, { memoryEfficient = true, dropRate = 0 } = {}) {
     super(memoryEfficient);
     for (let i = 0; i < numLayers; i++) {
-      this.layers.push(this.addModule(`denselayer${i + 1}`, new DenseLayer(numInputFeatures + i * growthRate, growthRate, bnSize)));
+      this.layers.push(this.addModule(`denselayer${i + 1}`, new DenseLayer(numInputFeatures + i * growthRate, growthRate, bnSize, dropRate)));
     }
   }
 
   protected denseLayers(): DenseLayerModules[] {
     return this.layers.map((l) => ({ module: l, stages: [{ norm: l.norm1, conv: l.conv1 }, { norm: l.norm2, conv: l.conv2 }] }));
+  }
+
+  /** The shared-buffer kernel has no dropout: with dropRate > 0 in training the block concatenates. */
+  protected override fusable(): boolean {
+    return !(this.training && this.layers.some((l) => l.dropRate > 0));
   }
 }
 
@@ -80,7 +87,7 @@ export class DenseNetBC extends Module {
     memoryEfficient = true,
   }: DenseNetBCOptions = {}) {
     super();
-    if (dropRate !== 0) throw new Error('DenseNetBC: dropRate > 0 is not supported (dropout is not implemented)');
+    if (typeof dropRate !== 'number' || !(dropRate >= 0 && dropRate < 1)) throw new Error(`DenseNetBC: dropRate must be in [0, 1), got ${dropRate}`);
     this.features = this.addModule('features', new Sequential());
     this.transitions = blockConfig.length - 1;
     this.features.addModule('conv0', new Conv2d(inChannels, numInitFeatures, 7, { stride: 2, padding: 3, bias: false }));
@@ -89,7 +96,7 @@ export class DenseNetBC extends Module {
     this.features.addModule('pool0', new MaxPool2d(3, { stride: 2, padding: 1 }));
     let n = numInitFeatures;
     blockConfig.forEach((numLayers, i) => {
-      this.features.addModule(`denseblock${i + 1}`, new DenseBlockBC(numLayers, n, bnSize, growthRate, { memoryEfficient }));
+      this.features.addModule(`denseblock${i + 1}`, new DenseBlockBC(numLayers, n, bnSize, growthRate, { memoryEfficient, dropRate }));
       n += numLayers * growthRate;
       if (i !== blockConfig.length - 1) {
         this.features.addModule(`transition${i + 1}`, new Transition(n, Math.floor(n / 2)));

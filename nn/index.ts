@@ -1,13 +1,16 @@
-// densenet-webgpu/nn: PyTorch-shaped layers, initialisers, SGD, losses and safetensors I/O.
+// densenet-webgpu/nn: PyTorch-shaped layers, initialisers, optimisers (SGD, Adam, AdamW), learning-rate schedules, losses and safetensors I/O.
 export { Module, type StateDict } from './module.js';
 export {
   Conv2d, LazyConv2d, BatchNorm2d, LazyBatchNorm2d, Linear, LazyLinear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
   Sequential, initCnn, type Conv2dOptions, type BatchNormOptions, type PoolOptions,
 } from './layers.js';
 export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUniformDefault, uniformBias } from './init.js';
-export { SGD, type SGDOptions } from './optim.js';
+export { Optimizer, SGD, Adam, AdamW, type SGDOptions, type AdamOptions, type ParamGroup, type ParamGroupSpec, type ParamState, type OptimizerStateDict } from './optim.js';
 export { crossEntropy } from '../engine/index.js';
+export { Dropout } from './dropout.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, type HostTensor,
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';
+export { optimizerStateToTensors, optimizerStateFromTensors, type FlatOptimizerState } from './optim_state.js';
+export { LRScheduler, StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, SequentialLR, type SchedulerState } from './lr_scheduler.js';

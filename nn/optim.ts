@@ -1,7 +1,277 @@
-// SGD with PyTorch's update rule (momentum, dampening, weight decay, Nesterov), run on the GPU by the
-// engine's sgdStep kernel. Momentum buffers are kept tensors owned by the optimiser.
+// Optimisers with PyTorch's update rules, names and state-dict layout: SGD, Adam, AdamW.
+//
+// Parameters come as a list or as parameter groups (`[{ params, weightDecay: 0 }, { params }]`, each
+// group's options overriding the defaults), as in torch.optim. Each group's state (momentum buffers,
+// Adam's moments) lives in one flat buffer per kind, every parameter at a fixed element offset, so a
+// step is one multi-tensor kernel dispatch per group (engine/ops/optim.ts): the parameters and
+// gradients are packed into flat scratch tensors by buffer copies, updated in one dispatch, and the
+// parameters copied back. Parameters that have no gradient are skipped (their state does not advance),
+// which can split a group's range into a few dispatches.
+//
+// `stateDict()` has PyTorch's layout: `state` maps a parameter's index (counted over the groups in
+// order) to its state (`momentum_buffer`; `step`, `exp_avg`, `exp_avg_sq`), and `param_groups` lists
+// each group's options with PyTorch's keys and the indices of its parameters. nn/optim_state.ts turns
+// it into flat named tensors for a safetensors checkpoint.
 
-import { Tensor, keep, sgdStep } from '../engine/index.js';
+import {
+  Tensor, adamUpdate, contiguous, copyInto, empty, fmt, keep, noGrad, packInto, reshape, sameShape, scope, sgdUpdate, slice, unpackFrom, zeros,
+} from '../engine/index.js';
+
+/** A parameter group as given to an optimiser: its parameters and options overriding the defaults. */
+export type ParamGroupSpec<O> = { params: Iterable<Tensor> } & Partial<O>;
+
+/** A parameter group held by an optimiser; schedulers change `lr` (and record `initialLr`). */
+export type ParamGroup<O> = O & { params: Tensor[]; initialLr?: number };
+
+/** One parameter's optimiser state: tensors (views of the optimiser's buffers) and numbers. */
+export type ParamState = Record<string, Tensor | number>;
+
+/** The optimiser state in PyTorch's layout (see the header). Tensors are the optimiser's own: do not dispose them. */
+export interface OptimizerStateDict {
+  state: Map<number, ParamState>;
+  param_groups: Array<Record<string, unknown> & { params: number[] }>;
+}
+
+interface Pack {
+  /** Element offset of each parameter of the group in the flat buffers. */
+  offsets: number[];
+  total: number;
+  /** One flat buffer per state kind (null until the group's first step). */
+  flats: Tensor[] | null;
+  /** Steps taken by each parameter (0: no state yet). */
+  steps: number[];
+  /** Kept views of the flat buffers, per parameter and state kind (made on demand). */
+  views: Array<Tensor[] | null>;
+}
+
+interface BaseOptions {
+  lr: number;
+  weightDecay: number;
+}
+
+/** The base of SGD, Adam and AdamW. */
+export abstract class Optimizer<O extends BaseOptions> {
+  readonly paramGroups: Array<ParamGroup<O>> = [];
+  /** Number of step() calls (a scheduler checks that the optimiser stepped first). */
+  stepCount = 0;
+  protected readonly packs: Pack[] = [];
+  /** Names of the per-parameter state tensors, in PyTorch's spelling. */
+  protected abstract readonly stateNames: readonly string[];
+
+  constructor(
+    readonly name: string,
+    params: Iterable<Tensor> | Iterable<ParamGroupSpec<O>>,
+    readonly defaults: O,
+  ) {
+    const list = [...(params as Iterable<Tensor | ParamGroupSpec<O>>)];
+    const specs: Array<ParamGroupSpec<O>> = list.length && !(list[0] instanceof Tensor) ? (list as Array<ParamGroupSpec<O>>) : [{ params: list as Tensor[] } as unknown as ParamGroupSpec<O>];
+    const seen = new Map<Tensor, string>();
+    specs.forEach((spec, gi) => {
+      if (!spec || typeof spec !== 'object' || !spec.params) throw new Error(`${name}: parameter group ${gi} must be an object with a 'params' list`);
+      const ps = [...spec.params];
+      ps.forEach((p, pi) => {
+        const where = `parameter ${pi} of group ${gi}`;
+        if (!(p instanceof Tensor)) throw new Error(`${name}: ${where} is not a Tensor (got ${p === null ? 'null' : typeof p})`);
+        if (p.disposed) throw new Error(`${name}: ${where} (${p}) was disposed`);
+        if (!p.requiresGrad) throw new Error(`${name}: ${where} (${p}) has requiresGrad = false (a frozen parameter); leave it out of the optimiser, or set requiresGrad = true`);
+        if (p.node) throw new Error(`${name}: ${where} (${p}) is not a leaf tensor (it was computed by ${p.node.op}); an optimiser updates leaves`);
+        if (!p.isContiguous) throw new Error(`${name}: ${where} (${p}) is not contiguous`);
+        const before = seen.get(p);
+        if (before) throw new Error(`${name}: ${where} (${p}) is also ${before}; a parameter may appear only once`);
+        seen.set(p, where);
+      });
+      const group = { ...defaults, ...spec, params: ps } as ParamGroup<O>;
+      this.checkOptions(group, `group ${gi}`);
+      this.paramGroups.push(group);
+      let total = 0;
+      const offsets = ps.map((p) => ((total += p.size), total - p.size));
+      this.packs.push({ offsets, total, flats: null, steps: ps.map(() => 0), views: ps.map(() => null) });
+    });
+  }
+
+  /** Throws on an invalid option of a group (`where` names the group). */
+  protected checkOptions(o: ParamGroup<O>, where: string): void {
+    for (const [k, v] of [['lr', o.lr], ['weightDecay', o.weightDecay]] as const) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${this.name}: ${k} must be a finite number >= 0, got ${v} (${where})`);
+    }
+  }
+
+  /** The kernel update of one packed range of a group. */
+  protected abstract update(group: ParamGroup<O>, flats: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void;
+  /** Options of a group with PyTorch's keys, for stateDict(). */
+  protected abstract groupToTorch(g: ParamGroup<O>): Record<string, unknown>;
+  /** Options from PyTorch's keys, for loadStateDict(). */
+  protected abstract groupFromTorch(g: Record<string, unknown>): Partial<O>;
+  /** Whether parameters with different step counts can share one dispatch (no step-dependent term). */
+  protected abstract runKey(group: ParamGroup<O>, steps: number): number;
+
+  /** Updates every parameter that has a gradient, in place. */
+  step(): void {
+    this.stepCount++;
+    this.beforeStep();
+    this.paramGroups.forEach((group, gi) => {
+      this.checkOptions(group, `group ${gi}`);
+      const pack = this.packs[gi];
+      const active: number[] = [];
+      group.params.forEach((p, i) => {
+        p.assertAlive(`${this.name}.step (parameter ${i} of group ${gi})`);
+        if (!p.grad) return;
+        p.grad.assertAlive(`${this.name}.step (the gradient of parameter ${i} of group ${gi})`);
+        if (!sameShape(p.grad.shape, p.shape)) throw new Error(`${this.name}.step: parameter ${i} of group ${gi} (${p}) has a gradient of shape ${fmt(p.grad.shape)}`);
+        active.push(i);
+      });
+      if (!active.length) return;
+      const flats = this.hasState(group) ? this.ensureFlats(pack) : [];
+      scope(() =>
+        noGrad(() => {
+          const P = empty([pack.total], 'optim-pack');
+          const G = empty([pack.total], 'optim-pack');
+          const ps = active.map((i) => group.params[i]);
+          const offs = active.map((i) => pack.offsets[i]);
+          packInto(P, ps, offs);
+          packInto(G, active.map((i) => contiguous(group.params[i].grad!)), offs);
+          // Runs of consecutive active parameters that one dispatch can update together.
+          let r = 0;
+          while (r < active.length) {
+            let e = r + 1;
+            const key = this.runKey(group, pack.steps[active[r]]);
+            while (e < active.length && active[e] === active[e - 1] + 1 && this.runKey(group, pack.steps[active[e]]) === key) e++;
+            const start = pack.offsets[active[r]];
+            const last = active[e - 1];
+            this.update(group, flats, P, G, start, pack.offsets[last] + group.params[last].size - start, pack.steps[active[r]] + 1);
+            r = e;
+          }
+          for (const i of active) pack.steps[i]++;
+          unpackFrom(P, ps, offs);
+        }),
+      );
+    });
+    this.afterStep();
+  }
+
+  /** Whether a group keeps per-parameter state (SGD without momentum does not). */
+  protected hasState(_group: ParamGroup<O>): boolean {
+    return true;
+  }
+
+  /** Hooks for SGD's `state` array. */
+  protected beforeStep(): void {}
+  protected afterStep(): void {}
+
+  private ensureFlats(pack: Pack): Tensor[] {
+    if (!pack.flats) pack.flats = this.stateNames.map(() => keep(noGrad(() => zeros([Math.max(pack.total, 1)]))));
+    return pack.flats;
+  }
+
+  /** Kept views of the flat state buffers for parameter i of group gi. */
+  protected stateViews(gi: number, i: number): Tensor[] {
+    const pack = this.packs[gi];
+    const flats = this.ensureFlats(pack);
+    if (!pack.views[i]) {
+      const p = this.paramGroups[gi].params[i];
+      const off = pack.offsets[i];
+      pack.views[i] = flats.map((f) =>
+        noGrad(() => {
+          const s = slice(f, 0, off, off + p.size);
+          const v = keep(reshape(s, p.shape));
+          s.dispose();
+          return v;
+        }),
+      );
+    }
+    return pack.views[i]!;
+  }
+
+  /** Frees every parameter's gradient (PyTorch's zero_grad(set_to_none=True)). */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+    }
+  }
+
+  /** Per-parameter state to export (PyTorch's names); parameters without state are left out. */
+  protected exportState(gi: number, i: number): ParamState | null {
+    const steps = this.packs[gi].steps[i];
+    if (!steps) return null;
+    const out: ParamState = {};
+    this.stateViews(gi, i).forEach((v, k) => (out[this.stateNames[k]] = v));
+    return out;
+  }
+
+  /** The optimiser's state in PyTorch's layout (see the header). */
+  stateDict(): OptimizerStateDict {
+    const state = new Map<number, ParamState>();
+    let index = 0;
+    const param_groups = this.paramGroups.map((g, gi) => {
+      const params = g.params.map((_, i) => {
+        const s = this.exportState(gi, i);
+        if (s) state.set(index, s);
+        return index++;
+      });
+      const out: Record<string, unknown> & { params: number[] } = { ...this.groupToTorch(g), params };
+      if (g.initialLr !== undefined) out.initial_lr = g.initialLr;
+      return out;
+    });
+    return { state, param_groups };
+  }
+
+  /** Loads a state dict from stateDict() (values are copied; group sizes must match). */
+  loadStateDict(sd: OptimizerStateDict): void {
+    const where = `${this.name}.loadStateDict`;
+    if (!sd || !Array.isArray(sd.param_groups) || !(sd.state instanceof Map)) throw new Error(`${where}: expected { state: Map, param_groups: [...] }`);
+    if (sd.param_groups.length !== this.paramGroups.length) throw new Error(`${where}: the state dict has ${sd.param_groups.length} parameter groups, this optimiser ${this.paramGroups.length}`);
+    sd.param_groups.forEach((g, gi) => {
+      const n = this.paramGroups[gi].params.length;
+      if (!Array.isArray(g.params) || g.params.length !== n) throw new Error(`${where}: group ${gi} has ${g.params?.length} parameters in the state dict, ${n} in this optimiser`);
+    });
+    const index = new Map<number, [number, number]>();
+    sd.param_groups.forEach((g, gi) => g.params.forEach((id, i) => index.set(id, [gi, i])));
+    for (const id of sd.state.keys()) if (!index.has(id)) throw new Error(`${where}: state for parameter ${id}, which no group lists`);
+    sd.param_groups.forEach((g, gi) => {
+      const group = this.paramGroups[gi];
+      Object.assign(group, this.groupFromTorch(g));
+      if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
+      this.checkOptions(group, `group ${gi} of the state dict`);
+    });
+    for (const [id, st] of sd.state) {
+      const [gi, i] = index.get(id)!;
+      const p = this.paramGroups[gi].params[i];
+      const views = this.stateViews(gi, i);
+      this.stateNames.forEach((name, k) => {
+        const t = st[name];
+        if (!(t instanceof Tensor)) throw new Error(`${where}: state of parameter ${id} has no tensor '${name}'`);
+        if (!sameShape(t.shape, p.shape)) throw new Error(`${where}: '${name}' of parameter ${id} has shape ${fmt(t.shape)}, the parameter ${fmt(p.shape)}`);
+        noGrad(() => copyInto(views[k], t));
+      });
+      const step = st.step;
+      this.packs[gi].steps[i] = typeof step === 'number' ? step : step instanceof Tensor ? NaN : 1;
+      if (step instanceof Tensor) throw new Error(`${where}: 'step' of parameter ${id} must be a number (read a tensor's value with await t.item())`);
+      if (!Number.isInteger(this.packs[gi].steps[i]) || this.packs[gi].steps[i] < 1) throw new Error(`${where}: 'step' of parameter ${id} is ${step}; expected an integer >= 1`);
+    }
+  }
+
+  /** Frees the optimiser's state buffers. */
+  dispose(): void {
+    for (const pack of this.packs) {
+      for (const vs of pack.views) vs?.forEach((v) => v.dispose());
+      pack.views.fill(null);
+      pack.flats?.forEach((f) => f.dispose());
+      pack.flats = null;
+      pack.steps.fill(0);
+    }
+  }
+}
+
+const checkNumber = (opt: string, k: string, v: unknown, where: string, max = Infinity): void => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v >= max) {
+    throw new Error(`${opt}: ${k} must be a finite number >= 0${max < Infinity ? ` and < ${max}` : ''}, got ${v} (${where})`);
+  }
+};
+
+// ---- SGD ---------------------------------------------------------------------------------------
 
 export interface SGDOptions {
   lr: number;
@@ -10,67 +280,154 @@ export interface SGDOptions {
   weightDecay?: number;
   nesterov?: boolean;
 }
+type SGDGroup = Required<SGDOptions>;
 
-export class SGD {
-  lr: number;
-  readonly momentum: number;
-  readonly dampening: number;
-  readonly weightDecay: number;
-  readonly nesterov: boolean;
-  readonly params: Tensor[];
-  /** One momentum buffer per parameter (null until the first step, or without momentum). */
+/** torch.optim.SGD: momentum, dampening, weight decay and Nesterov momentum as in PyTorch. */
+export class SGD extends Optimizer<SGDGroup> {
+  protected readonly stateNames = ['momentum_buffer'] as const;
+  /**
+   * The momentum buffer of each parameter (counted over the groups), null before its first step or
+   * without momentum. A tensor assigned here is loaded at the next step (and then owned and disposed
+   * by the optimiser).
+   */
   readonly state: Array<Tensor | null>;
 
-  constructor(params: Iterable<Tensor>, { lr, momentum = 0, dampening = 0, weightDecay = 0, nesterov = false }: SGDOptions) {
-    this.params = [...params];
-    for (const [n, v] of [['lr', lr], ['momentum', momentum], ['dampening', dampening], ['weightDecay', weightDecay]] as const) {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`SGD: ${n} must be a finite number >= 0, got ${v}`);
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupSpec<SGDGroup>>, { lr, momentum = 0, dampening = 0, weightDecay = 0, nesterov = false }: SGDOptions) {
+    super('SGD', params, { lr, momentum, dampening, weightDecay, nesterov });
+    this.state = this.paramGroups.flatMap((g) => g.params.map(() => null));
+  }
+
+  protected override checkOptions(g: ParamGroup<SGDGroup>, where: string): void {
+    super.checkOptions(g, where);
+    checkNumber('SGD', 'momentum', g.momentum, where);
+    checkNumber('SGD', 'dampening', g.dampening, where);
+    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error(`SGD: Nesterov momentum requires a momentum > 0 and zero dampening (${where})`);
+  }
+
+  protected runKey(g: ParamGroup<SGDGroup>, steps: number): number {
+    return g.momentum !== 0 && steps === 0 ? 1 : 0;
+  }
+
+  protected override hasState(g: ParamGroup<SGDGroup>): boolean {
+    return g.momentum !== 0;
+  }
+
+  protected update(g: ParamGroup<SGDGroup>, [buf]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void {
+    sgdUpdate(P, G, g.momentum !== 0 ? buf : null, { start, count }, { ...g, first: stepAfter === 1 });
+  }
+
+  protected override exportState(gi: number, i: number): ParamState | null {
+    return this.paramGroups[gi].momentum !== 0 ? super.exportState(gi, i) : null;
+  }
+
+  protected groupToTorch(g: ParamGroup<SGDGroup>): Record<string, unknown> {
+    return { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weight_decay: g.weightDecay, nesterov: g.nesterov, maximize: false, foreach: null, differentiable: false };
+  }
+
+  protected groupFromTorch(g: Record<string, unknown>): Partial<SGDGroup> {
+    if (g.maximize) throw new Error('SGD.loadStateDict: maximize = true is not supported');
+    return { lr: g.lr as number, momentum: g.momentum as number, dampening: g.dampening as number, weightDecay: g.weight_decay as number, nesterov: !!g.nesterov };
+  }
+
+  /** Global parameter index -> [group, index in group]. */
+  private *indices(): Generator<[number, number, number]> {
+    let k = 0;
+    for (let gi = 0; gi < this.paramGroups.length; gi++) for (let i = 0; i < this.paramGroups[gi].params.length; i++) yield [k++, gi, i];
+  }
+
+  protected override beforeStep(): void {
+    for (const [k, gi, i] of this.indices()) {
+      const t = this.state[k];
+      if (!t || this.packs[gi].views[i]?.[0] === t) continue;
+      const p = this.paramGroups[gi].params[i];
+      if (!sameShape(t.shape, p.shape)) throw new Error(`SGD.step: the momentum buffer assigned to state[${k}] has shape ${fmt(t.shape)}, its parameter ${fmt(p.shape)}`);
+      noGrad(() => copyInto(this.stateViews(gi, i)[0], t));
+      this.packs[gi].steps[i] = Math.max(1, this.packs[gi].steps[i]);
+      t.dispose();
+      this.state[k] = null; // afterStep() puts the loaded buffer's view here (when there is momentum)
     }
-    if (nesterov && (momentum <= 0 || dampening !== 0)) throw new Error('SGD: Nesterov momentum requires a momentum > 0 and zero dampening');
-    this.lr = lr;
-    this.momentum = momentum;
-    this.dampening = dampening;
-    this.weightDecay = weightDecay;
-    this.nesterov = nesterov;
-    this.state = this.params.map(() => null);
   }
 
-  /** Updates every parameter that has a gradient, in place. */
-  step(): void {
-    const ps: Tensor[] = [];
-    const gs: Tensor[] = [];
-    const bufs: Array<Tensor | null> = [];
-    const idx: number[] = [];
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      ps.push(p);
-      gs.push(p.grad);
-      bufs.push(this.state[i]);
-      idx.push(i);
-    });
-    if (!ps.length) return;
-    const newBufs = sgdStep(ps, gs, bufs, {
-      lr: this.lr,
-      momentum: this.momentum,
-      dampening: this.dampening,
-      weightDecay: this.weightDecay,
-      nesterov: this.nesterov,
-    });
-    newBufs?.forEach((b, j) => {
-      if (b && b !== this.state[idx[j]]) this.state[idx[j]] = keep(b);
-    });
-  }
-
-  /** Frees every parameter's gradient (PyTorch's zero_grad(set_to_none=True)). */
-  zeroGrad(): void {
-    for (const p of this.params) {
-      p.grad?.dispose();
-      p.grad = null;
+  protected override afterStep(): void {
+    for (const [k, gi, i] of this.indices()) {
+      if (this.paramGroups[gi].momentum !== 0 && this.packs[gi].steps[i]) this.state[k] = this.stateViews(gi, i)[0];
     }
   }
 
-  dispose(): void {
-    for (const b of this.state) b?.dispose();
+  override loadStateDict(sd: OptimizerStateDict): void {
+    super.loadStateDict(sd);
+    this.afterStep();
+  }
+
+  override dispose(): void {
+    super.dispose();
     this.state.fill(null);
+  }
+}
+
+// ---- Adam and AdamW ----------------------------------------------------------------------------
+
+export interface AdamOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  amsgrad?: boolean;
+}
+type AdamGroup = Required<Omit<AdamOptions, 'amsgrad'>>;
+
+abstract class AdamBase extends Optimizer<AdamGroup> {
+  protected readonly stateNames = ['exp_avg', 'exp_avg_sq'] as const;
+  protected abstract readonly decoupled: boolean;
+
+  protected override checkOptions(g: ParamGroup<AdamGroup>, where: string): void {
+    super.checkOptions(g, where);
+    if (!Array.isArray(g.betas) || g.betas.length !== 2) throw new Error(`${this.name}: betas must be a pair [beta1, beta2], got ${g.betas} (${where})`);
+    checkNumber(this.name, 'betas[0]', g.betas[0], where, 1);
+    checkNumber(this.name, 'betas[1]', g.betas[1], where, 1);
+    checkNumber(this.name, 'eps', g.eps, where);
+  }
+
+  protected runKey(_g: ParamGroup<AdamGroup>, steps: number): number {
+    return steps;
+  }
+
+  protected update(g: ParamGroup<AdamGroup>, [m, v]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void {
+    adamUpdate(P, G, m, v, { start, count }, { lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, step: stepAfter });
+  }
+
+  protected override exportState(gi: number, i: number): ParamState | null {
+    const s = super.exportState(gi, i);
+    return s && { step: this.packs[gi].steps[i], ...s };
+  }
+
+  protected groupToTorch(g: ParamGroup<AdamGroup>): Record<string, unknown> {
+    return { lr: g.lr, betas: [...g.betas], eps: g.eps, weight_decay: g.weightDecay, amsgrad: false, maximize: false, foreach: null, capturable: false, differentiable: false, fused: false };
+  }
+
+  protected groupFromTorch(g: Record<string, unknown>): Partial<AdamGroup> {
+    if (g.amsgrad || g.maximize) throw new Error(`${this.name}.loadStateDict: amsgrad and maximize are not supported`);
+    return { lr: g.lr as number, betas: g.betas as [number, number], eps: g.eps as number, weightDecay: g.weight_decay as number };
+  }
+}
+
+function adamDefaults(name: string, o: AdamOptions, weightDecay: number): AdamGroup {
+  if (o.amsgrad) throw new Error(`${name}: amsgrad is not supported`);
+  return { lr: o.lr ?? 1e-3, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? weightDecay };
+}
+
+/** torch.optim.Adam (defaults lr 1e-3, betas [0.9, 0.999], eps 1e-8, weight decay 0 added to the gradient). */
+export class Adam extends AdamBase {
+  protected readonly decoupled = false;
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupSpec<AdamGroup>>, options: AdamOptions = {}) {
+    super('Adam', params, adamDefaults('Adam', options, 0));
+  }
+}
+
+/** torch.optim.AdamW: Adam with decoupled weight decay (default 1e-2): p *= 1 - lr * weightDecay. */
+export class AdamW extends AdamBase {
+  protected readonly decoupled = true;
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupSpec<AdamGroup>>, options: AdamOptions = {}) {
+    super('AdamW', params, adamDefaults('AdamW', options, 1e-2));
   }
 }

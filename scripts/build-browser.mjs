@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The library's entry points, shared with the Node build (scripts/build.mjs). */
-export const LIBRARY_ENTRIES = ['engine/index.ts', 'nn/index.ts', 'models/index.ts'];
+export const LIBRARY_ENTRIES = ['engine/index.ts', 'nn/index.ts', 'models/index.ts', 'data/index.ts'];
 
 /** Every `node:*` import of browser code becomes a module that rejects with a clear message. */
 const nodeOnlyStub = {

@@ -15,7 +15,7 @@ import { buildBrowser, LIBRARY_ENTRIES } from './build-browser.mjs';
 
 rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: [...LIBRARY_ENTRIES, 'bench/cli.ts'],
+  entryPoints: [...LIBRARY_ENTRIES, 'data/node.ts', 'bench/cli.ts'],
   outdir: 'dist',
   outbase: '.',
   bundle: true,

@@ -7,7 +7,6 @@ import { batchNorm2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } f
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
 import { linear } from '../engine/ops/linear.js';
-import { sgdStep } from '../engine/ops/sgd.js';
 import { nd, slice, type ND } from './reference/ndarray.js';
 import * as R from './reference/layers.js';
 import { expectClose, gradCheck, randND, toND, toTensor, useEngine } from './helpers.js';
@@ -358,50 +357,5 @@ describe('linear', () => {
     expect(() => linear(E.zeros([2, 3]), E.zeros([4, 5]))).toThrow(/linear: x \[2, 3\] has 3 features but w \[4, 5\] expects 5/);
     expect(() => linear(E.zeros([2, 3]), E.zeros([4, 3]), E.zeros([5]))).toThrow(/linear: bias has shape \[5\], expected \[4\]/);
     expect(() => linear(E.zeros([3]), E.zeros([4, 3]))).toThrow(/linear: expected x \[B, in\]/);
-  });
-});
-
-describe('sgdStep', () => {
-  const run = async (opts: { lr: number; momentum?: number; weightDecay?: number; nesterov?: boolean; dampening?: number }) => {
-    const shapes = [[7], [3, 5], [2, 3, 3, 3]];
-    const ps = shapes.map((s, i) => randND(s, 200 + i));
-    const pt = ps.map((p) => toTensor(p));
-    const refP = ps.map((p) => [...p.data]);
-    const refB: Array<number[] | null> = ps.map(() => null);
-    const bufs: Array<E.Tensor | null> = ps.map(() => null);
-    for (let step = 0; step < 3; step++) {
-      const gs = shapes.map((s, i) => randND(s, 300 + 10 * step + i));
-      const gt = gs.map((g) => toTensor(g));
-      sgdStep(pt, gt, bufs, opts);
-      gs.forEach((g, i) => (refB[i] = R.sgdUpdate(refP[i], [...g.data], refB[i], opts)));
-      gt.forEach((t) => t.dispose());
-    }
-    for (let i = 0; i < ps.length; i++) {
-      expectClose(await pt[i].data(), nd(ps[i].shape, refP[i]), { rtol: 1e-5, atol: 1e-6, what: `parameter ${i}` });
-      if (opts.momentum) expectClose(await bufs[i]!.data(), nd(ps[i].shape, refB[i]!), { rtol: 1e-5, atol: 1e-6, what: `momentum buffer ${i}` });
-      else expect(bufs[i]).toBeNull();
-    }
-    [...pt, ...bufs].forEach((t) => t?.dispose());
-  };
-
-  it('plain SGD', () => run({ lr: 0.1 }));
-  it('with momentum and weight decay over 3 steps', () => run({ lr: 0.05, momentum: 0.9, weightDecay: 1e-2 }));
-  it('nesterov', () => run({ lr: 0.05, momentum: 0.9, weightDecay: 1e-3, nesterov: true }));
-  it('dampening', () => run({ lr: 0.05, momentum: 0.5, dampening: 0.3 }));
-
-  it('hand-computed update: one parameter, two steps', async () => {
-    // p = 1, g = 0.5 then 0.25, lr 0.1, momentum 0.9, wd 0.1:
-    // step 1: d = 0.5 + 0.1 = 0.6, buf = 0.6, p = 1 - 0.06 = 0.94
-    // step 2: d = 0.25 + 0.094 = 0.344, buf = 0.54 + 0.344 = 0.884, p = 0.94 - 0.0884 = 0.8516
-    const p = E.tensor([1], [1]);
-    const bufs: Array<E.Tensor | null> = [null];
-    for (const g of [0.5, 0.25]) sgdStep([p], [E.tensor([g], [1])], bufs, { lr: 0.1, momentum: 0.9, weightDecay: 0.1 });
-    expect(await p.item()).toBeCloseTo(0.8516, 6);
-    expect(await bufs[0]!.item()).toBeCloseTo(0.884, 6);
-  });
-
-  it('rejects mismatched shapes', () => {
-    expect(() => sgdStep([E.zeros([3])], [E.zeros([4])], [null], { lr: 0.1 })).toThrow(/sgdStep: parameter 0 has shape \[3\] but its gradient \[4\]/);
-    expect(() => sgdStep([E.zeros([3])], [E.zeros([3])], [null], { lr: -1 })).toThrow(/sgdStep: lr must be/);
   });
 });

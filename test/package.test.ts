@@ -23,10 +23,10 @@ const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/
 /** What a consumer uses, and nothing else: the tarball's paths must each match one of these. */
 const ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/,
-  /^dist\/(engine|nn|models)\/index\.js(\.map)?$/, // the Node entry points
-  /^dist\/(engine|nn|models)\/[\w/]+\.d\.ts$/, // their declarations
+  /^dist\/(engine|nn|models|data)\/index\.js(\.map)?$/, /^dist\/data\/node\.js(\.map)?$/, // the Node entry points
+  /^dist\/(engine|nn|models|data)\/[\w/]+\.d\.ts$/, // their declarations
   /^dist\/chunk-\w+\.js(\.map)?$/, // the Node build's shared engine
-  /^dist\/browser\/(engine|nn|models)\/index\.js(\.map)?$/, // the `browser` condition's entry points
+  /^dist\/browser\/(engine|nn|models|data)\/index\.js(\.map)?$/, // the `browser` condition's entry points
   /^dist\/browser\/[\w-]+\.js(\.map)?$/, // ... their shared chunks
   /^dist\/bench\/cli\.js(\.map)?$/, // the `densenet-bench` CLI
   /^scripts\/(setup-webgpu\.sh|probe-adapter\.mjs)$/, // named by the engine's no-adapter hint

@@ -50,15 +50,17 @@ describe('every tensor an op touches is checked alive', () => {
     expect(() => E.scope(() => model.predict(E.randn([1, 1, 8, 8])))).toThrow(/denseBlock: .*\(argument layers\[0\]\.stages\[0\]\.norm\.running(Mean|Var)\) was used after/);
   });
 
-  test("sgdStep's momentum buffers", async () => {
+  test("an optimiser's parameters and gradients", async () => {
     const p = E.keep(E.ones([4]));
     p.requiresGrad = true;
     const opt = new SGD([p], { lr: 0.1, momentum: 0.9 });
     E.sum(p).backward();
     opt.step();
-    opt.state[0]!.dispose();
+    p.grad!.dispose();
     const five = E.full([3], 5);
-    expect(() => opt.step()).toThrow(/sgdStep: .*\(momentum buffer 0\) was used after it was disposed/);
+    expect(() => opt.step()).toThrow(/SGD\.step \(the gradient of parameter 0 of group 0\).* was used after it was disposed|SGD.*gradient of parameter 0.*disposed/);
+    p.dispose();
+    expect(() => opt.step()).toThrow(/SGD.*parameter 0.*disposed/);
     expect(Array.from(await five.data())).toEqual([5, 5, 5]);
   });
 

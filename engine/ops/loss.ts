@@ -7,7 +7,10 @@
 import { defineOp } from '../autograd.js';
 import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { empty, fromData, Tensor } from '../tensor.js';
+import { empty, fromData, scope, Tensor } from '../tensor.js';
+import { add, mulScalar, neg } from './elementwise.js';
+import { mean } from './reduce.js';
+import { logSoftmax } from './softmax.js';
 import ceSrc from '../../shaders/cross_entropy.wgsl';
 
 const ceShader: KernelSource = { file: 'cross_entropy.wgsl', source: ceSrc };
@@ -49,13 +52,19 @@ const crossEntropyOp = defineOp<{ labels: Tensor; uploaded: boolean }>({
   },
 });
 
+export interface CrossEntropyOptions {
+  /** Mixes the one-hot target with the uniform distribution: (1 - e) * onehot + e / C (torch's label_smoothing). */
+  labelSmoothing?: number;
+}
+
 /**
  * Mean cross-entropy of `logits` [B, C] against class indices: a Tensor [B] of integer-valued float32
  * (a label out of range, negative, fractional or NaN gives a NaN loss and a NaN gradient; not checked on
  * the host), or host numbers (checked here, then uploaded).
  */
-export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[]): Tensor {
+export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | readonly number[], { labelSmoothing = 0 }: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
+  if (typeof labelSmoothing !== 'number' || !(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new Error(`${op}: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   if (!(logits instanceof Tensor)) throw new Error(`${op}: logits must be a Tensor`);
   if (logits.ndim !== 2 || logits.shape[0] === 0 || logits.shape[1] === 0) {
     throw new Error(`${op}: expected logits of shape [B, C] with B, C > 0, got ${fmt(logits.shape)}`);
@@ -75,5 +84,10 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | reado
     }
     lab = fromData(Float32Array.from(labels), [B], 'labels');
   }
-  return crossEntropyOp([logits], { labels: lab, uploaded: lab !== labels });
+  const hard = crossEntropyOp([logits], { labels: lab, uploaded: lab !== labels });
+  // Label smoothing (PyTorch's): (1 - e) * loss + e * mean over rows and classes of -logSoftmax(logits).
+  const smooth = () => add(mulScalar(hard, 1 - labelSmoothing), mulScalar(mean(neg(logSoftmax(logits, 1))), labelSmoothing));
+  const out = labelSmoothing === 0 ? hard : hard.node ? smooth() : scope(smooth);
+  if (out !== hard && !hard.node) hard.dispose();
+  return out;
 }

@@ -1,0 +1,84 @@
+// argmax and topk along an axis (topk.wgsl): the k <= 5 largest values of each row, largest first,
+// with their indices as float32 (the engine's one dtype). A NaN counts as larger than every number and
+// ties keep the lower index first, as in PyTorch. topk's values have a gradient (scattered back to the
+// chosen elements); argmax and the indices have none.
+
+import { defineOp, noGrad } from '../autograd.js';
+import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { fmt, normAxis } from '../shape.js';
+import { empty, keep, scope, Tensor } from '../tensor.js';
+import { toRows, viaRows } from './rows.js';
+import { contiguous, reshape } from './views.js';
+import topkSrc from '../../shaders/topk.wgsl';
+
+const topkShader: KernelSource = { file: 'topk.wgsl', source: topkSrc };
+/** Every WGSL file of this module (tests compile each one). */
+export const topkShaders = [topkShader];
+
+// Bound as IDX in backward (never touched there; a binding needs some buffer).
+let dummy: Tensor | null = null;
+
+interface TopkAttrs {
+  k: number;
+  /** Set by forward: the indices [R, k]. */
+  indices?: Tensor;
+}
+
+const topkOp = defineOp<TopkAttrs>({
+  name: 'topk',
+  forward: ([x], attrs) => {
+    const [R, C] = x.shape;
+    const { k } = attrs;
+    const vals = empty([R, k]);
+    const idx = empty([R, k], 'topk-indices');
+    const p = new Uint32Array(PARAM_WORDS);
+    p.set([R, C, x.offset, 0, k]);
+    dispatch({ shader: topkShader, entry: 'topk_fwd' }, { params: p, buffers: [x.buffer, x.buffer, vals.buffer, idx.buffer], workgroups: grid1d(Math.ceil(R / 256)) });
+    attrs.indices = idx;
+    return vals;
+  },
+  backward: ({ inputs: [x], attrs: { k, indices } }, g) => {
+    const [R, C] = x.shape;
+    const gc = g.isContiguous ? g : contiguous(g);
+    const dx = empty([R, C]);
+    const p = new Uint32Array(PARAM_WORDS);
+    p.set([R, C, indices!.offset, gc.offset, k]);
+    dispatch(
+      { shader: topkShader, entry: 'topk_bwd' },
+      { params: p, buffers: [indices!.buffer, gc.buffer, dx.buffer, (dummy ??= keep(empty([1], 'topk-dummy'))).buffer], workgroups: grid1d(Math.ceil(R / 256)) },
+    );
+    return [dx];
+  },
+});
+
+/** The k largest values along `axis` (default the last), largest first, and their indices, like torch.topk. */
+export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices: Tensor } {
+  if (!(x instanceof Tensor)) throw new Error(`topk: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+  const a = normAxis('topk', axis, Math.max(x.ndim, 1), x.shape);
+  const C = x.shape[a] ?? 0;
+  if (!Number.isInteger(k) || k < 1 || k > 5 || k > C) throw new Error(`topk: k must be an integer in [1, ${Math.min(5, C)}] for axis ${a} of shape ${fmt(x.shape)} (k <= 5 is supported), got ${k}`);
+  return viaRows(x, () => {
+    const r = toRows('topk', x, a);
+    const attrs: TopkAttrs = { k };
+    const values = r.restore(topkOp([r.rows], attrs));
+    // The graph keeps the op's own indices; the caller gets a view of them.
+    return { values, indices: r.restore(attrs.indices!) };
+  });
+}
+
+/**
+ * Indices of the largest values along `axis` as float32, like torch.argmax; without an axis, the index
+ * into the flattened tensor. No gradient.
+ */
+export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
+  if (!(x instanceof Tensor)) throw new Error(`argmax: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+  return scope(() => {
+    if (axis === undefined) {
+      if (x.size === 0) throw new Error(`argmax: the tensor of shape ${fmt(x.shape)} is empty`);
+      return reshape(noGrad(() => topk(reshape(x, [x.size]), 1, 0)).indices, keepdims ? x.shape.map(() => 1) : []);
+    }
+    const a = normAxis('argmax', axis, Math.max(x.ndim, 1), x.shape);
+    const { indices } = noGrad(() => topk(x, 1, a));
+    return keepdims ? indices : reshape(indices, indices.shape.filter((_, i) => i !== a));
+  });
+}
