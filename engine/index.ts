@@ -4,12 +4,19 @@
 // frees what fn created and did not return; `t.dispose()` frees one tensor.
 
 import { runBackward } from './autograd.js';
+import { init as initGpu, type Gpu, type InitOptions as GpuInitOptions } from './gpu.js';
+import { setTuneMode, type TuneMode } from './tuner.js';
 import { Tensor } from './tensor.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
 import { clone } from './ops/views.js';
 
-export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
+export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type AdapterSummary } from './gpu.js';
+export {
+  allVariants, supportedVariants, heuristicVariant, missingFor, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
+} from './variants.js';
+export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
+export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';
 export { Tensor, scope, keep, empty } from './tensor.js';
@@ -33,6 +40,20 @@ export { linear } from './ops/linear.js';
 export { sgdStep } from './ops/sgd.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
+
+export interface InitOptions extends GpuInitOptions {
+  /**
+   * Kernel tuning (engine/tuner.ts): 'off' (the heuristic, deterministic), 'cached' (earlier
+   * measurements only) or 'on' (measure each new shape once). Default: $DENSENET_TUNE, else 'off'.
+   */
+  tune?: TuneMode;
+}
+
+/** Initialise the engine once per process; later calls return the same device (and may change `tune`). */
+export function init(options: InitOptions = {}): Promise<Gpu> {
+  if (options.tune !== undefined) setTuneMode(options.tune);
+  return initGpu(options);
+}
 
 /** Back-propagates from `t` (a scalar, or with an explicit gradient of its shape) into leaves' `.grad`. */
 export function backward(t: Tensor, grad?: Tensor): void {

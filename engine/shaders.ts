@@ -4,8 +4,6 @@ import unary from '../shaders/unary.wgsl';
 import binary from '../shaders/binary.wgsl';
 import fill from '../shaders/fill.wgsl';
 import reduce from '../shaders/reduce.wgsl';
-import matmul from '../shaders/matmul.wgsl';
-import matmulSubgroup from '../shaders/matmul_subgroup.wgsl';
 
 const src = (file: string, source: string): KernelSource => ({ file, source });
 
@@ -14,7 +12,4 @@ export const shaders = {
   binary: src('binary.wgsl', binary),
   fill: src('fill.wgsl', fill),
   reduce: src('reduce.wgsl', reduce),
-  matmul: src('matmul.wgsl', matmul),
-  /** Needs the `subgroups` feature. */
-  matmulSubgroup: src('matmul_subgroup.wgsl', matmulSubgroup),
 } as const;

@@ -6,25 +6,27 @@ import * as R from './reference/ndarray.js';
 useEngine();
 afterEach(() => E.forceMatmulKernel(null));
 
-const kernels: E.MatmulKernel[] = ['naive', 'tiled', 'quad', 'sg8'];
+// Every variant in the table; the ones this adapter cannot run are reported as skipped.
+await E.init();
+const supported = E.supportedVariants('matmul');
 
-describe.each(kernels)('matmul, %s kernel', (kernel) => {
-  test.each([
+describe.each(E.allVariants('matmul'))('matmul, %s kernel', (kernel) => {
+  const run = test.runIf(supported.includes(kernel));
+  run.each([
     [1, 1, 1],
     [3, 7, 33],
     [33, 257, 7],
     [257, 3, 33],
     [64, 64, 64],
+    [65, 17, 129],
   ])('[%i x %i] x [%i x ...] against the reference', async (m, k, n) => {
-    if (!E.matmulKernelSupported(kernel, E.gpu().features)) return;
     E.forceMatmulKernel(kernel);
     const a = randND([m, k], m + k);
     const b = randND([k, n], k + n);
     expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), R.matmul(a, b), { rtol: 1e-4, atol: 1e-5 });
   });
 
-  test('batched with broadcast batch dims, transposed and offset views', async () => {
-    if (!E.matmulKernelSupported(kernel, E.gpu().features)) return;
+  run('batched with broadcast batch dims, transposed and offset views', async () => {
     E.forceMatmulKernel(kernel);
     const a = randND([2, 3, 5, 7], 1);
     const b = randND([3, 7, 9], 2);
@@ -37,7 +39,6 @@ describe.each(kernels)('matmul, %s kernel', (kernel) => {
     expectClose(await toND(E.matmul(view, toTensor(b))), R.matmul(R.slice(R.slice(big, 0, 3, 8), 1, 1, 8), b));
   });
 });
-
 describe('matmul semantics and gradients', () => {
   test('1-D operands as in torch.matmul', async () => {
     const v = randND([7], 5);
@@ -60,11 +61,19 @@ describe('matmul semantics and gradients', () => {
     expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), want, { rtol: 1e-4, atol: 1e-4 });
   });
 
+  test('forcing a variant the adapter cannot run names the variant and what it needs', () => {
+    const missing = E.allVariants('matmul').find((v) => !E.supportedVariants('matmul').includes(v));
+    if (missing) expect(() => E.forceMatmulKernel(missing)).toThrow(new RegExp(`matmul kernel variant '${missing}' cannot run on this adapter: it needs`));
+    expect(() => E.forceVariant('matmul', 'nope' as never)).toThrow(/unknown kernel variant 'nope'/);
+  });
+
   test('the kernel choice is a pure function of the adapter features', () => {
     const f = { subgroups: true, subgroupMinSize: 8, subgroupMaxSize: 8, timestampQuery: false, shaderF16: false };
     expect(E.chooseMatmulKernel(f)).toBe('sg8');
     expect(E.chooseMatmulKernel({ ...f, subgroupMinSize: 4, subgroupMaxSize: 4 })).toBe('quad');
     expect(E.chooseMatmulKernel({ ...f, subgroupMinSize: 32, subgroupMaxSize: 32 })).toBe('quad');
     expect(E.chooseMatmulKernel({ ...f, subgroups: false })).toBe('tiled');
+    expect(E.heuristicVariant('matmul', { features: { ...f, subgroups: false }, isFallbackAdapter: false })).toBe('wg64x64');
+    expect(E.supportedVariants('matmul', { features: f, limits: { maxComputeInvocationsPerWorkgroup: 128 } })).not.toContain('wg64x64');
   });
 });

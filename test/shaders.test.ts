@@ -2,16 +2,26 @@ import { describe, test } from 'vitest';
 import * as E from '../engine/index.js';
 import { checkShader } from '../engine/runtime.js';
 import { useEngine } from './helpers.js';
+import { matmulSource } from '../engine/ops/matmul.js';
 
 useEngine();
 
-// Every WGSL file compiles on this adapter (subgroup kernels only where the feature exists).
+// Every WGSL file compiles on this adapter (subgroup kernels only where the feature exists); a body and
+// its snippets compile as the composed module of every variant the adapter supports.
 const files = import.meta.glob('../shaders/*.wgsl', { eager: true, query: '?raw', import: 'default' }) as Record<string, string>;
+const composedParts = /^matmul/;
 
 describe('every shader compiles', () => {
+  for (const v of E.allVariants('matmul')) {
+    if (v === 'naive') continue;
+    test(`matmul.wgsl composed for ${v}`, async (ctx) => {
+      if (!E.supportedVariants('matmul').includes(v)) ctx.skip();
+      await checkShader(matmulSource(v));
+    });
+  }
   for (const [path, source] of Object.entries(files)) {
     const file = path.split('/').pop()!;
-    if (file === 'common.wgsl') continue;
+    if (file === 'common.wgsl' || composedParts.test(file)) continue;
     test(file, async () => {
       if (/subgroup|quadBroadcast/.test(source) && !E.gpu().features.subgroups) return;
       await checkShader({ file, source });

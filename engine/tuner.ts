@@ -1,0 +1,291 @@
+// The tuner: which variant of a kernel family runs a given call, measured on this adapter.
+//
+// Ops call `selectVariant(family, key, launcher)`, where the key names everything that decides speed
+// (entry point, exact GEMM shape, stride and kernel size, flags) and the launcher can dispatch the call
+// with any variant into given buffers. The answer is, in order: a forced variant (tests), the measured
+// choice for (adapter, key), else the heuristic default of engine/variants.ts.
+//
+// Modes (`init({ tune })`, or the environment variable DENSENET_TUNE): 'off' (the default, and what the
+// test suite runs: the heuristic, deterministic), 'cached' (choices measured earlier, never measure),
+// 'on' (measure every new key). Ops are synchronous encoders and measuring needs the GPU's answer, so
+// in 'on' mode a new key's call runs the heuristic at once and records a job: copies of every buffer the
+// call binds (the real arguments, so candidates write only into copies) and the launcher. The jobs run
+// at the next turn of the event loop (or at `await settleTuning()`): every supported candidate is timed
+// (timestamp queries when the adapter has them, else the wall clock around repeated dispatches) in
+// rounds, interleaved; after the first round a candidate more than 1.5x slower than the best is dropped.
+// The fastest is kept in memory and persisted per adapter and engine version (engine/tune_store.ts);
+// later calls with that key use it. A corrupt or foreign cache is ignored with one warning; a job whose
+// candidates all fail keeps the heuristic with a warning.
+
+import { gpu } from './gpu.js';
+import { pool, type PooledBuffer } from './pool.js';
+import { canProfile, copyBuffer, startProfile, stopProfile, sync } from './runtime.js';
+import { defaultTuneStore, type TuneStore } from './tune_store.js';
+import { forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
+
+/** Bump with any kernel change that can change which variant is fastest (it keys the persisted cache). */
+export const ENGINE_VERSION = '0.1.0';
+
+export type TuneMode = 'off' | 'cached' | 'on';
+const MODES: readonly TuneMode[] = ['off', 'cached', 'on'];
+
+/** Dispatches one call with a given variant, reading and writing `buffers` (same order as `bind`). */
+export interface Launcher<F extends Family> {
+  /** Every buffer the call binds. */
+  buffers: PooledBuffer[];
+  run(variant: VariantName<F>, buffers: PooledBuffer[]): void;
+  /** Floating-point operations of one call (for GFLOP/s in reports). */
+  flops: number;
+}
+
+/** What one measurement found. */
+export interface TuneRecord {
+  family: Family;
+  key: string;
+  flops: number;
+  heuristic: string;
+  chosen: string;
+  /** Best time per dispatch in ms, per candidate (Infinity: failed; missing: dropped before measured). */
+  ms: Record<string, number>;
+  /** Candidates dropped after the first round. */
+  dropped: string[];
+  timer: 'timestamp' | 'wall';
+}
+
+interface Job {
+  family: Family;
+  key: string;
+  launcher: Launcher<Family>;
+  copies: PooledBuffer[];
+}
+
+const CACHE_FORMAT = 'densenet-webgpu-tune-1';
+
+let mode: TuneMode = envMode() ?? 'off';
+let store: TuneStore | null | undefined; // undefined: not yet chosen (the platform default on first use)
+let loaded = false;
+const chosen = new Map<string, string>(); // `${family}|${key}` -> variant, for this adapter
+const pending = new Map<string, Job>();
+const records: TuneRecord[] = [];
+let running: Promise<void> | null = null;
+let scheduled = false;
+
+function envMode(): TuneMode | null {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DENSENET_TUNE;
+  if (v === undefined || v === '') return null;
+  if (!(MODES as readonly string[]).includes(v)) throw new Error(`DENSENET_TUNE must be one of ${MODES.join(', ')}, got '${v}'`);
+  return v as TuneMode;
+}
+
+/** Sets the tuning mode ('off' | 'cached' | 'on'). */
+export function setTuneMode(m: TuneMode): void {
+  if (!MODES.includes(m)) throw new Error(`tune mode must be one of ${MODES.join(', ')}, got '${String(m)}'`);
+  mode = m;
+}
+
+export function tuneMode(): TuneMode {
+  return mode;
+}
+
+/** Uses another store for the persisted choices (null: keep them in memory only); reloads from it. */
+export function setTuneStore(s: TuneStore | null): void {
+  store = s;
+  loaded = false;
+  chosen.clear();
+}
+
+/** Forgets every choice in memory (not in the store) and the measurement records. */
+export function resetTuning(): void {
+  chosen.clear();
+  records.length = 0;
+  loaded = false;
+}
+
+/** What the tuner measured in this process, in order. */
+export function tuneRecords(): readonly TuneRecord[] {
+  return records;
+}
+
+function adapterKey(): string {
+  const g = gpu();
+  const a = g.adapter;
+  const f = g.features;
+  return `${a.vendor}/${a.architecture}/${a.description}/${a.isFallbackAdapter ? 'fallback' : 'hw'}/sg${f.subgroups ? `${f.subgroupMinSize}-${f.subgroupMaxSize}` : 0}`;
+}
+
+function cacheSection(): string {
+  return `${ENGINE_VERSION}|${adapterKey()}`;
+}
+
+let warned = false;
+function warnOnce(msg: string): void {
+  if (warned) return;
+  warned = true;
+  console.warn(`densenet-webgpu tuner: ${msg}`);
+}
+
+type CacheFile = { format: string; sections: Record<string, Record<string, string>> };
+
+function readCache(): CacheFile {
+  const empty: CacheFile = { format: CACHE_FORMAT, sections: {} };
+  const text = store?.load();
+  if (!text) return empty;
+  try {
+    const c = JSON.parse(text) as CacheFile;
+    if (c?.format !== CACHE_FORMAT || typeof c.sections !== 'object' || c.sections === null) throw new Error('not a tuning cache of this engine');
+    for (const s of Object.values(c.sections)) {
+      if (typeof s !== 'object' || s === null || Object.values(s).some((v) => typeof v !== 'string')) throw new Error('malformed section');
+    }
+    return c;
+  } catch (e) {
+    warnOnce(`ignoring the tuning cache at ${store!.where} (${(e as Error).message}); it will be rewritten`);
+    return empty;
+  }
+}
+
+function ensureLoaded(): void {
+  if (loaded) return;
+  loaded = true;
+  if (store === undefined) store = defaultTuneStore();
+  const section = readCache().sections[cacheSection()] ?? {};
+  for (const [k, v] of Object.entries(section)) if (!chosen.has(k)) chosen.set(k, v);
+}
+
+function persist(): void {
+  if (!store) return;
+  const c = readCache();
+  const section: Record<string, string> = {};
+  for (const [k, v] of chosen) section[k] = v;
+  c.sections[cacheSection()] = section;
+  try {
+    store.save(JSON.stringify(c));
+  } catch (e) {
+    warnOnce(`cannot write the tuning cache at ${store.where}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The variant that runs a call: forced, else measured for this key, else the heuristic. In 'on' mode a
+ * key seen for the first time is queued for measurement (see the header).
+ */
+export function selectVariant<F extends Family>(family: F, key: string, launcher?: Launcher<F>): VariantName<F> {
+  const f = forcedVariant(family);
+  if (f) return f;
+  const heuristic = heuristicVariant(family);
+  if (mode === 'off') return heuristic;
+  ensureLoaded();
+  const id = `${family}|${key}`;
+  const c = chosen.get(id);
+  const supported = supportedVariants(family) as string[];
+  if (c !== undefined && supported.includes(c)) return c as VariantName<F>;
+  if (mode === 'on' && launcher && !pending.has(id) && supported.length > 1) {
+    pending.set(id, { family, key, launcher: launcher as unknown as Launcher<Family>, copies: copyAll(launcher.buffers) });
+    scheduleSettle();
+  }
+  return heuristic;
+}
+
+/** Copies of the buffers (one per distinct buffer: aliases stay aliases). */
+function copyAll(buffers: PooledBuffer[]): PooledBuffer[] {
+  const byId = new Map<number, PooledBuffer>();
+  return buffers.map((b) => {
+    let c = byId.get(b.id);
+    if (!c) {
+      c = pool.acquire(b.size, 'tuner');
+      copyBuffer(b, 0, c, 0, b.size);
+      byId.set(b.id, c);
+    }
+    return c;
+  });
+}
+
+function scheduleSettle(): void {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(() => {
+    scheduled = false;
+    void settleTuning().catch((e) => warnOnce(`tuning failed: ${(e as Error).message}`));
+  }, 0);
+}
+
+/** Measures every queued job; resolves when the choices are made (and persisted). */
+export async function settleTuning(): Promise<void> {
+  while (running) await running;
+  if (!pending.size) return;
+  running = (async () => {
+    try {
+      while (pending.size) {
+        const [id, job] = pending.entries().next().value as [string, Job];
+        try {
+          const rec = await measure(job);
+          records.push(rec);
+          chosen.set(id, rec.chosen);
+        } finally {
+          pending.delete(id);
+          const seen = new Set<number>();
+          for (const c of job.copies) if (!seen.has(c.id)) {
+            seen.add(c.id);
+            pool.release(c);
+          }
+        }
+      }
+      persist();
+    } finally {
+      running = null;
+    }
+  })();
+  await running;
+}
+
+const ROUNDS = 3;
+const DROP_RATIO = 1.5;
+
+/** Milliseconds per dispatch of `reps` dispatches of one candidate (Infinity if it fails). */
+async function timeCandidate(job: Job, v: string, reps: number, useTimestamps: boolean): Promise<number> {
+  const run = () => job.launcher.run(v as never, job.copies);
+  try {
+    if (useTimestamps) {
+      startProfile();
+      for (let r = 0; r < reps; r++) run();
+      const times = await stopProfile();
+      return times.reduce((s, t) => s + t.ms, 0) / reps;
+    }
+    await sync();
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) run();
+    await sync();
+    return (performance.now() - t0) / reps;
+  } catch {
+    return Infinity;
+  }
+}
+
+async function measure(job: Job): Promise<TuneRecord> {
+  const heuristic = heuristicVariant(job.family) as string;
+  const useTimestamps = canProfile();
+  let alive = supportedVariants(job.family).filter((v) => v !== 'naive') as string[];
+  const best: Record<string, number> = {};
+  const dropped: string[] = [];
+  // Warm-up (pipeline creation) outside the timing.
+  for (const v of alive) await timeCandidate(job, v, 1, false);
+  for (let round = 0; round < ROUNDS && alive.length > 1; round++) {
+    const order = round % 2 ? [...alive].reverse() : alive;
+    for (const v of order) best[v] = Math.min(best[v] ?? Infinity, await timeCandidate(job, v, round === 0 ? 1 : 2, useTimestamps));
+    const leader = Math.min(...alive.map((v) => best[v]));
+    if (round === 0) {
+      for (const v of alive) if (!(best[v] <= DROP_RATIO * leader)) dropped.push(v);
+      alive = alive.filter((v) => !dropped.includes(v));
+    }
+  }
+  const finite = Object.entries(best).filter(([, ms]) => Number.isFinite(ms));
+  let winner = heuristic;
+  if (!finite.length) {
+    warnOnce(`every candidate of ${job.family} ${job.key} failed; keeping the heuristic '${heuristic}'`);
+  } else {
+    winner = alive.length === 1 ? alive[0] : finite.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
+    // Within 3% of the heuristic is noise: keep the heuristic (deterministic, and known-good).
+    if (best[heuristic] !== undefined && best[winner] > best[heuristic] / 1.03) winner = heuristic;
+  }
+  return { family: job.family, key: job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, timer: useTimestamps ? 'timestamp' : 'wall' };
+}
+
