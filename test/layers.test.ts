@@ -37,17 +37,21 @@ const zeros = (c: number) => nd([c]);
 it('compiles every layer shader', async () => {
   const all = [...batchNormShaders, ...poolShaders, ...lossShaders, ...sgdShaders];
   for (const s of all) {
-    if (s.file.includes('subgroup') && !E.gpu().features.subgroups) continue;
+    if (s.enables?.includes('subgroups') && !E.gpu().features.subgroups) continue;
     await checkShader(s);
   }
 });
 
-const bnKernels: BnStatsKernel[] = ['subgroup', 'fallback'];
+// Every reduction variant; the ones this adapter cannot run are reported as skipped.
+await E.init();
+const bnKernels: BnStatsKernel[] = E.allVariants('bnStats');
+const bnSupported = E.supportedVariants('bnStats');
 
 describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
   const setKernel = () => forceBnStatsKernel(kernel);
+  const run = it.runIf(bnSupported.includes(kernel));
 
-  it.each([
+  run.each([
     [[5, 3, 7, 9]],
     [[1, 23, 8, 8]],
     [[5, 33, 5, 5]],
@@ -69,7 +73,7 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     for (const t of [rm, rv, xt, gt, bt, y]) t.dispose();
   });
 
-  it('statistics of a large channel with a large mean stay within 1e-5 of float64', async () => {
+  run('statistics of a large channel with a large mean stay within 1e-5 of float64', async () => {
     setKernel();
     for (const shape of [[4, 3, 101, 99], [2, 2, 96, 96]]) {
       const x = randND(shape, 11, 999, 1001);
@@ -85,7 +89,7 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     }
   });
 
-  it('reads channel views (N and C strides, unaligned offsets) and writes stats at a column', async () => {
+  run('reads channel views (N and C strides, unaligned offsets) and writes stats at a column', async () => {
     setKernel();
     for (const [shape, c0, c1] of [[[5, 40, 6, 8], 7, 30], [[2, 30, 5, 7], 3, 26]] as const) {
       const big = randND([...shape], 21, -1, 2);
@@ -108,7 +112,7 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     }
   });
 
-  it.each([
+  run.each([
     [[3, 3, 5, 7]],
     [[2, 4, 4, 4]],
   ])('training backward (x, gamma, beta) matches finite differences for %j', async (shape) => {
@@ -123,7 +127,7 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     });
   });
 
-  it('training backward through a channel view', async () => {
+  run('training backward through a channel view', async () => {
     setKernel();
     await gradCheck({
       inputs: [randND([2, 9, 4, 6], 41), randND([5], 42, 0.5, 1.5), randND([5], 43)],
@@ -134,7 +138,7 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     });
   });
 
-  it('eval mode uses the running statistics, forward and backward', async () => {
+  run('eval mode uses the running statistics, forward and backward', async () => {
     setKernel();
     const C = 3;
     const rmv = [0.3, -0.2, 1.1];

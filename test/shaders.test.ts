@@ -9,7 +9,7 @@ useEngine();
 // Every WGSL file compiles on this adapter (subgroup kernels only where the feature exists); a body and
 // its snippets compile as the composed module of every variant the adapter supports.
 const files = import.meta.glob('../shaders/*.wgsl', { eager: true, query: '?raw', import: 'default' }) as Record<string, string>;
-const composedParts = /^matmul/;
+const composedParts = /^matmul|^batchnorm_stats/;
 
 describe('every shader compiles', () => {
   for (const v of E.allVariants('matmul')) {

@@ -7,6 +7,7 @@
 import { defineOp } from '../autograd.js';
 import { gpu } from '../gpu.js';
 import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { planeWorkgroupSize } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, Tensor } from '../tensor.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
@@ -17,8 +18,8 @@ const avgShader: KernelSource = { file: 'avgpool2d.wgsl', source: avgSrc };
 /** Every WGSL file of this module (tests compile each one). */
 export const poolShaders = [maxShader, avgShader];
 
-/** Workgroup size: 8 lanes on CPU adapters (measured fastest on lavapipe), 64 on GPUs. */
-const workgroupSize = () => (gpu().adapter.isFallbackAdapter ? 8 : 64);
+/** Workgroup size (see engine/variants.ts). */
+const workgroupSize = () => planeWorkgroupSize();
 
 export interface Pool2dOptions {
   kernel: number | [number, number];
