@@ -4,6 +4,7 @@
 //   kernels          each kernel at the model's shapes (GFLOP/s, GB/s) and where a training step's time goes
 //   memory           peak bytes of a training step against depth or batch, naive against memory-efficient
 //   matmul           the matmul kernels at N x N x N
+//   tune             every kernel variant at a model's shapes; the measured choice and its gain (bench/tune.ts)
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
 // Errors in the arguments or the input size print one line and exit with code 2.
@@ -14,6 +15,7 @@ import { MODEL_NAMES, defaultChannels, type ModelName } from './models.js';
 import { Reporter } from './report.js';
 import { InputError, runSpeed } from './speed.js';
 import { runKernels } from './kernels.js';
+import { runTune } from './tune.js';
 import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
 import { runTrain, runEval, TRAIN_FLAGS, EVAL_FLAGS } from './train.js';
@@ -25,6 +27,10 @@ const USAGE = `usage: densenet-bench [command] [flags]
 commands:
   speed    [--model d2l|densenet121|densenet169|densenet201|densenet264] [--batch N] [--size HxW] [--channels C]
            [--mode forward|train|both] [--warmup N] [--iters N] [--memory-efficient on|off|both]   (the default)
+           [--tune on|off|both]  kernel tuning (default on; both: timed interleaved, with the ratio)
+  tune     [--model ...] [--batch N] [--size HxW] [--channels C]
+           measure every kernel variant at the shapes of one training step; per shape each candidate's
+           GFLOP/s, the choice and its gain over the heuristic (saved in the tuning cache)
   kernels  [--model ...] [--batch N] [--size HxW] [--memory-efficient on|off]
            per-kernel GFLOP/s and GB/s at the model's shapes, and a training step's GPU time by kernel
   memory   [--model d2l] [--vary depth|batch] [--batch N] [--size HxW] [--plot FILE.svg]
@@ -38,7 +44,7 @@ common flags: --json (one JSON object per result line on stdout), --help`;
 
 const SPEED_FLAGS = {
   model: 'string', batch: 'int', size: 'string', channels: 'int', mode: 'string', warmup: 'int', iters: 'int',
-  'memory-efficient': 'string', json: 'bool', help: 'bool',
+  'memory-efficient': 'string', tune: 'string', json: 'bool', help: 'bool',
 } as const;
 
 function header(g: E.Gpu, rep: Reporter): void {
@@ -71,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval', 'compare-tfjs'];
+  const known = ['speed', 'kernels', 'memory', 'matmul', 'tune', 'train', 'eval', 'compare-tfjs'];
   if (!known.includes(command)) throw new UsageError(`unknown command '${command}'`);
 
   // Parse everything before touching the GPU, so bad flags fail fast.
@@ -83,6 +89,7 @@ async function main(argv: string[]): Promise<void> {
     const m = modelFlags(f);
     const mode = oneOf('--mode', (f.mode as string) ?? 'both', ['forward', 'train', 'both'] as const);
     const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
+    const tune = oneOf('--tune', (f.tune as string) ?? 'on', ['on', 'off', 'both'] as const);
     run = (rep) =>
       runSpeed(
         {
@@ -91,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
           warmup: (f.warmup as number) ?? 1,
           iters: Math.max(1, (f.iters as number) ?? 5),
           memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'],
+          tune: tune === 'both' ? ['off', 'on'] : [tune],
         },
         rep,
       );
@@ -100,6 +108,11 @@ async function main(argv: string[]): Promise<void> {
     const m = modelFlags({ ...f, size: f.size ?? (f.model && f.model !== 'd2l' ? '224' : '96') });
     const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'on', ['on', 'off'] as const) === 'on';
     run = (rep) => runKernels({ ...m, iters: (f.iters as number) ?? 5, memoryEfficient: eff }, rep);
+  } else if (command === 'tune') {
+    const f = parseFlags(argv, { model: 'string', batch: 'int', size: 'string', channels: 'int', json: 'bool' }, 'tune');
+    json = !!f.json;
+    const m = modelFlags(f);
+    run = (rep) => runTune(m, rep);
   } else if (command === 'memory') {
     const f = parseFlags(argv, { model: 'string', vary: 'string', batch: 'int', size: 'string', channels: 'int', plot: 'string', json: 'bool' }, 'memory');
     json = !!f.json;
@@ -129,7 +142,9 @@ async function main(argv: string[]): Promise<void> {
     run = (rep) => runEval(f, rep);
   }
   const rep = new Reporter(json);
-  const g = await E.init();
+  // Tuning and speed compare kernels by timestamp queries: ask Dawn for unrounded ones.
+  const precise = command === 'tune' || command === 'speed';
+  const g = await E.init(precise ? { dawnFlags: ['disable-dawn-features=timestamp_quantization'] } : {});
   header(g, rep);
   await run(rep);
 }
@@ -137,7 +152,7 @@ async function main(argv: string[]): Promise<void> {
 async function matmulBench(n: number, rep: Reporter): Promise<void> {
   const a = E.randn([n, n]);
   const b = E.randn([n, n]);
-  const kernels = (['sg8', 'quad', 'tiled'] as const).filter((k) => E.matmulKernelSupported(k, E.gpu().features));
+  const kernels = E.supportedVariants('matmul').filter((k) => k !== 'naive');
   const rows = [];
   for (const k of kernels) {
     E.forceMatmulKernel(k);

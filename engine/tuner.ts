@@ -36,12 +36,15 @@ export interface Launcher<F extends Family> {
   run(variant: VariantName<F>, buffers: PooledBuffer[]): void;
   /** Floating-point operations of one call (for GFLOP/s in reports). */
   flops: number;
+  /** The call in words, for reports (e.g. 'conv2d_fwd x[8,64,16,16] w[32,64,3,3] s1'). */
+  label?: string;
 }
 
 /** What one measurement found. */
 export interface TuneRecord {
   family: Family;
   key: string;
+  label: string;
   flops: number;
   heuristic: string;
   chosen: string;
@@ -91,14 +94,19 @@ export function tuneMode(): TuneMode {
 export function setTuneStore(s: TuneStore | null): void {
   store = s;
   loaded = false;
+  cacheWarned = false;
   chosen.clear();
 }
 
-/** Forgets every choice in memory (not in the store) and the measurement records. */
-export function resetTuning(): void {
+/**
+ * Forgets every choice in memory (not in the store) and the measurement records; with `fresh`, the
+ * stored choices are not read back either (the next shapes are measured again, and then saved).
+ */
+export function resetTuning({ fresh = false } = {}): void {
   chosen.clear();
   records.length = 0;
-  loaded = false;
+  loaded = fresh;
+  if (fresh && store === undefined) store = defaultTuneStore();
 }
 
 /** What the tuner measured in this process, in order. */
@@ -117,11 +125,14 @@ function cacheSection(): string {
   return `${ENGINE_VERSION}|${adapterKey()}`;
 }
 
-let warned = false;
-function warnOnce(msg: string): void {
-  if (warned) return;
-  warned = true;
+let cacheWarned = false; // one warning per store about an unreadable or unwritable cache
+function warn(msg: string): void {
   console.warn(`densenet-webgpu tuner: ${msg}`);
+}
+function warnCache(msg: string): void {
+  if (cacheWarned) return;
+  cacheWarned = true;
+  warn(msg);
 }
 
 type CacheFile = { format: string; sections: Record<string, Record<string, string>> };
@@ -138,7 +149,7 @@ function readCache(): CacheFile {
     }
     return c;
   } catch (e) {
-    warnOnce(`ignoring the tuning cache at ${store!.where} (${(e as Error).message}); it will be rewritten`);
+    warnCache(`ignoring the tuning cache at ${store!.where} (${(e as Error).message}); it will be rewritten`);
     return empty;
   }
 }
@@ -154,13 +165,13 @@ function ensureLoaded(): void {
 function persist(): void {
   if (!store) return;
   const c = readCache();
-  const section: Record<string, string> = {};
+  const section: Record<string, string> = { ...c.sections[cacheSection()] };
   for (const [k, v] of chosen) section[k] = v;
   c.sections[cacheSection()] = section;
   try {
     store.save(JSON.stringify(c));
   } catch (e) {
-    warnOnce(`cannot write the tuning cache at ${store.where}: ${(e as Error).message}`);
+    warnCache(`cannot write the tuning cache at ${store.where}: ${(e as Error).message}`);
   }
 }
 
@@ -204,7 +215,7 @@ function scheduleSettle(): void {
   scheduled = true;
   setTimeout(() => {
     scheduled = false;
-    void settleTuning().catch((e) => warnOnce(`tuning failed: ${(e as Error).message}`));
+    void settleTuning().catch((e) => warn(`tuning failed: ${(e as Error).message}`));
   }, 0);
 }
 
@@ -238,54 +249,94 @@ export async function settleTuning(): Promise<void> {
 }
 
 const ROUNDS = 3;
-const DROP_RATIO = 1.5;
+/** After the first round a candidate this much slower than the best is dropped (never the heuristic). */
+const DROP_RATIO = 2;
+/** Each candidate's dispatches per round add up to about this much GPU time (short kernels repeat). */
+const ROUND_MS = 2;
 
-/** Milliseconds per dispatch of `reps` dispatches of one candidate (Infinity if it fails). */
-async function timeCandidate(job: Job, v: string, reps: number, useTimestamps: boolean): Promise<number> {
-  const run = () => job.launcher.run(v as never, job.copies);
+/** Runs one candidate once and waits: compiles its pipelines; wall-clock ms (Infinity if it fails). */
+async function warmUp(job: Job, v: string): Promise<number> {
   try {
-    if (useTimestamps) {
-      startProfile();
-      for (let r = 0; r < reps; r++) run();
-      const times = await stopProfile();
-      return times.reduce((s, t) => s + t.ms, 0) / reps;
-    }
     await sync();
     const t0 = performance.now();
-    for (let r = 0; r < reps; r++) run();
+    job.launcher.run(v as never, job.copies);
     await sync();
-    return (performance.now() - t0) / reps;
+    return performance.now() - t0;
   } catch {
     return Infinity;
   }
 }
 
+/**
+ * Milliseconds per dispatch of each candidate, `reps` dispatches each, interleaved: one timestamp
+ * profile for the round (kernel names carry the variant, `file[variant]:entry`), or the wall clock
+ * around each candidate's dispatches.
+ */
+async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: boolean): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  if (useTimestamps) {
+    try {
+      startProfile();
+      for (const v of vs) for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
+      const times = await stopProfile();
+      for (const v of vs) {
+        const ms = times.filter((t) => t.kernel.includes(`[${v}]:`)).reduce((sum, t) => sum + t.ms, 0);
+        out[v] = ms > 0 ? ms / reps : Infinity;
+      }
+      return out;
+    } catch {
+      // e.g. a profile already running: fall back to the wall clock
+    }
+  }
+  for (const v of vs) {
+    try {
+      await sync();
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
+      await sync();
+      out[v] = (performance.now() - t0) / reps;
+    } catch {
+      out[v] = Infinity;
+    }
+  }
+  return out;
+}
+
 async function measure(job: Job): Promise<TuneRecord> {
   const heuristic = heuristicVariant(job.family) as string;
-  const useTimestamps = canProfile();
-  let alive = supportedVariants(job.family).filter((v) => v !== 'naive') as string[];
+  let useTimestamps = canProfile();
   const best: Record<string, number> = {};
   const dropped: string[] = [];
-  // Warm-up (pipeline creation) outside the timing.
-  for (const v of alive) await timeCandidate(job, v, 1, false);
+  let alive: string[] = [];
+  const warm: Record<string, number> = {};
+  for (const v of supportedVariants(job.family).filter((x) => x !== 'naive') as string[]) {
+    warm[v] = await warmUp(job, v);
+    if (Number.isFinite(warm[v])) alive.push(v);
+    else best[v] = Infinity;
+  }
+  const fastest = Math.min(...Object.values(warm));
+  const reps = Number.isFinite(fastest) ? Math.max(1, Math.min(16, Math.ceil(ROUND_MS / fastest))) : 1;
   for (let round = 0; round < ROUNDS && alive.length > 1; round++) {
     const order = round % 2 ? [...alive].reverse() : alive;
-    for (const v of order) best[v] = Math.min(best[v] ?? Infinity, await timeCandidate(job, v, round === 0 ? 1 : 2, useTimestamps));
-    const leader = Math.min(...alive.map((v) => best[v]));
+    const t = await timeRound(job, order, reps, useTimestamps);
+    if (round === 0 && useTimestamps && Object.values(t).every((ms) => ms === Infinity)) useTimestamps = false;
+    for (const v of order) best[v] = Math.min(best[v] ?? Infinity, t[v]);
     if (round === 0) {
-      for (const v of alive) if (!(best[v] <= DROP_RATIO * leader)) dropped.push(v);
+      const leader = Math.min(...alive.map((v) => best[v]));
+      for (const v of alive) if (v !== heuristic && !(best[v] <= DROP_RATIO * leader)) dropped.push(v);
       alive = alive.filter((v) => !dropped.includes(v));
     }
   }
+  for (const v of alive) best[v] ??= warm[v]; // a lone survivor was only warmed up
   const finite = Object.entries(best).filter(([, ms]) => Number.isFinite(ms));
   let winner = heuristic;
   if (!finite.length) {
-    warnOnce(`every candidate of ${job.family} ${job.key} failed; keeping the heuristic '${heuristic}'`);
+    warn(`every candidate of ${job.family} ${job.key} failed; keeping the heuristic '${heuristic}'`);
   } else {
     winner = alive.length === 1 ? alive[0] : finite.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
     // Within 3% of the heuristic is noise: keep the heuristic (deterministic, and known-good).
     if (best[heuristic] !== undefined && best[winner] > best[heuristic] / 1.03) winner = heuristic;
   }
-  return { family: job.family, key: job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, timer: useTimestamps ? 'timestamp' : 'wall' };
+  return { family: job.family, key: job.key, label: job.launcher.label ?? job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, timer: useTimestamps ? 'timestamp' : 'wall' };
 }
 

@@ -193,7 +193,9 @@ function launch(l: Launch): void {
   const key = `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}`;
   const [N, Cin, , , Cout, OH, OW, KH, KW] = l.params;
   const run = (v: ConvKernel, buffers: PooledBuffer[]) => launchVariant(v, { ...l, buffers });
-  run(selectVariant('conv', key, { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW }), l.buffers);
+  const [, , H, W, , , , , , stride] = l.params;
+  const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}`;
+  run(selectVariant('conv', key, { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label }), l.buffers);
 }
 
 function launchVariant(variant: ConvKernel, l: Launch): void {

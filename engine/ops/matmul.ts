@@ -118,7 +118,7 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
   const buffers = [ac.buffer, bc.buffer, out.buffer];
   const key = `${M}x${N}x${K}x${batch}|a${ac.strides[ac.ndim - 1] === 1 ? 'r' : 'c'}b${bc.strides[bc.ndim - 1] === 1 ? 'r' : 'c'}`;
   const run = (v: MatmulKernel, bufs: Tensor['buffer'][]) => launchMatmul(v, p, bufs, M, N, batch);
-  run(selectVariant('matmul', key, { buffers, run, flops: 2 * M * N * K * batch }), buffers);
+  run(selectVariant('matmul', key, { buffers, run, flops: 2 * M * N * K * batch, label: `matmul ${batch > 1 ? `${batch}x` : ''}[${M},${K}]x[${K},${N}]` }), buffers);
   if (ac !== a) ac.dispose();
   if (bc !== b) bc.dispose();
   return out;
