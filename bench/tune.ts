@@ -43,6 +43,7 @@ export async function runTune(o: TuneOptions, rep: Reporter): Promise<Row[]> {
   const rows: Row[] = E.tuneRecords().map((r) => {
     const cands = Object.entries(r.ms)
       .map(([v, ms]) => `${v} ${Number.isFinite(ms) ? gflops(r.flops, ms).toFixed(1) : 'failed'}${r.dropped.includes(v) ? '*' : ''}`)
+      .concat(r.pruned.map((v) => `${v} -`))
       .join(', ');
     const h = r.ms[r.heuristic];
     const c = r.ms[r.chosen];
@@ -61,7 +62,7 @@ export async function runTune(o: TuneOptions, rep: Reporter): Promise<Row[]> {
   rep.table(rows, [
     ['family', 'family'],
     ['shape', 'shape'],
-    ['candidates', 'GFLOP/s per candidate (* dropped after round 1)'],
+    ['candidates', 'GFLOP/s per candidate (*: dropped after round 1; -: not tried, dropped at this entry point before)'],
     ['chosen', 'chosen'],
     ['heuristic', 'heuristic'],
     ['gain', 'gain', fixed(2)],

@@ -52,6 +52,8 @@ export interface TuneRecord {
   ms: Record<string, number>;
   /** Candidates dropped after the first round. */
   dropped: string[];
+  /** Candidates not tried: dropped at this entry point's earlier shapes every time (see measure()). */
+  pruned: string[];
   timer: 'timestamp' | 'wall';
 }
 
@@ -99,12 +101,14 @@ export function setTuneStore(s: TuneStore | null): void {
 }
 
 /**
- * Forgets every choice in memory (not in the store) and the measurement records; with `fresh`, the
- * stored choices are not read back either (the next shapes are measured again, and then saved).
+ * Forgets every choice in memory (not in the store), the measurement records and the drop history;
+ * with `fresh`, the stored choices are not read back either (the next shapes are measured again, and
+ * then saved).
  */
 export function resetTuning({ fresh = false } = {}): void {
   chosen.clear();
   records.length = 0;
+  history.clear();
   loaded = fresh;
   if (fresh && store === undefined) store = defaultTuneStore();
 }
@@ -302,14 +306,35 @@ async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: bo
   return out;
 }
 
+/**
+ * Per (family, entry point): how often each variant was dropped after round 1, and whether it ever
+ * survived one. A variant dropped PRUNE_AFTER times and never kept is not compiled or timed again for
+ * that entry in this process (compiling pipelines is most of a tuning run's time on CPU adapters).
+ */
+const history = new Map<string, { dropped: number; survived: boolean }>();
+const PRUNE_AFTER = 3;
+
 async function measure(job: Job): Promise<TuneRecord> {
   const heuristic = heuristicVariant(job.family) as string;
+  const entry = `${job.family}|${job.key.split('|')[0]}`;
+  const hist = (v: string) => {
+    const k = `${entry}|${v}`;
+    let h = history.get(k);
+    if (!h) history.set(k, (h = { dropped: 0, survived: false }));
+    return h;
+  };
+  const pruned: string[] = [];
   let useTimestamps = canProfile();
   const best: Record<string, number> = {};
   const dropped: string[] = [];
   let alive: string[] = [];
   const warm: Record<string, number> = {};
   for (const v of supportedVariants(job.family).filter((x) => x !== 'naive') as string[]) {
+    const h = hist(v);
+    if (v !== heuristic && !h.survived && h.dropped >= PRUNE_AFTER) {
+      pruned.push(v);
+      continue;
+    }
     warm[v] = await warmUp(job, v);
     if (Number.isFinite(warm[v])) alive.push(v);
     else best[v] = Infinity;
@@ -325,6 +350,8 @@ async function measure(job: Job): Promise<TuneRecord> {
       const leader = Math.min(...alive.map((v) => best[v]));
       for (const v of alive) if (v !== heuristic && !(best[v] <= DROP_RATIO * leader)) dropped.push(v);
       alive = alive.filter((v) => !dropped.includes(v));
+      for (const v of dropped) hist(v).dropped++;
+      for (const v of alive) hist(v).survived = true;
     }
   }
   for (const v of alive) best[v] ??= warm[v]; // a lone survivor was only warmed up
@@ -337,6 +364,6 @@ async function measure(job: Job): Promise<TuneRecord> {
     // Within 3% of the heuristic is noise: keep the heuristic (deterministic, and known-good).
     if (best[heuristic] !== undefined && best[winner] > best[heuristic] / 1.03) winner = heuristic;
   }
-  return { family: job.family, key: job.key, label: job.launcher.label ?? job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, timer: useTimestamps ? 'timestamp' : 'wall' };
+  return { family: job.family, key: job.key, label: job.launcher.label ?? job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, pruned, timer: useTimestamps ? 'timestamp' : 'wall' };
 }
 
