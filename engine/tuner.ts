@@ -184,6 +184,18 @@ function persist(): void {
  * key seen for the first time is queued for measurement (see the header).
  */
 export function selectVariant<F extends Family>(family: F, key: string, launcher?: Launcher<F>): VariantName<F> {
+  const v = chooseFor(family, key, launcher);
+  last.set(family, v);
+  return v;
+}
+
+const last = new Map<Family, string>();
+/** The variant the latest call of a family ran (benchmarks name it beside their rows). */
+export function lastVariant(family: Family): string | null {
+  return last.get(family) ?? null;
+}
+
+function chooseFor<F extends Family>(family: F, key: string, launcher?: Launcher<F>): VariantName<F> {
   const f = forcedVariant(family);
   if (f) return f;
   const heuristic = heuristicVariant(family);
