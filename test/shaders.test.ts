@@ -1,6 +1,6 @@
 import { describe, test } from 'vitest';
 import * as E from '../engine/index.js';
-import { checkShader } from '../engine/runtime.js';
+import { checkShader, compose } from '../engine/runtime.js';
 import { useEngine } from './helpers.js';
 import { matmulSource } from '../engine/ops/matmul.js';
 
@@ -27,6 +27,13 @@ describe('every shader compiles', () => {
       await checkShader({ file, source });
     });
   }
+
+  test('a compile error in a composed snippet names the snippet, line and column', async () => {
+    const { expect } = await import('vitest');
+    const body = { file: 'body.wgsl', source: '@compute @workgroup_size(1) fn main() {\n  helper();\n}' };
+    const snippet = { file: 'snippet.wgsl', source: '// a snippet\nfn helper() {\n  let y: u32 = 2.5;\n}' };
+    await expect(checkShader(compose(body, [snippet], { variant: 'broken' }))).rejects.toThrow(/snippet\.wgsl:3:\d+/);
+  });
 
   test('a compile error names the file, line and column', async () => {
     const bad = 'override WG: u32 = 64u;\n@compute @workgroup_size(WG) fn main() {\n  let x: u32 = 1.5;\n}\n';

@@ -3,7 +3,9 @@
 // a job whose candidates all fail keeps the heuristic.
 
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { DenseNet } from '../models/index.js';
@@ -100,6 +102,38 @@ describe('tuning', () => {
     expect(selectVariant('matmul', 'all-fail')).toBe(E.heuristicVariant('matmul'));
     expect(warn.mock.calls.some(([m]) => /every candidate of matmul all-fail failed; keeping the heuristic/.test(String(m)))).toBe(true);
     warn.mockRestore();
+  });
+
+  test('in Node the choices go to $XDG_CACHE_HOME/densenet-webgpu/tune.json, replaced whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tune-'));
+    const before = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = dir;
+    try {
+      const store = E.defaultTuneStore()!;
+      expect(store.where).toBe(join(dir, 'densenet-webgpu', 'tune.json'));
+      E.setTuneStore(store);
+      E.resetTuning();
+      E.setTuneMode('on');
+      const a = E.randn([20, 30]);
+      const b = E.randn([30, 40]);
+      E.matmul(a, b);
+      await E.settleTuning();
+      const saved = JSON.parse(readFileSync(store.where, 'utf8')) as { format: string; sections: Record<string, Record<string, string>> };
+      expect(saved.format).toBe('densenet-webgpu-tune-1');
+      const section = Object.values(saved.sections)[0];
+      expect(Object.keys(section)).toEqual(['matmul|20x40x30x1|arbr']);
+      expect(readdirSync(join(dir, 'densenet-webgpu'))).toEqual(['tune.json']); // no temporary file left
+      // A later process (here: a reset) reads the choice back in 'cached' mode.
+      E.resetTuning();
+      E.setTuneMode('cached');
+      expect(selectVariant('matmul', '20x40x30x1|arbr')).toBe(Object.values(section)[0]);
+      a.dispose();
+      b.dispose();
+    } finally {
+      if (before === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = before;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('bad modes are errors that name the modes', () => {
