@@ -19,6 +19,9 @@ describe.each(E.allVariants('matmul'))('matmul, %s kernel', (kernel) => {
     [257, 3, 33],
     [64, 64, 64],
     [65, 17, 129],
+    [33, 20, 7], // K a multiple of 4 (vec4 staging of A only)
+    [5, 9, 36], // N a multiple of 4 (vec4 staging of B only)
+    [70, 12, 68], // both, not tile multiples
   ])('[%i x %i] x [%i x ...] against the reference', async (m, k, n) => {
     E.forceMatmulKernel(kernel);
     const a = randND([m, k], m + k);
@@ -31,6 +34,9 @@ describe.each(E.allVariants('matmul'))('matmul, %s kernel', (kernel) => {
     const a = randND([2, 3, 5, 7], 1);
     const b = randND([3, 7, 9], 2);
     expectClose(await toND(E.matmul(toTensor(a), toTensor(b))), R.matmul(a, b));
+    const a4 = randND([2, 3, 9, 12], 11); // aligned rows and batch strides (the vec4 staging paths)
+    const b4 = randND([3, 12, 16], 12);
+    expectClose(await toND(E.matmul(toTensor(a4), toTensor(b4))), R.matmul(a4, b4));
     const bt = randND([9, 7], 3);
     const got = E.matmul(toTensor(a), E.transpose(toTensor(bt)));
     expectClose(await toND(got), R.matmul(a, R.transpose(bt, [1, 0])));

@@ -2,8 +2,8 @@
 // Kernels: matmul_naive (the reference-grade kernel) and one register-tile body (shaders/matmul.wgsl
 // tile_main) composed per variant with the snippet that brings A and B to the lanes: each lane loading
 // its own (tiled), quad or 8-lane subgroup broadcasts (quad, sg8), or workgroup-memory tiles staged
-// with barriers (wg*). The variants, what each needs and the default are in engine/variants.ts; which
-// one runs a call is engine/tuner.ts's selectVariant().
+// with barriers (wg*, vec4 loads where the layout allows). The variants, what each needs and the
+// default are in engine/variants.ts; which one runs a call is engine/tuner.ts's selectVariant().
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
@@ -139,7 +139,20 @@ function launchMatmul(v: MatmulKernel, p: Uint32Array, buffers: Tensor['buffer']
     return;
   }
   const g = geometryOf(v);
-  dispatch({ shader: matmulSource(v), entry: 'matmul_tile' }, { params: p, buffers, workgroups: [Math.ceil(N / (g.TX * g.TN)), Math.ceil(M / (g.TY * g.TM)), batch] });
+  const workgroups: [number, number, number] = [Math.ceil(N / (g.TX * g.TN)), Math.ceil(M / (g.TY * g.TM)), batch];
+  if (g.lanes !== 'wgmem') {
+    dispatch({ shader: matmulSource(v), entry: 'matmul_tile' }, { params: p, buffers, workgroups });
+    return;
+  }
+  // vec4 staging where rows are contiguous and every row start is a multiple of 4 (matmul_wgmem.wgsl).
+  const [, , K, , aOff, bOff, , aBs, aRs, aCs, bBs, bRs, bCs] = p;
+  const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+  const VEC_A = aCs === 1 && K >= 4 && aligned(K, aOff, aRs, batch > 1 ? aBs : 0) ? 1 : 0;
+  const VEC_B = bCs === 1 && N >= 4 && aligned(N, bOff, bRs, batch > 1 ? bBs : 0) ? 1 : 0;
+  dispatch(
+    { shader: matmulSource(v), entry: 'matmul_tile', constants: { VEC_A, VEC_B } },
+    { params: p, buffers: [...buffers, buffers[0], buffers[1]], workgroups },
+  );
 }
 
 const matmulOp = defineOp<null>({
