@@ -27,7 +27,8 @@ const USAGE = `usage: densenet-bench [command] [flags]
 commands:
   speed    [--model d2l|densenet121|densenet169|densenet201|densenet264] [--batch N] [--size HxW] [--channels C]
            [--mode forward|train|both] [--warmup N] [--iters N] [--memory-efficient on|off|both]   (the default)
-           [--tune on|off|both]  kernel tuning (default on; both: timed interleaved, with the ratio)
+           [--tune on|off|both]  kernel tuning (default on, or off with DENSENET_TUNE=off; both: timed
+           interleaved, with the tuned/untuned ratio)
   tune     [--model ...] [--batch N] [--size HxW] [--channels C]
            measure every kernel variant at the shapes of one training step; per shape each candidate's
            GFLOP/s, the choice and its gain over the heuristic (saved in the tuning cache)
@@ -89,7 +90,9 @@ async function main(argv: string[]): Promise<void> {
     const m = modelFlags(f);
     const mode = oneOf('--mode', (f.mode as string) ?? 'both', ['forward', 'train', 'both'] as const);
     const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
-    const tune = oneOf('--tune', (f.tune as string) ?? 'on', ['on', 'off', 'both'] as const);
+    const envTune = process.env.DENSENET_TUNE;
+    if (envTune) oneOf('DENSENET_TUNE', envTune, ['off', 'cached', 'on'] as const);
+    const tune = oneOf('--tune', (f.tune as string) ?? (envTune === 'off' ? 'off' : 'on'), ['on', 'off', 'both'] as const);
     run = (rep) =>
       runSpeed(
         {

@@ -66,7 +66,7 @@ interface Job {
 
 const CACHE_FORMAT = 'densenet-webgpu-tune-1';
 
-let mode: TuneMode = envMode() ?? 'off';
+let mode: TuneMode | null = null; // read from $DENSENET_TUNE on first use
 let store: TuneStore | null | undefined; // undefined: not yet chosen (the platform default on first use)
 let loaded = false;
 const chosen = new Map<string, string>(); // `${family}|${key}` -> variant, for this adapter
@@ -75,11 +75,13 @@ const records: TuneRecord[] = [];
 let running: Promise<void> | null = null;
 let scheduled = false;
 
-function envMode(): TuneMode | null {
+/** The mode in $DENSENET_TUNE (Node), or null; a bad value is ignored with a warning naming the variable. */
+export function envTuneMode(): TuneMode | null {
   const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DENSENET_TUNE;
   if (v === undefined || v === '') return null;
-  if (!(MODES as readonly string[]).includes(v)) throw new Error(`DENSENET_TUNE must be one of ${MODES.join(', ')}, got '${v}'`);
-  return v as TuneMode;
+  if ((MODES as readonly string[]).includes(v)) return v as TuneMode;
+  console.warn(`densenet-webgpu tuner: DENSENET_TUNE must be one of ${MODES.join(', ')}, got '${v}'; ignoring it`);
+  return null;
 }
 
 /** Sets the tuning mode ('off' | 'cached' | 'on'). */
@@ -89,6 +91,7 @@ export function setTuneMode(m: TuneMode): void {
 }
 
 export function tuneMode(): TuneMode {
+  mode ??= envTuneMode() ?? 'off';
   return mode;
 }
 
@@ -199,6 +202,7 @@ function chooseFor<F extends Family>(family: F, key: string, launcher?: Launcher
   const f = forcedVariant(family);
   if (f) return f;
   const heuristic = heuristicVariant(family);
+  const mode = tuneMode();
   if (mode === 'off') return heuristic;
   ensureLoaded();
   const id = `${family}|${key}`;
