@@ -13,7 +13,7 @@ import { clone } from './ops/views.js';
 
 export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type AdapterSummary } from './gpu.js';
 export {
-  allVariants, supportedVariants, heuristicVariant, missingFor, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
+  allVariants, supportedVariants, heuristicVariant, missingFor, checkRunnable, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
 } from './variants.js';
 export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
 export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';

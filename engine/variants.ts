@@ -153,8 +153,9 @@ export function forceVariant<F extends Family>(family: F, name: VariantName<F> |
   forced.set(family, name);
 }
 
-function checkRunnable(family: Family, name: string): void {
-  const why = missingFor(family, name);
+/** Throws an error naming the variant and what it needs when the adapter (`caps`) cannot run it. */
+export function checkRunnable(family: Family, name: string, caps: Caps = currentCaps()): void {
+  const why = missingFor(family, name, caps);
   if (why) throw new Error(`${family} kernel variant '${name}' cannot run on this adapter: it ${why}`);
 }
 

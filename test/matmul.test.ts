@@ -68,6 +68,17 @@ describe('matmul semantics and gradients', () => {
   });
 
   test('forcing a variant the adapter cannot run names the variant and what it needs', () => {
+    const noSubgroups = { features: { subgroups: false, subgroupMinSize: 0, subgroupMaxSize: 0, timestampQuery: false, shaderF16: false } };
+    expect(() => E.checkRunnable('matmul', 'sg8', noSubgroups)).toThrow(
+      "matmul kernel variant 'sg8' cannot run on this adapter: it needs subgroups of exactly 8 lanes (this adapter: no subgroups feature)",
+    );
+    expect(() => E.checkRunnable('matmul', 'wg64x64', { ...noSubgroups, limits: { maxComputeInvocationsPerWorkgroup: 128 } })).toThrow(
+      /'wg64x64' cannot run on this adapter: it needs 256 invocations per workgroup \(this adapter: 128\)/,
+    );
+    expect(() => E.checkRunnable('conv', 'quad', { features: { ...noSubgroups.features, subgroups: true, subgroupMinSize: 2, subgroupMaxSize: 2 } })).toThrow(
+      /conv kernel variant 'quad' cannot run on this adapter: it needs subgroups of a multiple of 4 lanes \(this adapter: subgroups of 2 lanes\)/,
+    );
+    // On this adapter: forcing goes through the same check.
     const missing = E.allVariants('matmul').find((v) => !E.supportedVariants('matmul').includes(v));
     if (missing) expect(() => E.forceMatmulKernel(missing)).toThrow(new RegExp(`matmul kernel variant '${missing}' cannot run on this adapter: it needs`));
     expect(() => E.forceVariant('matmul', 'nope' as never)).toThrow(/unknown kernel variant 'nope'/);
