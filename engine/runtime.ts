@@ -297,6 +297,11 @@ function resolveProfile(enc: GPUCommandEncoder): void {
   pr.names = [];
 }
 
+/** Whether a profile (startProfile) is running. */
+export function profiling(): boolean {
+  return profiler !== null;
+}
+
 /** Whether the adapter can time dispatches (the `timestamp-query` feature). */
 export function canProfile(): boolean {
   return gpu().features.timestampQuery;

@@ -10,16 +10,19 @@
 // 'on' (measure every new key). Ops are synchronous encoders and measuring needs the GPU's answer, so
 // in 'on' mode a new key's call runs the heuristic at once and records a job: copies of every buffer the
 // call binds (the real arguments, so candidates write only into copies) and the launcher. The jobs run
-// at the next turn of the event loop (or at `await settleTuning()`): every supported candidate is timed
-// (timestamp queries when the adapter has them, else the wall clock around repeated dispatches) in
-// rounds, interleaved; after the first round a candidate more than 1.5x slower than the best is dropped.
-// The fastest is kept in memory and persisted per adapter and engine version (engine/tune_store.ts);
-// later calls with that key use it. A corrupt or foreign cache is ignored with one warning; a job whose
-// candidates all fail keeps the heuristic with a warning.
+// at the next turn of the event loop (or at `await settleTuning()`; never inside someone's profile):
+// each supported candidate runs once (compiling its pipelines), then all are timed in interleaved
+// rounds (timestamp queries when the adapter has them, else the wall clock around repeated dispatches),
+// short kernels repeated to about ROUND_MS. After the first round a candidate more than DROP_RATIO
+// times slower than the best is dropped (never the heuristic), and one dropped at an entry point's
+// first PRUNE_AFTER shapes is not compiled again for it. The fastest (the heuristic unless another
+// beats it by 3%) is kept in memory and persisted per adapter and engine version
+// (engine/tune_store.ts); later calls with that key use it. A corrupt or foreign cache is ignored with
+// one warning; a job whose candidates all fail keeps the heuristic with a warning.
 
 import { gpu } from './gpu.js';
 import { pool, type PooledBuffer } from './pool.js';
-import { canProfile, copyBuffer, startProfile, stopProfile, sync } from './runtime.js';
+import { canProfile, copyBuffer, profiling, startProfile, stopProfile, sync } from './runtime.js';
 import { defaultTuneStore, type TuneStore } from './tune_store.js';
 import { forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
 
@@ -230,13 +233,15 @@ function copyAll(buffers: PooledBuffer[]): PooledBuffer[] {
   });
 }
 
-function scheduleSettle(): void {
+/** Runs the jobs at the next turn of the event loop (later while someone's profile is running). */
+function scheduleSettle(delayMs = 0): void {
   if (scheduled) return;
   scheduled = true;
   setTimeout(() => {
     scheduled = false;
+    if (profiling()) return scheduleSettle(50);
     void settleTuning().catch((e) => warn(`tuning failed: ${(e as Error).message}`));
-  }, 0);
+  }, delayMs);
 }
 
 /** Measures every queued job; resolves when the choices are made (and persisted). */
@@ -294,7 +299,7 @@ async function warmUp(job: Job, v: string): Promise<number> {
  */
 async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: boolean): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  if (useTimestamps) {
+  if (useTimestamps && !profiling()) {
     try {
       startProfile();
       for (const v of vs) for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
@@ -305,7 +310,7 @@ async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: bo
       }
       return out;
     } catch {
-      // e.g. a profile already running: fall back to the wall clock
+      // fall back to the wall clock
     }
   }
   for (const v of vs) {
