@@ -4,11 +4,18 @@
 import * as E from '../engine/index.js';
 import { median, type Timing } from './timing.js';
 
-/** Runs `step` once with tuning on and waits for the measurements; later steps use the choices. */
+/**
+ * Runs `step` with tuning on and waits for the measurements, again while some shapes had to wait (the
+ * tuner copies the arguments of at most a few hundred MiB at a time); later steps use the choices.
+ */
 export async function tuneStep(step: () => void): Promise<void> {
   E.setTuneMode('on');
-  step();
-  await E.settleTuning();
+  E.takeDeferred();
+  for (let i = 0; i < 20; i++) {
+    step();
+    await E.settleTuning();
+    if (!E.takeDeferred()) break;
+  }
   E.setTuneMode('cached');
 }
 

@@ -15,7 +15,7 @@ export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type Ad
 export {
   allVariants, supportedVariants, heuristicVariant, missingFor, checkRunnable, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
 } from './variants.js';
-export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
+export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, takeDeferred, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
 export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';

@@ -213,24 +213,63 @@ function chooseFor<F extends Family>(family: F, key: string, launcher?: Launcher
   const supported = supportedVariants(family) as string[];
   if (c !== undefined && supported.includes(c)) return c as VariantName<F>;
   if (mode === 'on' && launcher && !pending.has(id) && supported.length > 1) {
-    pending.set(id, { family, key, launcher: launcher as unknown as Launcher<Family>, copies: copyAll(launcher.buffers) });
-    scheduleSettle();
+    const copies = copyAll(launcher.buffers);
+    if (copies) {
+      pending.set(id, { family, key, launcher: launcher as unknown as Launcher<Family>, copies });
+      scheduleSettle();
+    } else deferred++;
   }
   return heuristic;
 }
 
-/** Copies of the buffers (one per distinct buffer: aliases stay aliases). */
-function copyAll(buffers: PooledBuffer[]): PooledBuffer[] {
-  const byId = new Map<number, PooledBuffer>();
-  return buffers.map((b) => {
-    let c = byId.get(b.id);
-    if (!c) {
-      c = pool.acquire(b.size, 'tuner');
-      copyBuffer(b, 0, c, 0, b.size);
-      byId.set(b.id, c);
-    }
-    return c;
+/**
+ * The copies the pending jobs measure on, one per source buffer (shared by the jobs that bind it, so
+ * aliases stay aliases and a dense block's buffer is copied once), at most MAX_COPY_BYTES in all: a
+ * key that would pass that is not queued now (it is queued again the next time it is seen).
+ */
+const copies = new Map<number, { copy: PooledBuffer; refs: number }>();
+let copyBytes = 0;
+let deferred = 0;
+const MAX_COPY_BYTES = 256 * 2 ** 20;
+
+function copyAll(buffers: PooledBuffer[]): PooledBuffer[] | null {
+  const fresh = [...new Map(buffers.filter((b) => !copies.has(b.id)).map((b) => [b.id, b])).values()];
+  const bytes = fresh.reduce((s, b) => s + b.size, 0);
+  if (copyBytes + bytes > MAX_COPY_BYTES && copyBytes > 0) return null;
+  const made: PooledBuffer[] = [];
+  try {
+    for (const b of fresh) made.push(pool.acquire(b.size, 'tuner'));
+  } catch (e) {
+    for (const c of made) pool.release(c);
+    warn(`cannot copy a call's arguments to measure it (${(e as Error).message}); keeping the heuristic`);
+    return null;
+  }
+  fresh.forEach((b, i) => {
+    copyBuffer(b, 0, made[i], 0, b.size);
+    copies.set(b.id, { copy: made[i], refs: 0 });
+    copyBytes += made[i].size;
   });
+  const ids = [...new Set(buffers.map((b) => b.id))];
+  for (const i of ids) copies.get(i)!.refs++;
+  return buffers.map((b) => copies.get(b.id)!.copy);
+}
+
+function releaseCopies(job: Job): void {
+  for (const c of new Set(job.copies)) {
+    const [id, e] = [...copies].find(([, v]) => v.copy === c)!;
+    if (--e.refs === 0) {
+      copies.delete(id);
+      copyBytes -= c.size;
+      pool.release(c);
+    }
+  }
+}
+
+/** How many new keys were not queued since the last call (the copies' budget was full); resets it. */
+export function takeDeferred(): number {
+  const n = deferred;
+  deferred = 0;
+  return n;
 }
 
 /** Runs the jobs at the next turn of the event loop (later while someone's profile is running). */
@@ -258,11 +297,7 @@ export async function settleTuning(): Promise<void> {
           chosen.set(id, rec.chosen);
         } finally {
           pending.delete(id);
-          const seen = new Set<number>();
-          for (const c of job.copies) if (!seen.has(c.id)) {
-            seen.add(c.id);
-            pool.release(c);
-          }
+          releaseCopies(job);
         }
       }
       persist();

@@ -41,7 +41,9 @@ describe('tuning', () => {
     // real arguments, so this step's numbers must be right too.
     const first = await step();
     expectClose(await first.logits.data(), await nd32('logits_train'), { rtol: 1e-4, atol: 1e-5, what: 'logits while tuning' });
+    expect(E.memory().byTag.tuner).toBeGreaterThan(0); // the copies of the real arguments
     await E.settleTuning();
+    expect(E.memory().byTag.tuner).toBeUndefined(); // all released
     const recs = E.tuneRecords();
     expect(recs.length).toBeGreaterThan(0);
     for (const r of recs) expect(E.supportedVariants(r.family)).toContain(r.chosen);
