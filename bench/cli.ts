@@ -4,6 +4,7 @@
 //   kernels          each kernel at the model's shapes (GFLOP/s, GB/s) and where a training step's time goes
 //   memory           peak bytes of a training step against depth or batch, naive against memory-efficient
 //   matmul           the matmul kernels at N x N x N
+//   tune             every kernel variant at a model's shapes; the measured choice and its gain (bench/tune.ts)
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
 // One table (COMMANDS) holds each command's flags, which both the parser and `COMMAND --help` read, and
@@ -16,6 +17,7 @@ import { MODEL_NAMES, defaultChannels, type ModelName } from './models.js';
 import { Reporter } from './report.js';
 import { runSpeed } from './speed.js';
 import { runKernels } from './kernels.js';
+import { runTune } from './tune.js';
 import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
 import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
@@ -60,6 +62,7 @@ const COMMANDS: Record<string, Command> = {
       warmup: { kind: 'int', help: 'N: untimed steps first (default 1)' },
       iters: { kind: 'int', help: 'N: timed steps, at least 1 (default 5)' },
       'memory-efficient': { kind: 'string', help: 'on|off|both: which dense-block implementation (default both)' },
+      tune: { kind: 'string', help: 'on|off|both: kernel tuning (default on, or off with DENSENET_TUNE=off); both: timed interleaved, with the tuned/untuned ratio' },
       ...COMMON_FLAGS,
     },
     plan(f) {
@@ -68,11 +71,25 @@ const COMMANDS: Record<string, Command> = {
       const eff = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'both', ['on', 'off', 'both'] as const);
       const warmup = intFlag(f, 'warmup', 1, 0);
       const iters = intFlag(f, 'iters', 5);
+      const envTune = process.env.DENSENET_TUNE;
+      if (envTune) oneOf('DENSENET_TUNE', envTune, ['off', 'cached', 'on'] as const);
+      const tune = oneOf('--tune', (f.tune as string) ?? (envTune === 'off' ? 'off' : 'on'), ['on', 'off', 'both'] as const);
       return (rep) =>
         runSpeed(
-          { ...m, modes: mode === 'both' ? ['forward', 'train'] : [mode], warmup, iters, memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'] },
+          {
+            ...m, modes: mode === 'both' ? ['forward', 'train'] : [mode], warmup, iters,
+            memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'], tune: tune === 'both' ? ['off', 'on'] : [tune],
+          },
           rep,
         ).then(() => undefined);
+    },
+  },
+  tune: {
+    summary: "measure every kernel variant at the shapes of one training step; per shape each candidate's GFLOP/s, the choice and its gain over the heuristic (saved in the tuning cache)",
+    flags: { ...MODEL_FLAGS, ...COMMON_FLAGS },
+    plan(f) {
+      const m = modelFlags(f);
+      return (rep) => runTune(m, rep).then(() => undefined);
     },
   },
   kernels: {
@@ -203,7 +220,9 @@ async function main(argv: string[]): Promise<number> {
   const run = cmd.plan(f);
   const memoryBudget = f['memory-budget'] === undefined ? undefined : parseBytes(f['memory-budget'] as string);
   const rep = new Reporter(!!f.json, name);
-  const g = await E.init({ memoryBudget });
+  // Tuning and speed compare kernels by timestamp queries: ask Dawn for unrounded ones.
+  const dawnFlags = name === 'tune' || name === 'speed' ? ['disable-dawn-features=timestamp_quantization'] : [];
+  const g = await E.init({ memoryBudget, dawnFlags });
   header(g, rep);
   return (await run(rep)) ?? 0;
 }
@@ -211,7 +230,7 @@ async function main(argv: string[]): Promise<number> {
 async function matmulBench(n: number, rep: Reporter): Promise<void> {
   const a = E.randn([n, n]);
   const b = E.randn([n, n]);
-  const kernels = (['sg8', 'quad', 'tiled'] as const).filter((k) => E.matmulKernelSupported(k, E.gpu().features));
+  const kernels = E.supportedVariants('matmul').filter((k) => k !== 'naive');
   const rows = [];
   for (const k of kernels) {
     E.forceMatmulKernel(k);

@@ -43,10 +43,14 @@ async function micro(calls: LayerCall[], iters: number, rep: Reporter): Promise<
         const o = { stride: c.stride!, padding: c.padding! };
         const geom = `${shapeStr(c.input)} * ${shapeStr(c.weight!)} s${c.stride} p${c.padding}`;
         rep.progress(`conv ${geom}...`);
+        // Each row names the kernel variant that ran it (engine/variants.ts).
         const fwd = await time(() => void E.conv2dForwardRaw(x, w, o), iters);
+        const vf = E.lastVariant('conv');
         const dgrad = await time(() => void E.conv2dInputGradRaw(dy, w, c.input, o), iters);
+        const vd = E.lastVariant('conv');
         const wgrad = await time(() => void E.conv2dWeightGradRaw(x, dy, c.weight!, o), iters);
-        for (const [k, ms] of [['conv forward', fwd], ['conv input grad', dgrad], ['conv weight grad', wgrad]] as const) {
+        const vw = E.lastVariant('conv');
+        for (const [k, ms] of [[`conv forward [${vf}]`, fwd], [`conv input grad [${vd}]`, dgrad], [`conv weight grad [${vw}]`, wgrad]] as const) {
           rows.push({ section: 'kernel', kernel: k, shape: geom, ms, gflops: flops / (ms * 1e6), gbps: null });
         }
         w.dispose();
@@ -55,7 +59,7 @@ async function micro(calls: LayerCall[], iters: number, rep: Reporter): Promise<
         const w = E.randn(c.weight!);
         const flops = 2 * c.output.reduce((a, b) => a * b, 1) * c.weight![1];
         const ms = await time(() => void E.linear(x, w), iters);
-        rows.push({ section: 'kernel', kernel: 'linear (matmul)', shape: `${shapeStr(c.input)} * ${shapeStr(c.weight!)}^T`, ms, gflops: flops / (ms * 1e6), gbps: null });
+        rows.push({ section: 'kernel', kernel: `linear (matmul [${E.lastVariant('matmul')}])`, shape: `${shapeStr(c.input)} * ${shapeStr(c.weight!)}^T`, ms, gflops: flops / (ms * 1e6), gbps: null });
         w.dispose();
       } else {
         const bytesIn = 4 * c.input.reduce((a, b) => a * b, 1);
@@ -76,7 +80,8 @@ async function micro(calls: LayerCall[], iters: number, rep: Reporter): Promise<
         for (const [k, fn, bytes] of entries) {
           rep.progress(`${k} ${shapeStr(c.input)}...`);
           const ms = await time(fn, iters);
-          rows.push({ section: 'kernel', kernel: k, shape: shapeStr(c.input), ms, gflops: null, gbps: bytes / (ms * 1e6) });
+          const variant = k.startsWith('batchnorm') ? ` [${E.lastVariant('bnStats')}]` : '';
+          rows.push({ section: 'kernel', kernel: k + variant, shape: shapeStr(c.input), ms, gflops: null, gbps: bytes / (ms * 1e6) });
         }
       }
     } finally {

@@ -7,6 +7,7 @@ import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
 import { timeIt } from './timing.js';
 import { InputError } from './args.js';
+import { timeInterleaved, tuneStep } from './tune_timing.js';
 
 export interface SpeedOptions {
   model: ModelName;
@@ -17,6 +18,8 @@ export interface SpeedOptions {
   warmup: number;
   iters: number;
   memoryEfficient: boolean[];
+  /** Kernel tuning: 'on' (tune the step's shapes first, then the measured choices), 'off' (the heuristic); both are timed interleaved. */
+  tune?: Array<'on' | 'off'>;
 }
 
 /**
@@ -64,6 +67,11 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
             o2.step();
           });
       }
+      const tuneModes = o.tune ?? ['off'];
+      if (tuneModes.includes('on')) {
+        rep.progress(`${tag} ${mode}: tuning the kernels at this step's shapes...`);
+        await tuneStep(step);
+      }
       rep.progress(`${tag} ${mode}: warm-up (${o.warmup})...`);
       for (let i = 0; i < Math.max(1, o.warmup); i++) step();
       await E.sync();
@@ -73,20 +81,25 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
       const peakBytes = E.memory().peakBytes;
       const liveBytes = E.memory().liveBytes;
       rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
-      const t = await timeIt(step, { warmup: 0, iters: o.iters });
+      const timings = await timeInterleaved(step, tuneModes, o.iters);
       const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
-      rows.push({
-        ...common,
-        mode,
-        ms: t.medianMs,
-        msMin: t.minMs,
-        msMax: t.maxMs,
-        imgPerSec: (o.batch * 1000) / t.medianMs,
-        gflops: f / (t.medianMs * 1e6),
-        flopsPerStep: f,
-        peakBytes,
-        liveBytes,
-      });
+      for (const tune of tuneModes) {
+        const t = timings[tune];
+        rows.push({
+          ...common,
+          mode,
+          tune,
+          ms: t.medianMs,
+          msMin: t.minMs,
+          msMax: t.maxMs,
+          imgPerSec: (o.batch * 1000) / t.medianMs,
+          gflops: f / (t.medianMs * 1e6),
+          flopsPerStep: f,
+          peakBytes,
+          liveBytes,
+          ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings.off.medianMs } : {}),
+        });
+      }
       opt?.zeroGrad();
       opt?.dispose();
     }
@@ -99,6 +112,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['model', 'model'],
     ['impl', 'blocks'],
     ['mode', 'mode'],
+    ...(o.tune ? [['tune', 'tune'] as [string, string]] : []),
     ['batch', 'batch'],
     ['size', 'input'],
     ['ms', 'ms/step', fixed(1)],
@@ -108,6 +122,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['gflops', 'GFLOP/s', fixed(2)],
     ['peakBytes', 'peak MiB', mib],
     ['liveBytes', 'live MiB', mib],
+    ...(o.tune?.length === 2 ? [['tunedRatio', 'tuned/untuned', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),
   ]);
   return rows;
 }

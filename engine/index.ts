@@ -4,8 +4,15 @@
 // frees what fn created and did not return; `t.dispose()` frees one tensor.
 
 import './methods.js';
+import { init as initGpu, type Gpu, type InitOptions as GpuInitOptions } from './gpu.js';
+import { setTuneMode, type TuneMode } from './tuner.js';
 
-export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
+export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type AdapterSummary } from './gpu.js';
+export {
+  allVariants, supportedVariants, heuristicVariant, missingFor, checkRunnable, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
+} from './variants.js';
+export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, takeDeferred, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
+export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
@@ -37,3 +44,17 @@ export { linear } from './ops/linear.js';
 export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
+
+export interface InitOptions extends GpuInitOptions {
+  /**
+   * Kernel tuning (engine/tuner.ts): 'off' (the heuristic, deterministic), 'cached' (earlier
+   * measurements only) or 'on' (measure each new shape once). Default: $DENSENET_TUNE, else 'off'.
+   */
+  tune?: TuneMode;
+}
+
+/** Initialise the engine once per process; later calls return the same device (and may change `tune`). */
+export function init(options: InitOptions = {}): Promise<Gpu> {
+  if (options.tune !== undefined) setTuneMode(options.tune);
+  return initGpu(options);
+}

@@ -10,6 +10,11 @@ const PROFILE_QUERIES = 2048;
 
 let log: TimestampLog | null = null;
 
+/** Whether a profile (startProfile) is running. */
+export function profiling(): boolean {
+  return log !== null;
+}
+
 /** Whether the adapter can time dispatches (the `timestamp-query` feature). */
 export function canProfile(): boolean {
   return gpu().features.timestampQuery;

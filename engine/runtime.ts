@@ -1,9 +1,11 @@
 // Kernels, pipelines and the command stream.
 //
-// A kernel is a WGSL file from shaders/ (with shaders/common.wgsl in front of it), an entry point and
-// a set of `override` constants. Its bind group layout is read from the source: binding 0 is the
-// uniform parameter block (a dynamic offset into one shared uniform buffer), bindings 1.. are storage
-// buffers, read-only or read-write as declared. Pipelines are built once per (file, entry, constants).
+// A kernel is a WGSL file from shaders/ (with shaders/common.wgsl in front of it), or a body composed
+// with snippets by `compose()` (how a shared operand reaches the lanes, its `enable` directives), an
+// entry point and a set of `override` constants. Its bind group layout is read from the source: binding
+// 0 is the uniform parameter block (a dynamic offset into one shared uniform buffer), bindings 1.. are
+// storage buffers, read-only or read-write as declared. Modules are cached by their full source text and
+// pipelines by (module, entry, constants), so two compositions never share a pipeline by name.
 //
 // `dispatch()` only encodes: every dispatch goes into one open compute pass of one command encoder, and
 // the parameter blocks go into a CPU arena. `flush()` writes the arena to the uniform buffer and submits
@@ -19,6 +21,12 @@ export interface KernelSource {
   /** File name shown in compile errors, e.g. 'unary.wgsl'. */
   file: string;
   source: string;
+  /** Set by compose(): the `enable` directives (else `subgroups` whenever the device has it), */
+  enables?: string[];
+  /** the snippets appended after the body (for error positions), */
+  snippets?: KernelSource[];
+  /** and the variant's name, shown in profiles as file[variant]:entry. */
+  variant?: string;
 }
 
 /** Describes one pipeline: a shader file, an entry point and its override constants. */
@@ -26,6 +34,25 @@ export interface Kernel {
   shader: KernelSource;
   entry: string;
   constants?: Record<string, number>;
+}
+
+/**
+ * A module made of a body and snippets (WGSL declarations may come in any order, so the snippets go
+ * after the body and the body's line numbers stay those of its file).
+ */
+export function compose(body: KernelSource, snippets: KernelSource[], o: { enables?: string[]; variant: string }): KernelSource {
+  return {
+    file: body.file,
+    source: [body.source, ...snippets.map((s) => s.source)].join('\n'),
+    enables: o.enables ?? [],
+    snippets,
+    variant: o.variant,
+  };
+}
+
+/** The name of a kernel in profiles and error messages: file[variant]:entry without '.wgsl'. */
+export function kernelName(k: Kernel): string {
+  return `${k.shader.file.replace(/\.wgsl$/, '')}${k.shader.variant ? `[${k.shader.variant}]` : ''}:${k.entry}`;
 }
 
 /** Words (u32) in one parameter block; the uniform slot is 256 bytes. */
@@ -50,7 +77,13 @@ interface BuiltPipeline {
   bindings: BindingInfo[];
 }
 
-const modules = new Map<string, { module: GPUShaderModule; bindings: BindingInfo[]; checked: Promise<void> | null }>();
+interface BuiltModule {
+  id: number;
+  code: string;
+  module: GPUShaderModule;
+  bindings: BindingInfo[];
+}
+const modules = new Map<string, BuiltModule>();
 const pipelines = new Map<string, BuiltPipeline>();
 let pipelineIds = 1;
 
@@ -66,28 +99,44 @@ function parseBindings(src: string): BindingInfo[] {
   return out.sort((a, b) => a.binding - b.binding);
 }
 
-/** Formats WGSL compilation messages with the right file, line and column. */
-function formatCompileMessages(file: string, messages: readonly GPUCompilationMessage[]): string {
-  return messages
-    .map((m) => {
-      const inCommon = m.lineNum <= commonLines;
-      const where = inCommon ? `common.wgsl:${m.lineNum}` : `${file}:${m.lineNum - commonLines}`;
-      return `${where}:${m.linePos}: ${m.type}: ${m.message}`;
-    })
-    .join('\n');
+/** The file and line of a line of the module: common.wgsl, then the body, then each snippet. */
+function locate(shader: KernelSource, line: number): string {
+  if (line <= commonLines) return `common.wgsl:${line}`;
+  let at = line - commonLines;
+  for (const part of [{ file: shader.file, source: shader.source.split('\n').slice(0, bodyLines(shader)).join('\n') }, ...(shader.snippets ?? [])]) {
+    const n = part.source.split('\n').length;
+    if (at <= n) return `${part.file}:${at}`;
+    at -= n;
+  }
+  return `${shader.file}:${line - commonLines}`;
 }
 
-function getModule(shader: KernelSource) {
-  let entry = modules.get(shader.file);
+function bodyLines(shader: KernelSource): number {
+  const all = shader.source.split('\n').length;
+  return all - (shader.snippets ?? []).reduce((s, p) => s + p.source.split('\n').length, 0);
+}
+
+/** Formats WGSL compilation messages with the right file, line and column. */
+function formatCompileMessages(shader: KernelSource, messages: readonly GPUCompilationMessage[]): string {
+  return messages.map((m) => `${locate(shader, m.lineNum)}:${m.linePos}: ${m.type}: ${m.message}`).join('\n');
+}
+
+const moduleOf = new WeakMap<KernelSource, BuiltModule>();
+
+function getModule(shader: KernelSource): BuiltModule {
+  const known = moduleOf.get(shader);
+  if (known && modules.get(known.code) === known) return known;
+  const { device, features } = gpu();
+  const enables = shader.enables ?? (features.subgroups ? ['subgroups'] : []);
+  // `enable` must come first; it sits on the same line as the common header so line numbers stay put.
+  const code = `${enables.map((e) => `enable ${e};`).join(' ')}${enables.length ? ' ' : ''}${commonSource}\n${shader.source}`;
+  let entry = modules.get(code);
   if (!entry) {
-    const { device, features } = gpu();
-    const enables = features.subgroups ? 'enable subgroups;\n' : '';
-    // `enable` must come first; it sits on the same line as the common header so line numbers stay put.
-    const code = `${enables.trimEnd()}${enables ? ' ' : ''}${commonSource}\n${shader.source}`;
-    const module = device.createShaderModule({ code, label: shader.file });
-    entry = { module, bindings: parseBindings(shader.source), checked: null };
-    modules.set(shader.file, entry);
+    const module = device.createShaderModule({ code, label: shader.variant ? `${shader.file}[${shader.variant}]` : shader.file });
+    entry = { id: modules.size + 1, code, module, bindings: parseBindings(shader.source) };
+    modules.set(code, entry);
   }
+  moduleOf.set(shader, entry);
   return entry;
 }
 
@@ -96,12 +145,13 @@ export async function checkShader(shader: KernelSource): Promise<void> {
   const entry = getModule(shader);
   const info = await entry.module.getCompilationInfo();
   const errors = info.messages.filter((m) => m.type === 'error');
-  if (errors.length) throw new Error(`WGSL compile error in ${shader.file}:\n${formatCompileMessages(shader.file, errors)}`);
+  if (errors.length) throw new Error(`WGSL compile error in ${shader.file}:\n${formatCompileMessages(shader, errors)}`);
 }
 
 function getPipeline(k: Kernel): BuiltPipeline {
+  const mod = getModule(k.shader);
   const constKey = k.constants ? Object.entries(k.constants).map(([n, v]) => `${n}=${v}`).join(',') : '';
-  const key = `${k.shader.file}|${k.entry}|${constKey}`;
+  const key = `${mod.id}|${k.entry}|${constKey}`;
   let p = pipelines.get(key);
   if (p) return p;
   const { device, limits } = gpu();
@@ -109,28 +159,27 @@ function getPipeline(k: Kernel): BuiltPipeline {
   // here instead of a failed pipeline later (256 is WebGPU's guaranteed minimum; ops pick at most that).
   const wg = k.constants?.WG;
   if (wg !== undefined && (wg > limits.maxComputeInvocationsPerWorkgroup || wg > limits.maxComputeWorkgroupSizeX)) {
-    throw new Error(`${key}: workgroup size ${wg} exceeds this adapter's limit of ${Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)} invocations`);
+    throw new Error(`${kernelName(k)}: workgroup size ${wg} exceeds this adapter's limit of ${Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)} invocations`);
   }
-  const mod = getModule(k.shader);
   const entries: GPUBindGroupLayoutEntry[] = [
     { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true } },
   ];
   for (const b of mod.bindings) {
     entries.push({ binding: b.binding, visibility: 4, buffer: { type: b.kind === 'read' ? 'read-only-storage' : 'storage' } });
   }
-  const layout = device.createBindGroupLayout({ entries, label: key });
+  const layout = device.createBindGroupLayout({ entries, label: kernelName(k) });
   device.pushErrorScope('validation');
   const pipeline = device.createComputePipeline({
     layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
     compute: { module: mod.module, entryPoint: k.entry, constants: k.constants },
-    label: key,
+    label: kernelName(k),
   });
   const scope = device.popErrorScope();
   // A failed pipeline makes the next submit fail too; report the WGSL messages with it.
   void scope.then(async (err) => {
     if (!err) return;
     const info = await mod.module.getCompilationInfo();
-    compileFailures.push(`${key}: ${err.message}\n${formatCompileMessages(k.shader.file, info.messages)}`);
+    compileFailures.push(`${kernelName(k)}: ${err.message}\n${formatCompileMessages(k.shader, info.messages)}`);
   });
   p = { id: pipelineIds++, pipeline, layout, bindings: mod.bindings };
   pipelines.set(key, p);
@@ -209,7 +258,7 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
     if (bindGroups.size > 8192) bindGroups.clear();
     bindGroups.set(key, bg);
   }
-  const ps = timestamps ? timedPass(timestamps, `${k.shader.file.replace(/\.wgsl$/, '')}:${k.entry}`) : getPass();
+  const ps = timestamps ? timedPass(timestamps, kernelName(k)) : getPass();
   ps.setPipeline(p.pipeline);
   ps.setBindGroup(0, bg, [slot * SLOT_BYTES]);
   ps.dispatchWorkgroups(x, y, z);

@@ -6,8 +6,6 @@ import unary from '../shaders/unary.wgsl';
 import binary from '../shaders/binary.wgsl';
 import fill from '../shaders/fill.wgsl';
 import reduce from '../shaders/reduce.wgsl';
-import matmul from '../shaders/matmul.wgsl';
-import matmulSubgroup from '../shaders/matmul_subgroup.wgsl';
 
 const src = (file: string, source: string): KernelSource => ({ file, source });
 
@@ -16,7 +14,4 @@ export const shaders = {
   binary: src('binary.wgsl', `${binary}\n${elementwiseWgsl()}`),
   fill: src('fill.wgsl', fill),
   reduce: src('reduce.wgsl', reduce),
-  matmul: src('matmul.wgsl', matmul),
-  /** Needs the `subgroups` feature. */
-  matmulSubgroup: src('matmul_subgroup.wgsl', matmulSubgroup),
 } as const;

@@ -1,5 +1,7 @@
-// batchnorm_stats.wgsl: per-channel reductions of batch norm (fallback: workgroup-memory tree, no subgroups).
-// batchnorm_stats_subgroup.wgsl holds the same kernels combining lanes with subgroupAdd.
+// batchnorm_stats.wgsl: per-channel reductions of batch norm. How the lanes of a workgroup are summed,
+// wg_sum(v, li) (the total returned to invocation 0), is a snippet composed with this body
+// (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
+// batchnorm_stats_subgroup.wgsl (subgroupAdd, then one workgroup-memory step; needs `subgroups`).
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write).
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view).
 //   Each invocation folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the
@@ -24,16 +26,6 @@ var<workgroup> part: array<vec2<f32>, WG>;
 
 fn xs(i: u32) -> f32 { return X[i >> 2u][i & 3u]; }
 fn dys(i: u32) -> f32 { return DY[i >> 2u][i & 3u]; }
-
-// Sum of v over the workgroup, returned to invocation 0.
-fn wg_sum(v: vec2<f32>, li: u32) -> vec2<f32> {
-  part[li] = v;
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (li < s) { part[li] += part[li + s]; }
-  }
-  return part[0];
-}
 
 @compute @workgroup_size(WG)
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

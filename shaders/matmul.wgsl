@@ -1,20 +1,26 @@
-// matmul.wgsl: C[b] = A[b] x B[b] for row-major views with arbitrary strides (no subgroups needed).
+// matmul.wgsl: C[b] = A[b] x B[b] for row-major views with arbitrary strides.
 // Bindings: 1 A (read), 2 B (read), 3 C (read_write; column stride 1).
 // Parameters: 0 M  1 N  2 K  3 batch  4 off A  5 off B  6 off C  7 A batch stride  8 A row stride
 //   9 A col stride  10 B batch stride  11 B row stride  12 B col stride  13 C batch stride  14 C row stride
-
-// Dispatch: z = batch; x and y as below.
-//   matmul_naive: one C element per invocation (the reference-grade kernel); (x, y) cover M*N (flat_wg).
-//   matmul_tiled: a 16 x 8 block of C per invocation in registers (rows m0 = 16 y.., columns
-//                 n0 = 8 (x WG + li)..), no barriers; grid (ceil(N / (8 WG)), ceil(M / 16), batch).
-//                 Out-of-range rows and columns load clamped (valid) addresses and are not stored, so
-//                 the k loop has no branch. The rows are written out: function-scope arrays cannot be
-//                 sized by an override, and indexed private arrays spill to memory on some compilers.
-override WG: u32 = 64u;
+//
+// matmul_naive: one C element per invocation (the reference-grade kernel); grid (x, y) covers M*N
+//   (flat_wg), z = batch; workgroup size WG.
+// tile_main: the body of every fast variant, composed (engine/ops/matmul.ts) with a snippet that says
+//   how A and B reach the lanes and declares the entry point `matmul_tile` (matmul_lanes_*.wgsl,
+//   matmul_wgmem.wgsl) and one that sets the tile constants: a workgroup of TX x TY invocations computes
+//   a BM x BN block of C (BM = TY TM, BN = TX TN); invocation li = ty TX + tx holds the TM x TN
+//   register tile at rows m0 = BM wid.y + TM ty, columns n0 = BN wid.x + TN tx. Grid (ceil(N / BN),
+//   ceil(M / BM), batch). K is walked in chunks of BK: stage_chunk() may copy the chunk to workgroup
+//   memory (with barriers), then per k a_col() gives the TM values of A's column k for the tile's rows
+//   and b_row() the TN values of B's row k for its columns (as TN / 4 vec4s). Out-of-range rows and
+//   columns load clamped (valid) addresses and are not stored, and every invocation runs every step
+//   (no early return), so subgroup operations and barriers stay in uniform control flow.
 
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> Bm: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn matmul_naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -36,99 +42,47 @@ fn matmul_naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
   C[pu(6u) + b * pu(13u) + r * pu(14u) + c] = acc;
 }
 
-@compute @workgroup_size(WG)
-fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u);
-  let m0 = wid.y * 16u; let n0 = (wid.x * WG + li) * 8u; let b = wid.z;
-  if (m0 >= M || n0 >= N) { return; }
-  let aBase = pu(4u) + b * pu(7u); let bBase = pu(5u) + b * pu(10u);
-  let aRs = pu(8u); let aCs = pu(9u); let bRs = pu(11u); let bCs = pu(12u);
-  let Mm1 = M - 1u; let Nm1 = N - 1u;
-  let ra0 = aBase + min(m0 + 0u, Mm1) * aRs;
-  let ra1 = aBase + min(m0 + 1u, Mm1) * aRs;
-  let ra2 = aBase + min(m0 + 2u, Mm1) * aRs;
-  let ra3 = aBase + min(m0 + 3u, Mm1) * aRs;
-  let ra4 = aBase + min(m0 + 4u, Mm1) * aRs;
-  let ra5 = aBase + min(m0 + 5u, Mm1) * aRs;
-  let ra6 = aBase + min(m0 + 6u, Mm1) * aRs;
-  let ra7 = aBase + min(m0 + 7u, Mm1) * aRs;
-  let ra8 = aBase + min(m0 + 8u, Mm1) * aRs;
-  let ra9 = aBase + min(m0 + 9u, Mm1) * aRs;
-  let ra10 = aBase + min(m0 + 10u, Mm1) * aRs;
-  let ra11 = aBase + min(m0 + 11u, Mm1) * aRs;
-  let ra12 = aBase + min(m0 + 12u, Mm1) * aRs;
-  let ra13 = aBase + min(m0 + 13u, Mm1) * aRs;
-  let ra14 = aBase + min(m0 + 14u, Mm1) * aRs;
-  let ra15 = aBase + min(m0 + 15u, Mm1) * aRs;
-  let cb0 = bBase + min(n0 + 0u, Nm1) * bCs;
-  let cb1 = bBase + min(n0 + 1u, Nm1) * bCs;
-  let cb2 = bBase + min(n0 + 2u, Nm1) * bCs;
-  let cb3 = bBase + min(n0 + 3u, Nm1) * bCs;
-  let cb4 = bBase + min(n0 + 4u, Nm1) * bCs;
-  let cb5 = bBase + min(n0 + 5u, Nm1) * bCs;
-  let cb6 = bBase + min(n0 + 6u, Nm1) * bCs;
-  let cb7 = bBase + min(n0 + 7u, Nm1) * bCs;
-  var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0);
-  var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0);
-  var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0);
-  var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0);
-  var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0);
-  var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0);
-  var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0);
-  var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0);
-  var acc8_0 = vec4<f32>(0.0); var acc8_1 = vec4<f32>(0.0);
-  var acc9_0 = vec4<f32>(0.0); var acc9_1 = vec4<f32>(0.0);
-  var acc10_0 = vec4<f32>(0.0); var acc10_1 = vec4<f32>(0.0);
-  var acc11_0 = vec4<f32>(0.0); var acc11_1 = vec4<f32>(0.0);
-  var acc12_0 = vec4<f32>(0.0); var acc12_1 = vec4<f32>(0.0);
-  var acc13_0 = vec4<f32>(0.0); var acc13_1 = vec4<f32>(0.0);
-  var acc14_0 = vec4<f32>(0.0); var acc14_1 = vec4<f32>(0.0);
-  var acc15_0 = vec4<f32>(0.0); var acc15_1 = vec4<f32>(0.0);
-  for (var k = 0u; k < K; k++) {
-    let ka = k * aCs; let kb = k * bRs;
-    let b0 = vec4<f32>(Bm[cb0 + kb], Bm[cb1 + kb], Bm[cb2 + kb], Bm[cb3 + kb]);
-    let b1 = vec4<f32>(Bm[cb4 + kb], Bm[cb5 + kb], Bm[cb6 + kb], Bm[cb7 + kb]);
-    { let x = vec4<f32>(A[ra0 + ka]); acc0_0 = fma(x, b0, acc0_0); acc0_1 = fma(x, b1, acc0_1); }
-    { let x = vec4<f32>(A[ra1 + ka]); acc1_0 = fma(x, b0, acc1_0); acc1_1 = fma(x, b1, acc1_1); }
-    { let x = vec4<f32>(A[ra2 + ka]); acc2_0 = fma(x, b0, acc2_0); acc2_1 = fma(x, b1, acc2_1); }
-    { let x = vec4<f32>(A[ra3 + ka]); acc3_0 = fma(x, b0, acc3_0); acc3_1 = fma(x, b1, acc3_1); }
-    { let x = vec4<f32>(A[ra4 + ka]); acc4_0 = fma(x, b0, acc4_0); acc4_1 = fma(x, b1, acc4_1); }
-    { let x = vec4<f32>(A[ra5 + ka]); acc5_0 = fma(x, b0, acc5_0); acc5_1 = fma(x, b1, acc5_1); }
-    { let x = vec4<f32>(A[ra6 + ka]); acc6_0 = fma(x, b0, acc6_0); acc6_1 = fma(x, b1, acc6_1); }
-    { let x = vec4<f32>(A[ra7 + ka]); acc7_0 = fma(x, b0, acc7_0); acc7_1 = fma(x, b1, acc7_1); }
-    { let x = vec4<f32>(A[ra8 + ka]); acc8_0 = fma(x, b0, acc8_0); acc8_1 = fma(x, b1, acc8_1); }
-    { let x = vec4<f32>(A[ra9 + ka]); acc9_0 = fma(x, b0, acc9_0); acc9_1 = fma(x, b1, acc9_1); }
-    { let x = vec4<f32>(A[ra10 + ka]); acc10_0 = fma(x, b0, acc10_0); acc10_1 = fma(x, b1, acc10_1); }
-    { let x = vec4<f32>(A[ra11 + ka]); acc11_0 = fma(x, b0, acc11_0); acc11_1 = fma(x, b1, acc11_1); }
-    { let x = vec4<f32>(A[ra12 + ka]); acc12_0 = fma(x, b0, acc12_0); acc12_1 = fma(x, b1, acc12_1); }
-    { let x = vec4<f32>(A[ra13 + ka]); acc13_0 = fma(x, b0, acc13_0); acc13_1 = fma(x, b1, acc13_1); }
-    { let x = vec4<f32>(A[ra14 + ka]); acc14_0 = fma(x, b0, acc14_0); acc14_1 = fma(x, b1, acc14_1); }
-    { let x = vec4<f32>(A[ra15 + ka]); acc15_0 = fma(x, b0, acc15_0); acc15_1 = fma(x, b1, acc15_1); }
-  }
-  let cBase = pu(6u) + b * pu(13u); let cRs = pu(14u);
-  store_row(cBase, cRs, m0 + 0u, n0, M, N, acc0_0, acc0_1);
-  store_row(cBase, cRs, m0 + 1u, n0, M, N, acc1_0, acc1_1);
-  store_row(cBase, cRs, m0 + 2u, n0, M, N, acc2_0, acc2_1);
-  store_row(cBase, cRs, m0 + 3u, n0, M, N, acc3_0, acc3_1);
-  store_row(cBase, cRs, m0 + 4u, n0, M, N, acc4_0, acc4_1);
-  store_row(cBase, cRs, m0 + 5u, n0, M, N, acc5_0, acc5_1);
-  store_row(cBase, cRs, m0 + 6u, n0, M, N, acc6_0, acc6_1);
-  store_row(cBase, cRs, m0 + 7u, n0, M, N, acc7_0, acc7_1);
-  store_row(cBase, cRs, m0 + 8u, n0, M, N, acc8_0, acc8_1);
-  store_row(cBase, cRs, m0 + 9u, n0, M, N, acc9_0, acc9_1);
-  store_row(cBase, cRs, m0 + 10u, n0, M, N, acc10_0, acc10_1);
-  store_row(cBase, cRs, m0 + 11u, n0, M, N, acc11_0, acc11_1);
-  store_row(cBase, cRs, m0 + 12u, n0, M, N, acc12_0, acc12_1);
-  store_row(cBase, cRs, m0 + 13u, n0, M, N, acc13_0, acc13_1);
-  store_row(cBase, cRs, m0 + 14u, n0, M, N, acc14_0, acc14_1);
-  store_row(cBase, cRs, m0 + 15u, n0, M, N, acc15_0, acc15_1);
+/** Where the invocation's tile lies and how A and B are addressed (set up once by tile_main). */
+struct Tile {
+  m0: u32, n0: u32, M: u32, N: u32,
+  aBase: u32, aRs: u32, aCs: u32,
+  bBase: u32, bRs: u32, bCs: u32,
+  tx: u32, ty: u32, li: u32, lane: u32,
+  /** First row and column of the workgroup's block. */
+  bm0: u32, bn0: u32,
 }
 
-fn store_row(cBase: u32, cRs: u32, m: u32, n0: u32, M: u32, N: u32, lo: vec4<f32>, hi: vec4<f32>) {
-  if (m >= M) { return; }
-  let row = cBase + m * cRs;
-  for (var c = 0u; c < 4u; c++) {
-    if (n0 + c < N) { C[row + n0 + c] = lo[c]; }
-    if (n0 + 4u + c < N) { C[row + n0 + 4u + c] = hi[c]; }
+fn tile_main(wid: vec3<u32>, li: u32, lane: u32) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u); let b = wid.z;
+  let tx = li % TX; let ty = li / TX;
+  var t: Tile;
+  t.M = M; t.N = N; t.tx = tx; t.ty = ty; t.li = li; t.lane = lane;
+  t.bm0 = wid.y * (TY * TM); t.bn0 = wid.x * (TX * TN);
+  t.m0 = t.bm0 + ty * TM; t.n0 = t.bn0 + tx * TN;
+  t.aBase = pu(4u) + b * pu(7u); t.aRs = pu(8u); t.aCs = pu(9u);
+  t.bBase = pu(5u) + b * pu(10u); t.bRs = pu(11u); t.bCs = pu(12u);
+  setup_lanes(t);
+  var acc: array<array<vec4<f32>, TN / 4u>, TM>;
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    stage_chunk(t, k0, K);
+    let kn = min(BK, K - k0);
+    for (var kk = 0u; kk < kn; kk++) {
+      let a = a_col(t, k0 + kk, kk);
+      let bv = b_row(t, k0 + kk, kk);
+      for (var i = 0u; i < TM; i++) {
+        let x = vec4<f32>(a[i]);
+        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(x, bv[j], acc[i][j]); }
+      }
+    }
+    end_chunk();
+  }
+  let cBase = pu(6u) + b * pu(13u); let cRs = pu(14u);
+  for (var i = 0u; i < TM; i++) {
+    let m = t.m0 + i;
+    if (m >= M) { break; }
+    let row = cBase + m * cRs;
+    for (var j = 0u; j < TN; j++) {
+      if (t.n0 + j < N) { C[row + t.n0 + j] = acc[i][j / 4u][j % 4u]; }
+    }
   }
 }

@@ -10,15 +10,10 @@ import type { ND } from './reference/ndarray.js';
 
 useEngine();
 afterEach(() => forceConvKernel(null));
-const { features } = await E.init(); // skipIf needs the adapter's features while the tests are collected
 
-// Every kernel family the adapter can run (the subgroup ones only with the feature).
-function available(k: ConvKernel): boolean {
-  const f = features;
-  if (k === 'subgroup') return f.subgroups && f.subgroupMinSize >= 8;
-  if (k === 'quad') return f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0;
-  return true;
-}
+// Every kernel variant; the ones this adapter cannot run (engine/variants.ts) are reported as skipped.
+await E.init();
+const supported = E.supportedVariants('conv');
 
 // [N, Cin, H, W, Cout, KH, KW, stride, padding]
 type Case = [number, number, number, number, number, number, number, number, number];
@@ -40,9 +35,10 @@ function channelView(big: E.Tensor, at: number, C: number): E.Tensor {
   return E.slice(big, 1, at, at + C);
 }
 
-describe.each(['subgroup', 'quad', 'tiled'] as ConvKernel[])('conv2d, %s kernels', (kernel) => {
+describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
+  const run = test.runIf(supported.includes(kernel));
   const cs = kernel === 'quad' ? [...cases.slice(0, 3), cases[8]] : cases;
-  test.skipIf(!available(kernel)).each(cs.map((c) => [name(c), c] as const))('%s: forward, input and weight gradient', async (_n, c) => {
+  run.each(cs.map((c) => [name(c), c] as const))('%s: forward, input and weight gradient', async (_n, c) => {
     forceConvKernel(kernel);
     const [N, Cin, H, W, Cout, KH, KW, stride, padding] = c;
     const o = { stride, padding };
@@ -60,7 +56,7 @@ describe.each(['subgroup', 'quad', 'tiled'] as ConvKernel[])('conv2d, %s kernels
     for (const t of [xt, wt, bt, y, dyt]) t.dispose();
   });
 
-  test.skipIf(!available(kernel) || kernel === 'quad')('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {
+  run('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {
     forceConvKernel(kernel);
     const [N, C0, G, H, W] = [3, 5, 4, 7, 6];
     const o = { stride: 1, padding: 1 };

@@ -1,26 +1,43 @@
 import { describe, test } from 'vitest';
 import * as E from '../engine/index.js';
-import { checkShader } from '../engine/runtime.js';
+import { checkShader, compose } from '../engine/runtime.js';
 import { shaders } from '../engine/shaders.js';
 import { useEngine } from './helpers.js';
+import { matmulSource } from '../engine/ops/matmul.js';
 
 useEngine();
 const { features } = await E.init(); // skipIf needs the adapter's features while the tests are collected
 
 // Every WGSL file compiles on this adapter (subgroup kernels only where the feature exists), as the
-// engine loads it (unary.wgsl and binary.wgsl with the code generated from the elementwise table).
+// engine loads it (unary.wgsl and binary.wgsl with the code generated from the elementwise table); a
+// body and its snippets compile as the composed module of every variant the adapter supports.
 const files = import.meta.glob('../shaders/*.wgsl', { eager: true, query: '?raw', import: 'default' }) as Record<string, string>;
 const loaded = new Map(Object.values(shaders).map((s) => [s.file, s.source]));
+const composedParts = /^matmul|^batchnorm_stats/;
 
 describe('every shader compiles', () => {
+  for (const v of E.allVariants('matmul')) {
+    if (v === 'naive') continue;
+    test(`matmul.wgsl composed for ${v}`, async (ctx) => {
+      if (!E.supportedVariants('matmul').includes(v)) ctx.skip();
+      await checkShader(matmulSource(v));
+    });
+  }
   for (const [path, source] of Object.entries(files)) {
     const file = path.split('/').pop()!;
-    if (file === 'common.wgsl') continue;
+    if (file === 'common.wgsl' || composedParts.test(file)) continue;
     const needsSubgroups = /subgroup|quadBroadcast/.test(source);
     test.skipIf(needsSubgroups && !features.subgroups)(file, async () => {
       await checkShader({ file, source: loaded.get(file) ?? source });
     });
   }
+
+  test('a compile error in a composed snippet names the snippet, line and column', async () => {
+    const { expect } = await import('vitest');
+    const body = { file: 'body.wgsl', source: '@compute @workgroup_size(1) fn main() {\n  helper();\n}' };
+    const snippet = { file: 'snippet.wgsl', source: '// a snippet\nfn helper() {\n  let y: u32 = 2.5;\n}' };
+    await expect(checkShader(compose(body, [snippet], { variant: 'broken' }))).rejects.toThrow(/snippet\.wgsl:3:\d+/);
+  });
 
   test('a compile error names the file, line and column', async () => {
     const bad = 'override WG: u32 = 64u;\n@compute @workgroup_size(WG) fn main() {\n  let x: u32 = 1.5;\n}\n';

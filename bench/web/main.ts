@@ -379,7 +379,8 @@ function adapterInfo() {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
     },
-    kernels: { matmul: E.chooseMatmulKernel(g.features), conv: E.chooseConvKernel(g.features), batchNormStats: E.chooseBnStatsKernel(g.features) },
+    kernels: { matmul: E.heuristicVariant('matmul'), conv: E.heuristicVariant('conv'), batchNormStats: E.heuristicVariant('bnStats') },
+    variants: { matmul: E.supportedVariants('matmul'), conv: E.supportedVariants('conv'), batchNormStats: E.supportedVariants('bnStats') },
   };
 }
 

@@ -47,10 +47,10 @@ function compare(got: Float32Array, want: ND, rtol: number, atol: number): Pick<
 type Case = { name: string; run: () => Promise<Array<[Float32Array, ND]>>; rtol?: number; atol?: number };
 
 function cases(): Case[] {
-  const f = E.gpu().features;
-  const matmulKernels = (['naive', 'tiled', 'quad', 'sg8'] as const).filter((k) => E.matmulKernelSupported(k, f));
-  const convKernels: E.ConvKernel[] = [...new Set<E.ConvKernel>([E.chooseConvKernel(f), 'tiled'])];
-  const bnKernels: E.BnStatsKernel[] = f.subgroups ? ['subgroup', 'fallback'] : ['fallback'];
+  // Every variant this adapter can run (engine/variants.ts).
+  const matmulKernels = E.supportedVariants('matmul');
+  const convKernels = E.supportedVariants('conv');
+  const bnKernels = E.supportedVariants('bnStats');
   const out: Case[] = [];
 
   for (const k of matmulKernels) {

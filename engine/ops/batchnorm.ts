@@ -13,40 +13,39 @@
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
-import { dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { compose, dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { selectVariant } from '../tuner.js';
+import { forceVariant, heuristicVariant, planeWorkgroupSize, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor, view } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
 import { unaryMap } from './map.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
+import statsTreeSrc from '../../shaders/batchnorm_stats_tree.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
 
-const statsShader: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
-const statsSubgroupShader: KernelSource = { file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc };
+const statsBody: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
+/** The statistics kernels composed with the lane-summing snippet of each variant. */
+const statsShaders: Record<BnStatsKernel, KernelSource> = {
+  subgroup: compose(statsBody, [{ file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc }], { enables: ['subgroups'], variant: 'subgroup' }),
+  fallback: compose(statsBody, [{ file: 'batchnorm_stats_tree.wgsl', source: statsTreeSrc }], { variant: 'fallback' }),
+};
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
-/** Every WGSL file of this module (tests compile each one). */
 
-export type BnStatsKernel = 'subgroup' | 'fallback';
+export type BnStatsKernel = VariantName<'bnStats'>;
 
-/** The reduction kernel for the adapter: subgroupAdd when it has subgroups. */
+/** The heuristic reduction kernel for adapter features (see engine/variants.ts). */
 export function chooseBnStatsKernel(f: GpuFeatures): BnStatsKernel {
-  return f.subgroups ? 'subgroup' : 'fallback';
+  return heuristicVariant('bnStats', { features: f });
 }
-let forcedStats: BnStatsKernel | null = null;
 /** Forces one reduction kernel (tests check both); null restores the automatic choice. */
 export function forceBnStatsKernel(k: BnStatsKernel | null): void {
-  forcedStats = k;
+  forceVariant('bnStats', k);
 }
 
-/**
- * Workgroup size (a power of two) of the per-channel and per-plane kernels. On CPU adapters one
- * 8-lane workgroup per channel or plane measured fastest (lavapipe runs a workgroup's vectors one after
- * another and pays for every barrier, so small workgroups balance best); GPUs want wider ones.
- */
-function bnWorkgroupSize(): number {
-  return gpu().adapter.isFallbackAdapter ? 8 : 64;
-}
+/** Workgroup size of the per-channel and per-plane kernels (see engine/variants.ts). */
+const bnWorkgroupSize = () => planeWorkgroupSize();
 
 /** x itself if its H*W planes are contiguous, else a contiguous copy (the caller disposes it if new). */
 function planar(x: Tensor): Tensor {
@@ -62,8 +61,7 @@ function vec4Ok(...ts: Tensor[]): boolean {
 }
 
 function statsKernel(): KernelSource {
-  const k = forcedStats ?? chooseBnStatsKernel(gpu().features);
-  return k === 'subgroup' && gpu().features.subgroups ? statsSubgroupShader : statsShader;
+  return statsShaders[selectVariant('bnStats', '')];
 }
 
 /**

@@ -16,6 +16,8 @@ import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
+import { selectVariant } from '../tuner.js';
+import { forceVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
@@ -28,23 +30,17 @@ const convShader = { file: 'conv2d.wgsl', source: plainSrc };
 /** Needs the `subgroups` feature. */
 const convSubgroupShader = { file: 'conv2d_subgroup.wgsl', source: subgroupSrc };
 
-/**
- * 'subgroup': the 32 rows of a tile are shared with subgroupBroadcast among 8 lanes (subgroups of 8 or
- * more); 'quad': the same kernels sharing among 4 lanes with quadBroadcast (subgroups of 4, or any
- * multiple of 4); 'tiled': the same register tiles without subgroups (each lane loads its rows).
- */
-export type ConvKernel = 'subgroup' | 'quad' | 'tiled';
+/** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled. */
+export type ConvKernel = VariantName<'conv'>;
 
-/** Which kernels run a conv, from the adapter's subgroup sizes. */
+/** The heuristic kernels for adapter features (see engine/variants.ts). */
 export function chooseConvKernel(f: GpuFeatures): ConvKernel {
-  if (!f.subgroups || f.subgroupMinSize < 4) return 'tiled';
-  return f.subgroupMinSize >= 8 ? 'subgroup' : 'quad';
+  return heuristicVariant('conv', { features: f });
 }
 
-let forcedKernel: ConvKernel | null = null;
-/** Forces one conv kernel family (tests use it to check both); null restores the automatic choice. */
+/** Forces one conv kernel family (tests use it to check each); null restores the automatic choice. */
 export function forceConvKernel(k: ConvKernel | null): void {
-  forcedKernel = k;
+  forceVariant('conv', k);
 }
 
 export interface Conv2dOptions {
@@ -137,11 +133,6 @@ interface Launch {
   splits?: number;
 }
 
-/** Workgroups wanted per dispatch: enough to occupy the device. */
-function targetWorkgroups(): number {
-  return gpu().adapter.isFallbackAdapter ? 16 : 256;
-}
-
 /**
  * 64 invocations per workgroup, or the smallest size (8, or the subgroup size) when 64 would leave too
  * few workgroups to occupy the device, or would idle more than a fifth of its invocations (a 7x7 stem's
@@ -155,20 +146,32 @@ function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
   return groups * otherTiles >= targetWorkgroups() && groups * 64 <= 1.25 * lanes ? 64 : small;
 }
 
-function kernelFamily(): { shader: typeof convShader; subgroup: boolean; lanes: number } {
-  const f = gpu().features;
-  let k = forcedKernel ?? chooseConvKernel(f);
-  if (k === 'subgroup' && !(f.subgroups && f.subgroupMinSize >= 8)) k = chooseConvKernel(f);
-  if (k === 'quad' && !(f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0)) k = 'tiled';
-  if (k === 'tiled') return { shader: convShader, subgroup: false, lanes: 0 };
-  return { shader: convSubgroupShader, subgroup: true, lanes: k === 'subgroup' ? 8 : 4 };
+/** The shader of each variant, named for profiles (conv2d_subgroup[quad]:conv2d_fwd). */
+const variantShaders: Record<ConvKernel, typeof convShader & { variant: string }> = {
+  subgroup: { ...convSubgroupShader, variant: 'subgroup' },
+  quad: { ...convSubgroupShader, variant: 'quad' },
+  tiled: { ...convShader, variant: 'tiled' },
+};
+
+function kernelFamily(k: ConvKernel): { shader: typeof convShader; subgroup: boolean; lanes: number } {
+  return { shader: variantShaders[k], subgroup: k !== 'tiled', lanes: k === 'subgroup' ? 8 : k === 'quad' ? 4 : 0 };
 }
 
 /** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
 const ROWS = 32;
 
+/** Dispatches with the variant the tuner selects for this entry, shape and flags (engine/tuner.ts). */
 function launch(l: Launch): void {
-  const fam = kernelFamily();
+  const key = `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}`;
+  const [N, Cin, , , Cout, OH, OW, KH, KW] = l.params;
+  const run = (v: ConvKernel, buffers: PooledBuffer[]) => launchVariant(v, { ...l, buffers });
+  const [, , H, W, , , , , , stride] = l.params;
+  const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}`;
+  run(selectVariant('conv', key, { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label }), l.buffers);
+}
+
+function launchVariant(variant: ConvKernel, l: Launch): void {
+  const fam = kernelFamily(variant);
   const constants = { ...l.constants };
   if (fam.subgroup) constants.LANES = fam.lanes;
   const lanes = Math.ceil(l.columns / 4);

@@ -1,34 +1,83 @@
 // Batched matrix multiplication (torch.matmul semantics for >= 2-D inputs, 1-D promoted) with autograd.
-// Kernels: matmul_subgroup.wgsl (fast, needs `subgroups`), matmul.wgsl matmul_tiled (fast without
-// subgroups) and matmul_naive (the reference-grade kernel). chooseMatmulKernel() picks one.
+// Kernels: matmul_naive (the reference-grade kernel) and one register-tile body (shaders/matmul.wgsl
+// tile_main) composed per variant with the snippet that brings A and B to the lanes: each lane loading
+// its own (tiled), quad or 8-lane subgroup broadcasts (quad, sg8), or workgroup-memory tiles staged
+// with barriers (wg*, vec4 loads where the layout allows). The variants, what each needs and the
+// default are in engine/variants.ts; which one runs a call is engine/tuner.ts's selectVariant().
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
-import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
-import { shaders } from '../shaders.js';
+import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
+import { selectVariant } from '../tuner.js';
+import { forceVariant, heuristicVariant, MATMUL_TILES, missingFor, type VariantName } from '../variants.js';
 import { sumTo } from './reduce.js';
 import { clone, expandTo, reshape, transpose } from './views.js';
+import bodySrc from '../../shaders/matmul.wgsl';
+import lanesSrc from '../../shaders/matmul_lanes.wgsl';
+import ownSrc from '../../shaders/matmul_lanes_own.wgsl';
+import quadSrc from '../../shaders/matmul_lanes_quad.wgsl';
+import sg8Src from '../../shaders/matmul_lanes_sg8.wgsl';
+import wgmemSrc from '../../shaders/matmul_wgmem.wgsl';
 
-export type MatmulKernel = 'sg8' | 'quad' | 'tiled' | 'naive';
+export type MatmulKernel = VariantName<'matmul'>;
 
-/** Whether the adapter can run a kernel (sg8 needs subgroups of exactly 8; quad a multiple of 4). */
+const body: KernelSource = { file: 'matmul.wgsl', source: bodySrc };
+const part = (file: string, source: string): KernelSource => ({ file, source });
+const lanes = part('matmul_lanes.wgsl', lanesSrc);
+const snippets: Record<'own' | 'quad' | 'sg8' | 'wgmem', KernelSource[]> = {
+  own: [lanes, part('matmul_lanes_own.wgsl', ownSrc)],
+  quad: [lanes, part('matmul_lanes_quad.wgsl', quadSrc)],
+  sg8: [lanes, part('matmul_lanes_sg8.wgsl', sg8Src)],
+  wgmem: [part('matmul_wgmem.wgsl', wgmemSrc)],
+};
+
+/** The tile geometry of a variant: TX x TY invocations, TM x TN outputs each, K in chunks of BK. */
+interface Geometry {
+  TM: number;
+  TN: number;
+  TX: number;
+  TY: number;
+  BK: number;
+  lanes: keyof typeof snippets;
+}
+
+function geometryOf(v: Exclude<MatmulKernel, 'naive'>): Geometry {
+  if (v === 'sg8') return { TM: 32, TN: 4, TX: 8, TY: 1, BK: 64, lanes: 'sg8' };
+  if (v === 'quad') return { TM: 16, TN: 8, TX: 8, TY: 1, BK: 64, lanes: 'quad' };
+  if (v === 'tiled') return { TM: 16, TN: 8, TX: 8, TY: 1, BK: 64, lanes: 'own' };
+  const t = MATMUL_TILES[v];
+  return { TM: t.TM, TN: t.TN, TX: t.BN / t.TN, TY: t.BM / t.TM, BK: t.BK, lanes: 'wgmem' };
+}
+
+const composed = new Map<string, KernelSource>();
+/** The composed module of a variant (cached: the runtime caches modules by their source). */
+export function matmulSource(v: Exclude<MatmulKernel, 'naive'>): KernelSource {
+  let src = composed.get(v);
+  if (!src) {
+    const g = geometryOf(v);
+    const consts = part(`matmul[${v}] constants`, `const TM: u32 = ${g.TM}u; const TN: u32 = ${g.TN}u; const TX: u32 = ${g.TX}u; const TY: u32 = ${g.TY}u; const BK: u32 = ${g.BK}u;`);
+    const enables = g.lanes === 'quad' || g.lanes === 'sg8' ? ['subgroups'] : [];
+    src = compose(body, [consts, ...snippets[g.lanes]], { enables, variant: v });
+    composed.set(v, src);
+  }
+  return src;
+}
+
+/** Whether the adapter can run a kernel (see engine/variants.ts). */
 export function matmulKernelSupported(k: MatmulKernel, f: GpuFeatures): boolean {
-  if (k === 'sg8') return f.subgroups && f.subgroupMinSize === 8 && f.subgroupMaxSize === 8;
-  if (k === 'quad') return f.subgroups && f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0;
-  return true;
+  return missingFor('matmul', k, { features: f, limits: gpu().limits, isFallbackAdapter: gpu().adapter.isFallbackAdapter }) === null;
 }
 
-/** Which kernel runs a matmul: sg8 on 8-lane subgroups, quad on other multiples of 4, else the register tile. */
+/** The heuristic kernel for adapter features (see engine/variants.ts). */
 export function chooseMatmulKernel(f: GpuFeatures): MatmulKernel {
-  return (['sg8', 'quad'] as const).find((k) => matmulKernelSupported(k, f)) ?? 'tiled';
+  return heuristicVariant('matmul', { features: f });
 }
 
-let forcedKernel: MatmulKernel | null = null;
 /** Forces one matmul kernel (tests use it to check every kernel); null restores the automatic choice. */
 export function forceMatmulKernel(k: MatmulKernel | null): void {
-  forcedKernel = k;
+  forceVariant('matmul', k);
 }
 
 /** The single batch stride of a tensor's batch dims broadcast to `batch`, or null if they need a copy. */
@@ -66,20 +115,10 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
   const p = new Uint32Array(PARAM_WORDS);
   p.set([M, N, K, batch, ac.offset, bc.offset, 0, sa!, ac.strides[ac.ndim - 2], ac.strides[ac.ndim - 1],
     sb!, bc.strides[bc.ndim - 2], bc.strides[bc.ndim - 1], M * N, N]);
-  const f = gpu().features;
-  const kernel = forcedKernel && matmulKernelSupported(forcedKernel, f) ? forcedKernel : chooseMatmulKernel(f);
   const buffers = [ac.buffer, bc.buffer, out.buffer];
-  if (kernel === 'naive') {
-    const [x, y] = grid1d(Math.ceil((M * N) / 64));
-    dispatch({ shader: shaders.matmul, entry: 'matmul_naive' }, { params: p, buffers, workgroups: [x, y, batch] });
-  } else if (kernel === 'tiled') {
-    const WG = 8;
-    dispatch({ shader: shaders.matmul, entry: 'matmul_tiled', constants: { WG } }, { params: p, buffers, workgroups: [Math.ceil(N / (8 * WG)), Math.ceil(M / 16), batch] });
-  } else if (kernel === 'sg8') {
-    dispatch({ shader: shaders.matmulSubgroup, entry: 'matmul_sg8' }, { params: p, buffers, workgroups: [Math.ceil(N / 32), Math.ceil(M / 32), batch] });
-  } else {
-    dispatchSubgroupMatmul(p, buffers, M, N, batch);
-  }
+  const key = `${M}x${N}x${K}x${batch}|a${ac.strides[ac.ndim - 1] === 1 ? 'r' : 'c'}b${bc.strides[bc.ndim - 1] === 1 ? 'r' : 'c'}`;
+  const run = (v: MatmulKernel, bufs: Tensor['buffer'][]) => launchMatmul(v, p, bufs, M, N, batch);
+  run(selectVariant('matmul', key, { buffers, run, flops: 2 * M * N * K * batch, label: `matmul ${batch > 1 ? `${batch}x` : ''}[${M},${K}]x[${K},${N}]` }), buffers);
   if (ac !== a) ac.dispose();
   if (bc !== b) bc.dispose();
   return out;
@@ -92,10 +131,28 @@ function materialise(t: Tensor, shape: number[]): Tensor {
   return c;
 }
 
-/** The quad-broadcast kernel: 16 x 8 outputs per invocation, 8 invocations per workgroup. */
-function dispatchSubgroupMatmul(p: Uint32Array, buffers: Tensor['buffer'][], M: number, N: number, batch: number): void {
-  const WG = 8;
-  dispatch({ shader: shaders.matmulSubgroup, entry: 'matmul_quad', constants: { WG } }, { params: p, buffers, workgroups: [Math.ceil(N / (8 * WG)), Math.ceil(M / 16), batch] });
+function launchMatmul(v: MatmulKernel, p: Uint32Array, buffers: Tensor['buffer'][], M: number, N: number, batch: number): void {
+  if (v === 'naive') {
+    const [x, y] = grid1d(Math.ceil((M * N) / 64));
+    // The body needs a composition to compile; the plain one serves the naive entry point too.
+    dispatch({ shader: matmulSource('tiled'), entry: 'matmul_naive' }, { params: p, buffers, workgroups: [x, y, batch] });
+    return;
+  }
+  const g = geometryOf(v);
+  const workgroups: [number, number, number] = [Math.ceil(N / (g.TX * g.TN)), Math.ceil(M / (g.TY * g.TM)), batch];
+  if (g.lanes !== 'wgmem') {
+    dispatch({ shader: matmulSource(v), entry: 'matmul_tile' }, { params: p, buffers, workgroups });
+    return;
+  }
+  // vec4 staging where rows are contiguous and every row start is a multiple of 4 (matmul_wgmem.wgsl).
+  const [, , K, , aOff, bOff, , aBs, aRs, aCs, bBs, bRs, bCs] = p;
+  const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+  const VEC_A = aCs === 1 && K >= 4 && aligned(K, aOff, aRs, batch > 1 ? aBs : 0) ? 1 : 0;
+  const VEC_B = bCs === 1 && N >= 4 && aligned(N, bOff, bRs, batch > 1 ? bBs : 0) ? 1 : 0;
+  dispatch(
+    { shader: matmulSource(v), entry: 'matmul_tile', constants: { VEC_A, VEC_B } },
+    { params: p, buffers: [...buffers, buffers[0], buffers[1]], workgroups },
+  );
 }
 
 const matmulOp = defineOp<null>({

@@ -10,15 +10,14 @@ import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, pair } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
+import { planeWorkgroupSize } from '../variants.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
 import avgSrc from '../../shaders/avgpool2d.wgsl';
 
 const maxShader: KernelSource = { file: 'maxpool2d.wgsl', source: maxSrc };
 const avgShader: KernelSource = { file: 'avgpool2d.wgsl', source: avgSrc };
-/** Every WGSL file of this module (tests compile each one). */
-
-/** Workgroup size: 8 lanes on CPU adapters (measured fastest on lavapipe), 64 on GPUs. */
-const workgroupSize = () => (gpu().adapter.isFallbackAdapter ? 8 : 64);
+/** Workgroup size (see engine/variants.ts). */
+const workgroupSize = () => planeWorkgroupSize();
 
 export interface Pool2dOptions {
   kernel: number | [number, number];

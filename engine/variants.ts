@@ -1,0 +1,187 @@
+// The kernel variants of every tunable family, in one table: for each family the candidates, what
+// each needs from the adapter (features, subgroup sizes, limits) and the heuristic default; plus the
+// adapter-dependent workgroup-size rules the ops share. Ops ask `selectVariant()` (engine/tuner.ts)
+// which variant runs; tests, the benchmark and the demo page ask `supportedVariants()` which ones this
+// adapter can run. No other file repeats these rules.
+//
+// A variant's needs are checked against `Caps` (the features and limits of an adapter), so the rules
+// are pure functions that tests can call with made-up adapters.
+
+import { gpu, isInitialised, type GpuFeatures } from './gpu.js';
+
+/** What the rules look at: the adapter's features, and its limits and kind where a rule needs them. */
+export interface Caps {
+  features: GpuFeatures;
+  limits?: Partial<Pick<GPUSupportedLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupStorageSize'>>;
+  isFallbackAdapter?: boolean;
+}
+
+interface Variant {
+  name: string;
+  about: string;
+  /** Why this adapter cannot run the variant (the missing feature or limit), or null if it can. */
+  missing(c: Caps): string | null;
+}
+
+const subgroupDesc = (f: GpuFeatures) =>
+  f.subgroups ? `subgroups of ${f.subgroupMinSize}${f.subgroupMaxSize !== f.subgroupMinSize ? `-${f.subgroupMaxSize}` : ''} lanes` : 'no subgroups feature';
+
+const always = (): null => null;
+/** Needs the `subgroups` feature with every subgroup size satisfying `ok`. */
+const subgroups = (what: string, ok: (f: GpuFeatures) => boolean) => (c: Caps) =>
+  c.features.subgroups && ok(c.features) ? null : `needs ${what} (this adapter: ${subgroupDesc(c.features)})`;
+const sgExactly8 = subgroups('subgroups of exactly 8 lanes', (f) => f.subgroupMinSize === 8 && f.subgroupMaxSize === 8);
+const sgAtLeast8 = subgroups('subgroups of at least 8 lanes', (f) => f.subgroupMinSize >= 8);
+const sgQuads = subgroups('subgroups of a multiple of 4 lanes', (f) => f.subgroupMinSize >= 4 && f.subgroupMinSize % 4 === 0);
+const sgAny = subgroups('the subgroups feature', () => true);
+
+/** Needs `invocations` per workgroup and `storage` bytes of workgroup memory. */
+const workgroup = (invocations: number, storage: number) => (c: Caps) => {
+  const inv = c.limits?.maxComputeInvocationsPerWorkgroup ?? 256;
+  const mem = c.limits?.maxComputeWorkgroupStorageSize ?? 16384;
+  if (inv < invocations) return `needs ${invocations} invocations per workgroup (this adapter: ${inv})`;
+  if (mem < storage) return `needs ${storage} bytes of workgroup memory (this adapter: ${mem})`;
+  return null;
+};
+
+/** A workgroup-memory matmul tile: BM x BN outputs per workgroup, TM x TN per invocation, BK deep. */
+export interface MatmulTile {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+/** The workgroup-memory matmul tiles, by variant name (invocations = BM/TM * BN/TN). */
+export const MATMUL_TILES: Record<string, MatmulTile> = {
+  wg32x32: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 }, // 64 invocations
+  wg64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }, // 256 invocations
+  wg128x64: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 4 }, // 256 invocations
+  wg64x64r8: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 }, // 64 invocations
+};
+const tileVariant = (name: string): Variant => {
+  const t = MATMUL_TILES[name];
+  const inv = (t.BM / t.TM) * (t.BN / t.TN);
+  return {
+    name,
+    about: `workgroup-memory tiles ${t.BM}x${t.BK} and ${t.BK}x${t.BN} staged with barriers, ${t.TM}x${t.TN} per invocation, ${inv} invocations`,
+    missing: workgroup(inv, 4 * t.BK * (t.BM + t.BN)),
+  };
+};
+
+const table = {
+  matmul: [
+    { name: 'sg8', about: '32x32 tile per 8-lane subgroup, A rows shared with subgroupBroadcast', missing: sgExactly8 },
+    { name: 'quad', about: '16x8 register tile, A rows shared with quadBroadcast', missing: sgQuads },
+    { name: 'tiled', about: '16x8 register tile, every lane loads its own rows', missing: always },
+    ...Object.keys(MATMUL_TILES).map(tileVariant),
+    { name: 'naive', about: 'one output per invocation (the reference-grade kernel)', missing: always },
+  ],
+  conv: [
+    { name: 'subgroup', about: '32x4 register tiles, the 32 rows shared with subgroupBroadcast among 8 lanes', missing: sgAtLeast8 },
+    { name: 'quad', about: '32x4 register tiles, the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
+    { name: 'tiled', about: '32x4 register tiles, every lane loads its own rows', missing: always },
+  ],
+  bnStats: [
+    { name: 'subgroup', about: 'lanes combined with subgroupAdd, one workgroup-memory step', missing: sgAny },
+    { name: 'fallback', about: 'workgroup-memory tree with barriers', missing: always },
+  ],
+} as const satisfies Record<string, readonly Variant[]>;
+
+export type Family = keyof typeof table;
+export type VariantName<F extends Family> = (typeof table)[F][number]['name'];
+export const FAMILIES = Object.keys(table) as Family[];
+
+/** The current adapter's caps (the engine must be initialised). */
+export function currentCaps(): Caps {
+  const g = gpu();
+  return { features: g.features, limits: g.limits, isFallbackAdapter: g.adapter.isFallbackAdapter };
+}
+
+function variant(family: Family, name: string): Variant {
+  const v = (table[family] as readonly Variant[]).find((x) => x.name === name);
+  if (!v) throw new Error(`${family}: unknown kernel variant '${name}' (known: ${allVariants(family).join(', ')})`);
+  return v;
+}
+
+/** Every candidate of a family, whatever the adapter. */
+export function allVariants<F extends Family>(family: F): VariantName<F>[] {
+  return (table[family] as readonly Variant[]).map((v) => v.name) as VariantName<F>[];
+}
+
+/** One line on what a variant is. */
+export function describeVariant(family: Family, name: string): string {
+  return variant(family, name).about;
+}
+
+/** Why the adapter cannot run a variant (e.g. 'needs subgroups of exactly 8 lanes ...'), or null if it can. */
+export function missingFor(family: Family, name: string, caps: Caps = currentCaps()): string | null {
+  return variant(family, name).missing(caps);
+}
+
+/** The variants of a family this adapter can run, in table order. */
+export function supportedVariants<F extends Family>(family: F, caps: Caps = currentCaps()): VariantName<F>[] {
+  return allVariants(family).filter((n) => missingFor(family, n, caps) === null);
+}
+
+/**
+ * The heuristic default, a pure function of the adapter: on 8-lane subgroups (lavapipe) the
+ * subgroup-broadcast kernels, on other multiples of 4 the quad ones; matmul on a hardware GPU without
+ * them the workgroup-memory tile; else the register tiles that need nothing.
+ */
+export function heuristicVariant<F extends Family>(family: F, caps: Caps = currentCaps()): VariantName<F> {
+  const ok = (n: string) => missingFor(family, n, caps) === null;
+  const first = (names: string[]) => names.find(ok) as VariantName<F>;
+  if (family === 'matmul') return first(['sg8', 'quad', ...(caps.isFallbackAdapter === false ? ['wg64x64'] : []), 'tiled']);
+  if (family === 'conv') return first(['subgroup', 'quad', 'tiled']);
+  return first(['subgroup', 'fallback']);
+}
+
+const forced = new Map<Family, string>();
+
+/**
+ * Forces one variant of a family (tests check every variant this way); null restores the automatic
+ * choice. A variant the adapter cannot run is an error naming it and what it needs.
+ */
+export function forceVariant<F extends Family>(family: F, name: VariantName<F> | null): void {
+  if (name === null) {
+    forced.delete(family);
+    return;
+  }
+  variant(family, name);
+  if (isInitialised()) checkRunnable(family, name);
+  forced.set(family, name);
+}
+
+/** Throws an error naming the variant and what it needs when the adapter (`caps`) cannot run it. */
+export function checkRunnable(family: Family, name: string, caps: Caps = currentCaps()): void {
+  const why = missingFor(family, name, caps);
+  if (why) throw new Error(`${family} kernel variant '${name}' cannot run on this adapter: it ${why}`);
+}
+
+/** The forced variant of a family, or null (checked against the adapter). */
+export function forcedVariant<F extends Family>(family: F): VariantName<F> | null {
+  const name = forced.get(family);
+  if (name === undefined) return null;
+  checkRunnable(family, name);
+  return name as VariantName<F>;
+}
+
+// ---- workgroup-size rules ------------------------------------------------------------------------
+
+/**
+ * Workgroups one dispatch should have to occupy the device: a CPU adapter runs a few workgroups per
+ * core at once, a GPU needs hundreds.
+ */
+export function targetWorkgroups(caps: Caps = currentCaps()): number {
+  return caps.isFallbackAdapter ? 16 : 256;
+}
+
+/**
+ * Workgroup size of the per-channel and per-plane kernels (batch norm, pooling). On CPU adapters one
+ * 8-lane workgroup measured fastest (lavapipe runs a workgroup's vectors one after another and pays for
+ * every barrier, so small workgroups balance best); GPUs want wider ones.
+ */
+export function planeWorkgroupSize(caps: Caps = currentCaps()): number {
+  return caps.isFallbackAdapter ? 8 : 64;
+}

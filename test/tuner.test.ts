@@ -1,0 +1,144 @@
+// The tuner (engine/tuner.ts): measured choices on a small seed DenseNet still give PyTorch's numbers,
+// the choices persist per adapter and engine version, a corrupt cache is ignored with one warning, and
+// a job whose candidates all fail keeps the heuristic.
+
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import { DenseNet } from '../models/index.js';
+import { selectVariant } from '../engine/tuner.js';
+import { expectClose, useEngine } from './helpers.js';
+import { nd } from './reference/ndarray.js';
+
+useEngine();
+afterEach(() => E.setTuneMode('off'));
+afterAll(() => E.setTuneStore(null));
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
+
+describe('tuning', () => {
+  test("with tune 'on' the seed DenseNet's PyTorch fixture passes, and the choices persist", async () => {
+    const store = E.memoryTuneStore();
+    E.setTuneStore(store);
+    E.resetTuning();
+    E.setTuneMode('on');
+    const t = await nn.loadSafetensors(readFileSync(fixture('d2l_small.safetensors')));
+    const nd32 = async (k: string) => nd([...t.get(k)!.shape], await t.get(k)!.data());
+    const state = new Map([...t].filter(([k]) => k.startsWith('net.')));
+    const x = t.get('input')!;
+    const step = async () => {
+      const model = new DenseNet({ growthRate: 8, arch: [2, 2] });
+      model.loadStateDict(state);
+      const logits = model(x);
+      const loss = nn.crossEntropy(logits, t.get('labels')!);
+      loss.backward();
+      return { model, logits, loss };
+    };
+    // First step: every new shape runs the heuristic and is queued; the jobs measure copies of the
+    // real arguments, so this step's numbers must be right too.
+    const first = await step();
+    expectClose(await first.logits.data(), await nd32('logits_train'), { rtol: 1e-4, atol: 1e-5, what: 'logits while tuning' });
+    expect(E.memory().byTag.tuner).toBeGreaterThan(0); // the copies of the real arguments
+    await E.settleTuning();
+    expect(E.memory().byTag.tuner).toBeUndefined(); // all released
+    const recs = E.tuneRecords();
+    expect(recs.length).toBeGreaterThan(0);
+    for (const r of recs) expect(E.supportedVariants(r.family)).toContain(r.chosen);
+    expect(recs.some((r) => r.family === 'conv')).toBe(true);
+    // Second step: the measured choices run.
+    const { model, logits, loss } = await step();
+    expectClose(await logits.data(), await nd32('logits_train'), { rtol: 1e-4, atol: 1e-5, what: 'tuned train-mode logits' });
+    expectClose(await loss.data(), await nd32('loss'), { rtol: 1e-5, what: 'loss' });
+    const params = new Map(model.namedParameters());
+    for (const k of [...t.keys()].filter((k) => k.startsWith('grad.'))) {
+      expectClose(await params.get(k.slice(5))!.grad!.data(), await nd32(k), { rtol: 1e-3, atol: 1e-5, what: `gradient of ${k.slice(5)}` });
+    }
+    const saved = JSON.parse(store.text!) as { sections: Record<string, Record<string, string>> };
+    const section = Object.entries(saved.sections).find(([k]) => k.startsWith(`${E.ENGINE_VERSION}|`))![1];
+    expect(Object.keys(section).length).toBe(recs.length);
+    first.model.dispose();
+    model.dispose();
+  });
+
+  test("'cached' mode uses stored choices and never measures", () => {
+    const key = 'conv|cached-test';
+    const text = JSON.stringify({ format: 'densenet-webgpu-tune-1', sections: {} });
+    E.setTuneStore(E.memoryTuneStore(text));
+    E.resetTuning();
+    E.setTuneMode('cached');
+    const run = vi.fn();
+    expect(selectVariant('conv', key, { buffers: [], run, flops: 0 })).toBe(E.heuristicVariant('conv'));
+    expect(run).not.toHaveBeenCalled();
+  });
+
+  test('a corrupt cache is ignored with one warning', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    E.setTuneStore(E.memoryTuneStore('{not json'));
+    E.resetTuning();
+    E.setTuneMode('cached');
+    expect(selectVariant('matmul', 'corrupt-test')).toBe(E.heuristicVariant('matmul'));
+    expect(selectVariant('matmul', 'corrupt-test-2')).toBe(E.heuristicVariant('matmul'));
+    E.setTuneMode('on');
+    expect(selectVariant('matmul', 'corrupt-test-3')).toBe(E.heuristicVariant('matmul'));
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0][0])).toMatch(/ignoring the tuning cache at memory/);
+    warn.mockRestore();
+  });
+
+  test('a job whose candidates all fail keeps the heuristic, with a warning', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    E.setTuneStore(E.memoryTuneStore());
+    E.resetTuning();
+    E.setTuneMode('on');
+    const fail = () => {
+      throw new Error('candidate failed');
+    };
+    expect(selectVariant('matmul', 'all-fail', { buffers: [], run: fail, flops: 1 })).toBe(E.heuristicVariant('matmul'));
+    await E.settleTuning();
+    const rec = E.tuneRecords().find((r) => r.key === 'all-fail')!;
+    expect(rec.chosen).toBe(E.heuristicVariant('matmul'));
+    expect(Object.values(rec.ms).every((ms) => ms === Infinity)).toBe(true);
+    expect(selectVariant('matmul', 'all-fail')).toBe(E.heuristicVariant('matmul'));
+    expect(warn.mock.calls.some(([m]) => /every candidate of matmul all-fail failed; keeping the heuristic/.test(String(m)))).toBe(true);
+    warn.mockRestore();
+  });
+
+  test('in Node the choices go to $XDG_CACHE_HOME/densenet-webgpu/tune.json, replaced whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tune-'));
+    const before = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = dir;
+    try {
+      const store = E.defaultTuneStore()!;
+      expect(store.where).toBe(join(dir, 'densenet-webgpu', 'tune.json'));
+      E.setTuneStore(store);
+      E.resetTuning();
+      E.setTuneMode('on');
+      const a = E.randn([20, 30]);
+      const b = E.randn([30, 40]);
+      E.matmul(a, b);
+      await E.settleTuning();
+      const saved = JSON.parse(readFileSync(store.where, 'utf8')) as { format: string; sections: Record<string, Record<string, string>> };
+      expect(saved.format).toBe('densenet-webgpu-tune-1');
+      const section = Object.values(saved.sections)[0];
+      expect(Object.keys(section)).toEqual(['matmul|20x40x30x1|arbr']);
+      expect(readdirSync(join(dir, 'densenet-webgpu'))).toEqual(['tune.json']); // no temporary file left
+      // A later process (here: a reset) reads the choice back in 'cached' mode.
+      E.resetTuning();
+      E.setTuneMode('cached');
+      expect(selectVariant('matmul', '20x40x30x1|arbr')).toBe(Object.values(section)[0]);
+      a.dispose();
+      b.dispose();
+    } finally {
+      if (before === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = before;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('bad modes are errors that name the modes', () => {
+    expect(() => E.setTuneMode('fast' as never)).toThrow(/tune mode must be one of off, cached, on, got 'fast'/);
+  });
+});
