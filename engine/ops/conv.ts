@@ -3,7 +3,9 @@
 // Three kernels, each in shaders/conv2d_subgroup.wgsl (fast, needs subgroups) and shaders/conv2d.wgsl
 // (the same GEMMs without subgroups): the forward conv, the input gradient (a transposed conv) and the
 // weight gradient (split over the batch when its output is too small to occupy the device, then summed
-// by conv2d_wgrad_reduce). The bias gradient is a sum over (N, H, W).
+// by conv2d_wgrad_reduce). The bias gradient is a sum over (N, H, W). Input gradients with few input
+// channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
+// stride phase that visits only the taps that hit.
 //
 // Every tensor a kernel touches may be a view: x, y, dy and dx need only their rows and columns
 // contiguous (any offset, batch stride and channel stride), so the memory-efficient dense block can read
@@ -194,6 +196,11 @@ function kernelFamily(): { shader: typeof convShader; subgroup: boolean; lanes: 
 
 /** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
 const ROWS = 32;
+/**
+ * Input gradients with at most this many input channels (the stem) take conv2d_dgrad_phase, which visits
+ * only the taps that hit (stride phases) and has no 32-row tile to fill.
+ */
+const PHASE_MAX_CIN = 4;
 
 function launch(l: Launch): void {
   const fam = kernelFamily();
@@ -326,10 +333,23 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
   p[24] = g.N * g.H * g.W;
   p[27] = (m ? F.MASK : 0) | (o.accumulate ? F.ACC : 0) | (gAlias ? F.GALIAS : 0);
   const wb = w.buffer;
+  const buffers = [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb];
+  if (g.Cin <= PHASE_MAX_CIN) {
+    // Few input channels: the gather over input pixels by stride phase (see conv2d_dgrad_phase).
+    const PH = Math.ceil(g.H / g.stride);
+    const runs = Math.ceil(Math.ceil(g.W / g.stride) / 16);
+    p[28] = PH;
+    p[29] = runs;
+    const lanes = g.N * PH * runs;
+    const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
+    const [gx, gy] = grid1d(Math.ceil(lanes / WG));
+    dispatch({ shader: convShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
+    return dx;
+  }
   launch({
     entry: 'conv2d_dgrad',
     params: p,
-    buffers: [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb],
+    buffers,
     constants: {},
     columns: g.N * g.H * g.W,
     rows: g.Cin,
