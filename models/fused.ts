@@ -4,7 +4,7 @@ import type { BnParams } from '../engine/index.js';
 import type { BatchNorm2d } from '../nn/index.js';
 
 export function bnParams(bn: BatchNorm2d): BnParams {
-  return { gamma: bn.weight, beta: bn.bias, runningMean: bn.runningMean, runningVar: bn.runningVar };
+  return { gamma: bn.weight, beta: bn.bias, runningMean: bn.runningMean, runningVar: bn.runningVar, numBatchesTracked: bn.batchesTrackedBuffer };
 }
 
 /** What each BN layer's forward would have done besides normalising: count the batch (training). */

@@ -9,14 +9,13 @@
 //                   (TRAIN = 1); OUT = gamma * invstd * dy with the statistics held fixed (TRAIN = 0).
 //                   OUT is the view at offset 23 with strides 24 (n) and 25 (c), planes contiguous;
 //                   with ACC the result is added to what OUT holds (the dense block's gradient buffer).
-// Dispatch of bn_eval_stats and bn_running: 1-D, one invocation per channel.
+// Dispatch of bn_eval_stats: 1-D, one invocation per channel.
 //   bn_eval_stats:  OUT (stats [3, C]) from running mean X and running var DY: mean, 1/sqrt(var + eps), var.
-//   bn_running:     OUT[ro + c*rst] = (1 - m) * OUT[..] + m * v, v = ST row ROW (0: mean; 2: var, times
-//                   the unbiased factor M/(M-1)), updating a running statistic in place.
+// (The running-statistics update lives in batchnorm_update.wgsl.)
 // Parameters: 0 N  1 C  2 HW  3 x offset  4 x stride n  5 x stride c  6 dy offset  7 dy stride n
 //   8 dy stride c  9 stats column offset  10 stats row stride  11 gamma offset  12 gamma stride
-//   13 aux offset  14 aux stride (beta: element stride; grad sums: row stride)  15 eps / momentum (f32)
-//   16 1/M (f32)  17 running offset  18 running stride  19 row of ST (bn_running)  20 unbiased factor (f32)
+//   13 aux offset  14 aux stride (beta: element stride; grad sums: row stride)  15 eps (f32)
+//   16 1/M (f32)  17 running-mean offset  18 running-mean stride
 //   21 running-var offset  22 running-var stride (bn_eval_stats)  23 out offset  24 out stride n
 //   25 out stride c (bn_backward_dx)
 override WG: u32 = 64u;
@@ -101,16 +100,4 @@ fn bn_eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
   OUT[o] = m;
   OUT[o + rs] = inverseSqrt(v + pf(15u));
   OUT[o + 2u * rs] = v;
-}
-
-@compute @workgroup_size(WG)
-fn bn_running(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= pu(1u)) { return; }
-  let row = pu(19u);
-  var v = ST[pu(9u) + row * pu(10u) + c];
-  if (row == 2u) { v *= pf(20u); }
-  let m = pf(15u);
-  let o = pu(17u) + c * pu(18u);
-  OUT[o] = (1.0 - m) * OUT[o] + m * v;
 }

@@ -2,8 +2,9 @@
 //
 // Statistics live in a [3, C] tensor: row 0 the mean, row 1 1/sqrt(var + eps), row 2 the biased variance.
 // Training: batchNormStats() computes them from the batch in one pass (one workgroup per channel,
-// shifted sums, see batchnorm_stats.wgsl), the running statistics are updated in place (with the
-// unbiased variance, as PyTorch), and bn_apply normalises. Eval: the statistics come from the running
+// shifted sums, see batchnorm_stats.wgsl), the running statistics and the batch counter are updated in
+// place in one dispatch (with the unbiased variance, as PyTorch; batchnorm_update.wgsl), and bn_apply
+// normalises. Eval: the statistics come from the running
 // ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
 // one elementwise pass for dx (the full batch-statistics gradient in training).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
@@ -12,6 +13,7 @@
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
+import { pool, type PooledBuffer } from '../pool.js';
 import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, Tensor, view } from '../tensor.js';
@@ -19,12 +21,14 @@ import { U, unaryMap } from './map.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
+import updateSrc from '../../shaders/batchnorm_update.wgsl';
 
 const statsShader: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
 const statsSubgroupShader: KernelSource = { file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc };
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
+const updateShader: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const batchNormShaders = [statsShader, statsSubgroupShader, bnShader];
+export const batchNormShaders = [statsShader, statsSubgroupShader, bnShader, updateShader];
 
 const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
@@ -117,24 +121,81 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   return stats;
 }
 
+/** The running statistics a training step updates (PyTorch's running_mean, running_var, num_batches_tracked). */
+export interface RunningStats {
+  runningMean: Tensor;
+  runningVar: Tensor;
+  /** One float counting the training batches; advanced by one per update when given. */
+  numBatchesTracked?: Tensor | null;
+  momentum: number;
+  /** N*H*W of the batch (for the unbiased variance). */
+  count: number;
+}
+
+let spare: { bufs: PooledBuffer[]; device: GPUDevice } | null = null;
+/** Small buffers bound where a writable binding of bn_update is unused (one each: they must not alias). */
+function spares(): PooledBuffer[] {
+  const { device } = gpu();
+  if (!spare || spare.device !== device) spare = { bufs: [0, 1, 2, 3].map(() => pool.acquire(16, 'bn-dummy')), device };
+  return spare.bufs;
+}
+
+/**
+ * One bn_update dispatch (batchnorm_update.wgsl) over C channels of `stats` from column `channel`:
+ * with `affine`, writes scale = gamma * invstd and shift = beta - mean * scale into rows 0 and 1 of it
+ * ([2, C], contiguous); with `running`, updates the running statistics in place (and counts the batch).
+ */
+function bnUpdate(stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null): void {
+  const op = 'batchNorm running statistics';
+  if (running) {
+    const { runningMean: rm, runningVar: rv, numBatchesTracked: nb } = running;
+    if (rm.shape[0] !== C || rv.shape[0] !== C) throw new Error(`${op}: running mean ${fmt(rm.shape)} and variance ${fmt(rv.shape)} must have ${C} channels`);
+    if (rm.storage === rv.storage || (nb && (nb.storage === rm.storage || nb.storage === rv.storage))) {
+      throw new Error(`${op}: the running mean, running variance and num_batches_tracked must not share storage`);
+    }
+    if (nb && nb.size !== 1) throw new Error(`${op}: num_batches_tracked must hold one value, got shape ${fmt(nb.shape)}`);
+  }
+  const d = spares();
+  const p = new Uint32Array(PARAM_WORDS);
+  const r = running;
+  p.set([C, stats.offset + channel, stats.shape[1], affine?.gamma.offset ?? 0, affine?.gamma.strides[0] ?? 0, affine?.beta.offset ?? 0,
+    affine?.beta.strides[0] ?? 0, affine?.out.offset ?? 0, r?.runningMean.offset ?? 0, r?.runningMean.strides[0] ?? 0,
+    r?.runningVar.offset ?? 0, r?.runningVar.strides[0] ?? 0, r?.numBatchesTracked?.offset ?? 0, f32bits(r?.momentum ?? 0),
+    f32bits(r ? r.count / (r.count - 1) : 1), (affine ? 1 : 0) | (r ? 2 : 0) | (r?.numBatchesTracked ? 4 : 0)]);
+  dispatch(
+    { shader: updateShader, entry: 'bn_update', constants: { WG: 64 } },
+    {
+      params: p,
+      buffers: [stats.buffer, affine?.gamma.buffer ?? stats.buffer, affine?.beta.buffer ?? stats.buffer, affine?.out.buffer ?? d[0],
+        r?.runningMean.buffer ?? d[1], r?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3]],
+      workgroups: [Math.ceil(C / 64)],
+    },
+  );
+}
+
 /**
  * running = (1 - momentum) * running + momentum * batch, in place, for the mean (row 0 of `stats`) and the
- * variance (row 2, made unbiased with count/(count - 1)); `count` = N*H*W of the batch.
+ * variance (row 2, made unbiased with count/(count - 1)), and num_batches_tracked += 1 when given: one
+ * dispatch. `count` = N*H*W of the batch.
  */
-export function updateRunningStats(stats: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: number, count: number, channel = 0): void {
-  const C = runningMean.shape[0];
-  for (const [t, row] of [[runningMean, 0], [runningVar, 2]] as const) {
-    const p = new Uint32Array(PARAM_WORDS);
-    p[1] = C;
-    p[9] = stats.offset + channel;
-    p[10] = stats.shape[1];
-    p[15] = f32bits(momentum);
-    p.set([t.offset, t.strides[0], row, f32bits(count / (count - 1))], 17);
-    dispatch(
-      { shader: bnShader, entry: 'bn_running' },
-      { params: p, buffers: [stats.buffer, stats.buffer, stats.buffer, stats.buffer, stats.buffer, t.buffer], workgroups: [Math.ceil(C / 64)] },
-    );
+export function updateRunningStats(stats: Tensor, running: RunningStats, channel = 0): void {
+  bnUpdate(stats, channel, running.runningMean.shape[0], null, running);
+}
+
+/**
+ * The fused BN-ReLU prologue of a conv from batch-norm statistics: scale = gamma * invstd and
+ * shift = beta - mean * scale for the first C = gamma's length channels of `stats`, as a [2, C] tensor
+ * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given.
+ * No autograd.
+ */
+export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null): Tensor {
+  const C = gamma.shape[0];
+  if (gamma.ndim !== 1 || beta.ndim !== 1 || beta.shape[0] !== C || stats.ndim !== 2 || stats.shape[1] < C) {
+    throw new Error(`batchNormPrologue: gamma ${fmt(gamma.shape)}, beta ${fmt(beta.shape)} and stats ${fmt(stats.shape)} do not match (expected [C], [C], [3, >= C])`);
   }
+  const out = empty([2, C], 'bn-prologue');
+  bnUpdate(stats, 0, C, { gamma, beta, out }, running);
+  return out;
 }
 
 /** y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W]; stats as batchNormStats(). No autograd. */
@@ -200,6 +261,7 @@ interface BnAttrs {
   eps: number;
   runningMean: Tensor | null;
   runningVar: Tensor | null;
+  numBatchesTracked: Tensor | null;
 }
 
 const batchNormOp = defineOp<BnAttrs>({
@@ -211,7 +273,8 @@ const batchNormOp = defineOp<BnAttrs>({
       stats = batchNormStats(xp, a.eps);
       if (a.runningMean && a.runningVar) {
         const [N, , H, W] = x.shape;
-        updateRunningStats(stats, a.runningMean, a.runningVar, a.momentum, N * H * W);
+        const running = { runningMean: a.runningMean, runningVar: a.runningVar, numBatchesTracked: a.numBatchesTracked, momentum: a.momentum, count: N * H * W };
+        updateRunningStats(stats, running);
       }
     } else {
       stats = batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
@@ -240,6 +303,8 @@ export interface BatchNormOptions {
   /** Weight of the batch in the running statistics (PyTorch's default 0.1). */
   momentum?: number;
   eps?: number;
+  /** num_batches_tracked (one float), advanced by one with the running statistics in training. */
+  numBatchesTracked?: Tensor | null;
 }
 
 /**
@@ -249,7 +314,7 @@ export interface BatchNormOptions {
  */
 export function batchNorm2d(
   x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
-  { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
+  { training, momentum = 0.1, eps = 1e-5, numBatchesTracked = null }: BatchNormOptions,
 ): Tensor {
   const op = 'batchNorm2d';
   for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) {
@@ -269,5 +334,5 @@ export function batchNorm2d(
   if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   if (!(eps > 0) || !Number.isFinite(momentum)) throw new Error(`${op}: invalid eps ${eps} or momentum ${momentum}`);
   if (runningMean && runningMean.storage === x.storage) throw new Error(`${op}: the running statistics share storage with x`);
-  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar });
+  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar, numBatchesTracked });
 }

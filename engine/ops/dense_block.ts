@@ -6,7 +6,8 @@
 // convolution's input load (a per-channel scale and shift, then max with 0), so no normalised or
 // rectified activation is stored. In training the batch statistics of a channel are computed once,
 // when the channel is written, into a shared [3, C0 + L*k] table that every later layer reads; each
-// layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would.
+// layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would,
+// in the same dispatch that makes the layer's prologue (scale and shift).
 //
 // DenseNet-BC layers have a bottleneck (BN-ReLU-1x1 conv to bnSize*k channels, then BN-ReLU-3x3 conv
 // to k): the bottleneck output is the only per-layer intermediate. Forward frees it after use;
@@ -24,18 +25,19 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormStats, updateRunningStats,
+  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormPrologue, batchNormStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { B, updateMap } from './map.js';
-import { mul, sub } from './elementwise.js';
 
-/** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance. */
+/** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance, batch counter. */
 export interface BnParams {
   gamma: Tensor;
   beta: Tensor;
   runningMean: Tensor;
   runningVar: Tensor;
+  /** num_batches_tracked (one float), advanced with the running statistics in training. */
+  numBatchesTracked?: Tensor | null;
 }
 
 /** One layer of a dense block. d2l: BN-ReLU-3x3 conv (with bias). BC: BN-ReLU-1x1 conv, BN-ReLU-3x3 conv. */
@@ -72,15 +74,19 @@ function statsRow(stats: Tensor, row: number, n: number): Tensor {
   return view(stats, [n], [1], stats.offset + row * stats.shape[1]);
 }
 
-/** BN as scale and shift per channel: scale = gamma * invstd, shift = beta - mean * scale. */
-function affine(stats: Tensor, bn: BnParams, n: number): ConvPrologue {
-  const mean = statsRow(stats, 0, n);
-  const invstd = statsRow(stats, 1, n);
-  const scale = mul(bn.gamma, invstd);
-  const meanScale = mul(mean, scale);
-  const shift = sub(bn.beta, meanScale);
-  for (const t of [mean, invstd, meanScale]) t.dispose();
-  return { scale, shift };
+/**
+ * BN as scale and shift per channel (scale = gamma * invstd, shift = beta - mean * scale), with the
+ * running statistics and batch counter updated in the same dispatch when training: one kernel per layer.
+ */
+function affine(a: Attrs, stats: Tensor, bn: BnParams, count: number): ConvPrologue {
+  const running = a.training
+    ? { runningMean: bn.runningMean, runningVar: bn.runningVar, numBatchesTracked: bn.numBatchesTracked, momentum: a.momentum, count }
+    : null;
+  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running);
+  const C = bn.gamma.shape[0];
+  const pro = { scale: view(both, [C], [1], both.offset), shift: view(both, [C], [1], both.offset + C) };
+  both.dispose();
+  return pro;
 }
 
 /** Everything forward keeps for backward, per layer. */
@@ -115,16 +121,14 @@ function forward(x: Tensor, a: Attrs, keep: LayerSaved[]): Tensor {
     const out = channels(buf, cin, cin + k);
     // Training: the shared table, whose columns [0, cin) are this layer's input statistics.
     const stats1 = shared ?? bnStats(a, xin, layer.norm1);
-    if (shared) updateRunningStats(shared, layer.norm1.runningMean, layer.norm1.runningVar, a.momentum, count);
-    const pro1 = affine(stats1, layer.norm1, cin);
+    const pro1 = affine(a, stats1, layer.norm1, count);
     const saved: LayerSaved = { stats1, pro1 };
     if (!layer.norm2) {
       conv2dForwardRaw(xin, layer.conv1.weight, { bias: layer.conv1.bias, padding: layer.conv1.weight.shape[2] >> 1, prologue: pro1, out });
     } else {
       const mid = conv2dForwardRaw(xin, layer.conv1.weight, { bias: layer.conv1.bias, prologue: pro1 });
       const stats2 = bnStats(a, mid, layer.norm2);
-      if (a.training) updateRunningStats(stats2, layer.norm2.runningMean, layer.norm2.runningVar, a.momentum, count);
-      const pro2 = affine(stats2, layer.norm2, mid.shape[1]);
+      const pro2 = affine(a, stats2, layer.norm2, count);
       conv2dForwardRaw(mid, layer.conv2!.weight, { bias: layer.conv2!.bias, padding: layer.conv2!.weight.shape[2] >> 1, prologue: pro2, out });
       mid.dispose();
       Object.assign(saved, { stats2, pro2 });
