@@ -1,7 +1,8 @@
 // batchnorm.wgsl: batch norm's elementwise kernels and its per-channel bookkeeping.
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 GAMMA (read),
-//   5 AUX (read: beta, or the [2, *] gradient sums of bn_grad_stats), 6 OUT (read_write).
-//   Unused bindings get any buffer other than OUT.
+//   5 AUX (read: beta, or the [2, *] gradient sums of bn_grad_stats), 6 OUT (read_write),
+//   7 DGAMMA (read_write, bn_backward_dx with word 26 = 1: gets row 1 of the gradient sums, gamma's
+//   gradient, as a tensor of its own). Unused bindings get any buffer other than OUT and DGAMMA.
 // Dispatch of bn_apply and bn_backward_dx: workgroup (x, y) = (channel c, image n); the WG invocations
 //   walk the plane's HW elements (vec4 at a time when VEC). OUT is a contiguous [N, C, H, W].
 //   bn_apply:       OUT = (x - mean) * invstd * gamma + beta
@@ -17,7 +18,7 @@
 //   13 aux offset  14 aux stride (beta: element stride; grad sums: row stride)  15 eps (f32)
 //   16 1/M (f32)  17 running-mean offset  18 running-mean stride
 //   21 running-var offset  22 running-var stride (bn_eval_stats)  23 out offset  24 out stride n
-//   25 out stride c (bn_backward_dx)
+//   25 out stride c (bn_backward_dx)  26 1: copy gamma's gradient into DGAMMA  27 its offset
 override WG: u32 = 64u;
 override VEC: bool = true;
 override TRAIN: bool = true;
@@ -29,6 +30,7 @@ override ACC: bool = false;
 @group(0) @binding(4) var<storage, read> GAMMA: array<f32>;
 @group(0) @binding(5) var<storage, read> AUX: array<f32>;
 @group(0) @binding(6) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DGAMMA: array<f32>;
 
 fn store4(o: u32, v: vec4<f32>) { OUT[o] = v.x; OUT[o + 1u] = v.y; OUT[o + 2u] = v.z; OUT[o + 3u] = v.w; }
 
@@ -70,6 +72,7 @@ fn bn_backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     b = -a * invstd * mdg;
     k = -a * mdy - b * mean;
   }
+  if (pu(26u) == 1u && n == 0u && li == 0u) { DGAMMA[pu(27u) + c] = AUX[pu(13u) + c + pu(14u)]; }
   let xb = pu(3u) + n * pu(4u) + c * pu(5u);
   let db = pu(6u) + n * pu(7u) + c * pu(8u);
   let ob = pu(23u) + n * pu(24u) + c * pu(25u);

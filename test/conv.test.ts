@@ -57,7 +57,15 @@ describe.each(['subgroup', 'quad', 'tiled'] as ConvKernel[])('conv2d, %s kernels
     const dyt = toTensor(dy);
     expectClose(await toND(conv2dInputGradRaw(dyt, wt, x.shape, o)), ref.dx, { what: 'input gradient' });
     expectClose(await toND(conv2dWeightGradRaw(xt, dyt, w.shape, o)), ref.dw, { what: 'weight gradient', atol: 1e-4 });
-    for (const t of [xt, wt, bt, y, dyt]) t.dispose();
+    // The bias gradient as the weight-gradient GEMM's extra column (with and without split-K), then added.
+    const db = E.full([Cout], 7);
+    const dw = conv2dWeightGradRaw(xt, dyt, w.shape, { ...o, biasOut: db });
+    expectClose(await toND(dw), ref.dw, { what: 'weight gradient beside the bias gradient', atol: 1e-4 });
+    expectClose(await toND(db), ref.db, { what: 'bias gradient', atol: 1e-4 });
+    conv2dWeightGradRaw(xt, dyt, w.shape, { ...o, biasOut: db, out: dw, accumulate: true });
+    expectClose(await toND(db), R.map(ref.db, (v) => 2 * v), { what: 'accumulated bias gradient', atol: 2e-4 });
+    expectClose(await toND(dw), R.map(ref.dw, (v) => 2 * v), { what: 'accumulated weight gradient', atol: 2e-4 });
+    for (const t of [xt, wt, bt, y, dyt, db, dw]) t.dispose();
   });
 
   test('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {

@@ -116,7 +116,7 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   p.set([rv.offset, rv.strides[0]], 21);
   dispatch(
     { shader: bnShader, entry: 'bn_eval_stats' },
-    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
+    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer, spares()[0]], workgroups: [Math.ceil(C / 64)] },
   );
   return stats;
 }
@@ -209,7 +209,7 @@ export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta:
     gamma.offset, gamma.strides[0], beta.offset, beta.strides[0]]);
   dispatch(
     { shader: bnShader, entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer], workgroups: [C, N] },
+    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer, spares()[0]], workgroups: [C, N] },
   );
   if (xp !== x) xp.dispose();
   return out;
@@ -229,14 +229,19 @@ export function batchNormGradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor 
 }
 
 /**
- * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and (in training) the
- * gradient sums. Writes a new tensor, or writes (accumulate = false) or adds (accumulate = true) into
- * `out`, a view of x's shape with contiguous planes. No autograd.
+ * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and the gradient sums
+ * (used in training; in eval only for `dgammaOut`). Writes a new tensor, or writes (accumulate = false)
+ * or adds (accumulate = true) into `out`, a view of x's shape with contiguous planes. With `dgammaOut`
+ * (a contiguous [C]), the same dispatch copies gamma's gradient (row 1 of `sums`) there, so it is a
+ * tensor of its own rather than a view. No autograd.
  */
 export function batchNormBackwardDxRaw(
   x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean,
-  { out, accumulate = false }: { out?: Tensor; accumulate?: boolean } = {},
+  { out, accumulate = false, dgammaOut }: { out?: Tensor; accumulate?: boolean; dgammaOut?: Tensor | null } = {},
 ): Tensor {
+  if (dgammaOut && (!sums || dgammaOut.ndim !== 1 || dgammaOut.shape[0] !== x.shape[1] || dgammaOut.strides[0] !== 1)) {
+    throw new Error(`batchNorm backward: dgammaOut ${fmt(dgammaOut.shape)} needs the gradient sums and a contiguous [${x.shape[1]}]`);
+  }
   const [N, C, H, W] = x.shape;
   const o = out ?? empty([N, C, H, W]);
   if (out && (out.shape.join() !== x.shape.join() || (W > 1 && out.strides[3] !== 1) || (H > 1 && out.strides[2] !== W))) {
@@ -245,12 +250,12 @@ export function batchNormBackwardDxRaw(
   const p = new Uint32Array(PARAM_WORDS);
   p.set([N, C, H * W, x.offset, x.strides[0], x.strides[1], dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
     gamma.offset, gamma.strides[0], sums?.offset ?? 0, C, 0, f32bits(1 / (N * H * W))]);
-  p.set([o.offset, o.strides[0], o.strides[1]], 23);
+  p.set([o.offset, o.strides[0], o.strides[1], dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0], 23);
   const aux = sums ?? stats;
   const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
   dispatch(
     { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0 } },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer], workgroups: [C, N] },
+    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]], workgroups: [C, N] },
   );
   return o;
 }
@@ -288,12 +293,10 @@ const batchNormOp = defineOp<BnAttrs>({
     const needSums = attrs.training || gamma.requiresGrad || beta.requiresGrad;
     const sums = needSums ? batchNormGradSums(xp, dy, stats) : null;
     const C = xp.shape[1];
-    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, attrs.training ? sums : null, attrs.training);
-    return [
-      dx,
-      gamma.requiresGrad && sums ? view(sums, [C], [1], sums.offset + C) : null,
-      beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null,
-    ];
+    // gamma's gradient gets a buffer of its own (a view at an offset would be copied by autograd).
+    const dgamma = gamma.requiresGrad && sums ? empty([C], 'bn-grad') : null;
+    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, sums, attrs.training, { dgammaOut: dgamma });
+    return [dx, dgamma, beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null];
   },
 });
 

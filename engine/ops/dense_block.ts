@@ -147,17 +147,20 @@ function stageBackward(
   dxOut: Tensor, accumulate: boolean,
 ): { dgamma: Tensor; dbeta: Tensor; dw: Tensor | null; db: Tensor | null } {
   const padding = conv.weight.shape[2] >> 1;
-  // Frozen parameters get no gradient (and cost nothing).
-  const db = conv.bias?.requiresGrad ? conv2dBiasGradRaw(dy) : null;
-  const dw = conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: pro }) : null;
+  // Frozen parameters get no gradient (and cost nothing). The weight-gradient kernel also sums dy into
+  // the bias gradient (one more GEMM column).
+  const wantDb = !!conv.bias?.requiresGrad;
+  const db = wantDb ? (conv.weight.requiresGrad ? empty([conv.weight.shape[0]]) : conv2dBiasGradRaw(dy)) : null;
+  const dw = conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: pro, biasOut: db }) : null;
   // The gradient at the BN output, masked by the recomputed ReLU sign.
   const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: pro.scale, shift: pro.shift } });
   const sums = batchNormGradSums(x, da, stats);
-  batchNormBackwardDxRaw(x, da, stats, bn.gamma, a.training ? sums : null, a.training, { out: dxOut, accumulate });
-  da.dispose();
   const C = x.shape[1];
+  // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
+  const dgamma = empty([C], 'bn-grad');
+  batchNormBackwardDxRaw(x, da, stats, bn.gamma, sums, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
+  da.dispose();
   const dbeta = view(sums, [C], [1], sums.offset);
-  const dgamma = view(sums, [C], [1], sums.offset + C);
   sums.dispose();
   return { dgamma, dbeta, dw, db };
 }
