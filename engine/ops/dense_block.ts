@@ -29,6 +29,7 @@ import {
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { B, updateMap } from './map.js';
+import { copyBuffer } from '../runtime.js';
 
 /** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance, batch counter. */
 export interface BnParams {
@@ -67,6 +68,20 @@ interface Attrs {
 function channels(buf: Tensor, c0: number, c1: number): Tensor {
   const [N, , H, W] = buf.shape;
   return view(buf, [N, c1 - c0, H, W], buf.strides, buf.offset + c0 * buf.strides[1]);
+}
+
+/**
+ * dst = src for a channel view dst of a block buffer and a contiguous src of its shape: one buffer copy
+ * per image (no dispatch), or an elementwise copy for other layouts.
+ */
+function copyInto(dst: Tensor, src: Tensor): void {
+  const [N, C, H, W] = dst.shape;
+  const per = C * H * W;
+  if (!src.isContiguous || dst.strides[3] !== 1 || dst.strides[2] !== W || (C > 1 && dst.strides[1] !== H * W) || dst.storage === src.storage) {
+    updateMap(dst, src, B.assign);
+    return;
+  }
+  for (let n = 0; n < N; n++) copyBuffer(src.buffer, (src.offset + n * per) * 4, dst.buffer, (dst.offset + n * dst.strides[0]) * 4, per * 4);
 }
 
 /** A row of a [3, C] statistics table, columns [0, n). */
@@ -111,7 +126,7 @@ function forward(x: Tensor, a: Attrs, keep: LayerSaved[]): Tensor {
   const count = N * H * W;
   const buf = empty([N, total, H, W], 'dense-block');
   const head = channels(buf, 0, C0);
-  updateMap(head, x, B.assign);
+  copyInto(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
   if (shared) batchNormStats(head, a.eps, { stats: shared, channel: 0 });
   head.dispose();
@@ -171,7 +186,7 @@ function backward(a: Attrs, buf: Tensor, g: Tensor, saved: LayerSaved[], x: Tens
   const L = a.layers.length;
   const C0 = total - L * k;
   const gbuf = empty([N, total, H, W], 'dense-block-grad');
-  updateMap(gbuf, g, B.assign);
+  copyInto(gbuf, g);
   const grads: Array<Tensor | null> = [];
   for (let i = L - 1; i >= 0; i--) {
     const layer = a.layers[i];
