@@ -1,7 +1,10 @@
 // `densenet-bench speed`: images per second, ms per step (median and spread), GFLOP/s from the exact
-// FLOP count of the layers, and the pool's peak and live bytes; naive against memory-efficient.
+// FLOP count of the layers, dispatches per step, GPU time per step (the sum of every dispatch's time
+// from timestamp queries, where the adapter has them), and the pool's peak and live bytes; naive
+// against memory-efficient.
 
 import * as E from '../engine/index.js';
+import { canProfile, startProfile, stopProfile } from '../engine/runtime.js';
 import { SGD, countFlops, crossEntropy } from '../nn/index.js';
 import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
@@ -66,10 +69,13 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
       for (let i = 0; i < Math.max(1, o.warmup); i++) step();
       await E.sync();
       E.pool.resetPeak();
+      const d0 = E.dispatches();
       step();
+      const dispatches = E.dispatches() - d0;
       await E.sync();
       const peakBytes = E.memory().peakBytes;
       const liveBytes = E.memory().liveBytes;
+      const gpuMs = await gpuTimePerStep(step);
       rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
       const t = await timeIt(step, { warmup: 0, iters: o.iters });
       const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
@@ -82,6 +88,8 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
         imgPerSec: (o.batch * 1000) / t.medianMs,
         gflops: f / (t.medianMs * 1e6),
         flopsPerStep: f,
+        dispatches,
+        gpuMs,
         peakBytes,
         liveBytes,
       });
@@ -104,8 +112,22 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['msMax', 'max', fixed(1)],
     ['imgPerSec', 'img/s', fixed(1)],
     ['gflops', 'GFLOP/s', fixed(2)],
+    ['dispatches', 'dispatches'],
+    ['gpuMs', 'GPU ms', fixed(1)],
     ['peakBytes', 'peak MiB', mib],
     ['liveBytes', 'live MiB', mib],
   ]);
   return rows;
+}
+
+/**
+ * GPU time of one step: the sum of its dispatches' times from timestamp queries (each dispatch then runs
+ * in its own pass, so this is kernel time without the gaps between kernels); null without the feature.
+ */
+export async function gpuTimePerStep(step: () => void): Promise<number | null> {
+  if (!canProfile()) return null;
+  startProfile();
+  step();
+  const times = await stopProfile();
+  return times.reduce((a, k) => a + k.ms, 0);
 }
