@@ -6,6 +6,7 @@
 //   matmul           the matmul kernels at N x N x N
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
+//   report           everything above that describes the adapter, into report.json/.md (bench/adapter_report.ts)
 // Errors in the arguments or the input size print one line and exit with code 2.
 
 import * as E from '../engine/index.js';
@@ -18,6 +19,7 @@ import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
 import { runTrain, runEval, TRAIN_FLAGS, EVAL_FLAGS } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
+import { runReport } from './adapter_report.js';
 
 const VERSION = '0.1.0';
 
@@ -34,6 +36,9 @@ commands:
   compare-tfjs [--batch N] [--size HxW] [--warmup N] [--iters N]
            the seed's DenseNet on TensorFlow.js's WebGPU backend and ours, one table (needs
            npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu)
+  report   --out DIR [--quick]
+           self-checks, speed, kernels and memory on this adapter into DIR/report.json, report.md and SVG plots
+           (--quick: small sizes only)
 common flags: --json (one JSON object per result line on stdout), --help`;
 
 const SPEED_FLAGS = {
@@ -71,7 +76,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval', 'compare-tfjs'];
+  const known = ['speed', 'kernels', 'memory', 'matmul', 'train', 'eval', 'compare-tfjs', 'report'];
   if (!known.includes(command)) throw new UsageError(`unknown command '${command}'`);
 
   // Parse everything before touching the GPU, so bad flags fail fast.
@@ -119,6 +124,10 @@ async function main(argv: string[]): Promise<void> {
     checkD2lInput(m.size);
     checkTfjsInstalled();
     run = (rep) => runCompareTfjs({ batch: m.batch, size: m.size, warmup: (f.warmup as number) ?? 1, iters: Math.max(1, (f.iters as number) ?? 3) }, rep);
+  } else if (command === 'report') {
+    const f = parseFlags(argv, { out: 'string', quick: 'bool' }, 'report');
+    if (!f.out) throw new UsageError('report: --out DIR is required');
+    run = async () => void (await runReport({ out: f.out as string, quick: !!f.quick }));
   } else if (command === 'train') {
     const f = parseFlags(argv, TRAIN_FLAGS, 'train');
     json = !!f.json;
