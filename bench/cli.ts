@@ -138,7 +138,8 @@ async function main(argv: string[]): Promise<void> {
     run = (rep) => runEval(f, rep);
   }
   const rep = new Reporter(json);
-  const g = await E.init();
+  // Unquantised timestamps (Dawn rounds them to about 65 us otherwise), for per-kernel GPU times.
+  const g = await E.init({ dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
   header(g, rep);
   await run(rep);
 }
