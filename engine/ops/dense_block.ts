@@ -84,11 +84,6 @@ function copyInto(dst: Tensor, src: Tensor): void {
   for (let n = 0; n < N; n++) copyBuffer(src.buffer, (src.offset + n * per) * 4, dst.buffer, (dst.offset + n * dst.strides[0]) * 4, per * 4);
 }
 
-/** A row of a [3, C] statistics table, columns [0, n). */
-function statsRow(stats: Tensor, row: number, n: number): Tensor {
-  return view(stats, [n], [1], stats.offset + row * stats.shape[1]);
-}
-
 /**
  * BN as scale and shift per channel (scale = gamma * invstd, shift = beta - mean * scale), with the
  * running statistics and batch counter updated in the same dispatch when training: one kernel per layer.
