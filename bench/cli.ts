@@ -7,6 +7,7 @@
 //   tune             every kernel variant at a model's shapes; the measured choice and its gain (bench/tune.ts)
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
+//   report           everything above that describes the adapter, into report.json/.md (bench/adapter_report.ts)
 // One table (COMMANDS) holds each command's flags, which both the parser and `COMMAND --help` read, and
 // a plan() that checks the flags and input files on the host; only then is the GPU initialised.
 // Errors in the arguments or the input print one line and exit with code 2.
@@ -22,6 +23,7 @@ import { runMemory } from './memory.js';
 import { timeIt } from './timing.js';
 import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
+import { runReport } from './adapter_report.js';
 
 /** The package version (package.json's; a test keeps them equal). */
 export const VERSION = '0.1.0';
@@ -150,6 +152,18 @@ const COMMANDS: Record<string, Command> = {
       return (rep) => runEval(plan, rep);
     },
   },
+  report: {
+    summary: 'self-checks, speed, kernels and memory on this adapter into DIR/report.json, report.md and SVG plots',
+    flags: {
+      out: { kind: 'string', help: 'DIR: where report.json, report.md and the plots go (required)' },
+      quick: { kind: 'bool', help: 'small sizes only (a minute on a software adapter)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      if (!f.out) throw new UsageError('report: --out DIR is required');
+      return async () => void (await runReport({ out: f.out as string, quick: !!f.quick }));
+    },
+  },
   'compare-tfjs': {
     summary: "the seed's DenseNet on TensorFlow.js's WebGPU backend and ours, one table (needs npm install --no-save @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu)",
     flags: {
@@ -220,9 +234,8 @@ async function main(argv: string[]): Promise<number> {
   const run = cmd.plan(f);
   const memoryBudget = f['memory-budget'] === undefined ? undefined : parseBytes(f['memory-budget'] as string);
   const rep = new Reporter(!!f.json, name);
-  // Tuning and speed compare kernels by timestamp queries: ask Dawn for unrounded ones.
-  const dawnFlags = name === 'tune' || name === 'speed' ? ['disable-dawn-features=timestamp_quantization'] : [];
-  const g = await E.init({ memoryBudget, dawnFlags });
+  // Unquantised timestamps (Dawn rounds them to about 65 us otherwise), for per-kernel GPU times and tuning.
+  const g = await E.init({ memoryBudget, dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
   header(g, rep);
   return (await run(rep)) ?? 0;
 }

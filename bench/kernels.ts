@@ -7,7 +7,7 @@ import { SGD, crossEntropy, recordLayers, type LayerCall } from '../nn/index.js'
 import type { ModelName } from './models.js';
 import { Reporter, fixed, type Row } from './report.js';
 import { prepare } from './speed.js';
-import { timeIt } from './timing.js';
+import { median, timeIt } from './timing.js';
 
 export interface KernelsOptions {
   model: ModelName;
@@ -21,9 +21,31 @@ export interface KernelsOptions {
 const shapeStr = (s: readonly number[]) => s.join('x');
 const x0 = (p: { x: E.Tensor }) => p.x;
 
+/**
+ * Median ms per call of `fn`, with enough calls between syncs (at least 3, and about 5 ms of work) that a
+ * small kernel's time is its own rather than the submit-and-wait that ends each sample (about 0.2 ms).
+ */
 async function time(fn: () => void, iters: number): Promise<number> {
-  const t = await timeIt(() => E.scope(fn), { warmup: 1, iters, repeat: 3 });
+  const once = await timeIt(() => E.scope(fn), { warmup: 1, iters: 1, repeat: 3 });
+  const repeat = Math.min(64, Math.max(3, Math.ceil(5 / Math.max(once.medianMs, 1e-3))));
+  const t = await timeIt(() => E.scope(fn), { warmup: 0, iters, repeat });
   return t.medianMs;
+}
+
+/**
+ * GPU ms of one call of `fn` (the sum of its dispatches) from timestamp queries, median of `iters`
+ * calls; null without the feature. Free of the submit, wait and JavaScript costs that wall clock adds to
+ * a small kernel (the CLI asks Dawn for unquantised timestamps).
+ */
+async function gpuTime(fn: () => void, iters: number): Promise<number | null> {
+  if (!E.canProfile()) return null;
+  const per: number[] = [];
+  for (let i = 0; i < Math.max(3, iters); i++) {
+    E.startProfile();
+    E.scope(fn);
+    per.push((await E.stopProfile()).reduce((a, k) => a + k.ms, 0));
+  }
+  return median(per);
 }
 
 /** One micro-benchmark row per distinct (kind, shapes) of the model's forward pass. */
@@ -44,14 +66,16 @@ async function micro(calls: LayerCall[], iters: number, rep: Reporter): Promise<
         const geom = `${shapeStr(c.input)} * ${shapeStr(c.weight!)} s${c.stride} p${c.padding}`;
         rep.progress(`conv ${geom}...`);
         // Each row names the kernel variant that ran it (engine/variants.ts).
-        const fwd = await time(() => void E.conv2dForwardRaw(x, w, o), iters);
-        const vf = E.lastVariant('conv');
-        const dgrad = await time(() => void E.conv2dInputGradRaw(dy, w, c.input, o), iters);
-        const vd = E.lastVariant('conv');
-        const wgrad = await time(() => void E.conv2dWeightGradRaw(x, dy, c.weight!, o), iters);
-        const vw = E.lastVariant('conv');
-        for (const [k, ms] of [[`conv forward [${vf}]`, fwd], [`conv input grad [${vd}]`, dgrad], [`conv weight grad [${vw}]`, wgrad]] as const) {
-          rows.push({ section: 'kernel', kernel: k, shape: geom, ms, gflops: flops / (ms * 1e6), gbps: null });
+        const kinds: Array<[string, () => void]> = [
+          ['conv forward', () => void E.conv2dForwardRaw(x, w, o)],
+          ['conv input grad', () => void E.conv2dInputGradRaw(dy, w, c.input, o)],
+          ['conv weight grad', () => void E.conv2dWeightGradRaw(x, dy, c.weight!, o)],
+        ];
+        for (const [k, fn] of kinds) {
+          const ms = await time(fn, iters);
+          const variant = E.lastVariant('conv');
+          const gpuMs = await gpuTime(fn, iters);
+          rows.push({ section: 'kernel', kernel: `${k} [${variant}]`, shape: geom, ms, gflops: flops / (ms * 1e6), gpuMs, gpuGflops: gpuMs ? flops / (gpuMs * 1e6) : null, gbps: null });
         }
         w.dispose();
         dy.dispose();
@@ -102,12 +126,14 @@ export async function runKernels(o: KernelsOptions, rep: Reporter): Promise<void
   naive.labels.dispose();
   const { model, x, labels } = prepare(o, o.memoryEfficient);
   const rows = await micro(calls, o.iters, rep);
-  rep.text(`Kernels at the shapes of ${o.model}, batch ${o.batch}, input ${o.channels}x${o.size.join('x')} (wall clock around repeated dispatches, median):`);
+  rep.text(`Kernels at the shapes of ${o.model}, batch ${o.batch}, input ${o.channels}x${o.size.join('x')} (median wall clock around repeated dispatches; GPU: timestamp queries, median):`);
   rep.table(rows, [
     ['kernel', 'kernel'],
     ['shape', 'shape'],
     ['ms', 'ms', fixed(3)],
     ['gflops', 'GFLOP/s', fixed(1)],
+    ['gpuMs', 'GPU ms', fixed(3)],
+    ['gpuGflops', 'GPU GFLOP/s', fixed(1)],
     ['gbps', 'GB/s', fixed(2)],
   ]);
 

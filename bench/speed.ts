@@ -1,5 +1,7 @@
 // `densenet-bench speed`: images per second, ms per step (median and spread), GFLOP/s from the exact
-// FLOP count of the layers, and the pool's peak and live bytes; naive against memory-efficient.
+// FLOP count of the layers, dispatches per step, GPU time per step (the sum of every dispatch's time
+// from timestamp queries, where the adapter has them), and the pool's peak and live bytes; naive
+// against memory-efficient.
 
 import * as E from '../engine/index.js';
 import { SGD, countFlops, crossEntropy } from '../nn/index.js';
@@ -76,10 +78,13 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
       for (let i = 0; i < Math.max(1, o.warmup); i++) step();
       await E.sync();
       E.pool.resetPeak();
+      const d0 = E.dispatches();
       step();
+      const dispatches = E.dispatches() - d0;
       await E.sync();
       const peakBytes = E.memory().peakBytes;
       const liveBytes = E.memory().liveBytes;
+      const gpuMs = await gpuTimePerStep(step);
       rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
       const timings = await timeInterleaved(step, tuneModes, o.iters);
       const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
@@ -95,6 +100,8 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
           imgPerSec: (o.batch * 1000) / t.medianMs,
           gflops: f / (t.medianMs * 1e6),
           flopsPerStep: f,
+          dispatches,
+          gpuMs,
           peakBytes,
           liveBytes,
           ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings.off.medianMs } : {}),
@@ -120,9 +127,23 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['msMax', 'max', fixed(1)],
     ['imgPerSec', 'img/s', fixed(1)],
     ['gflops', 'GFLOP/s', fixed(2)],
+    ['dispatches', 'dispatches'],
+    ['gpuMs', 'GPU ms', fixed(1)],
     ['peakBytes', 'peak MiB', mib],
     ['liveBytes', 'live MiB', mib],
     ...(o.tune?.length === 2 ? [['tunedRatio', 'tuned/untuned', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),
   ]);
   return rows;
+}
+
+/**
+ * GPU time of one step: the sum of its dispatches' times from timestamp queries (each dispatch then runs
+ * in its own pass, so this is kernel time without the gaps between kernels); null without the feature.
+ */
+export async function gpuTimePerStep(step: () => void): Promise<number | null> {
+  if (!E.canProfile()) return null;
+  E.startProfile();
+  step();
+  const times = await E.stopProfile();
+  return times.reduce((a, k) => a + k.ms, 0);
 }

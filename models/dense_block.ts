@@ -59,7 +59,7 @@ export abstract class FusableDenseBlock extends Module {
         conv.recordFlops([N, c, H, W], [N, conv.outChannels, H, W], true);
         c = conv.outChannels;
         return {
-          norm: { gamma: norm.weight, beta: norm.bias, runningMean: norm.runningMean, runningVar: norm.runningVar },
+          norm: { gamma: norm.weight, beta: norm.bias, runningMean: norm.runningMean, runningVar: norm.runningVar, numBatchesTracked: norm.batchesTrackedBuffer },
           conv: { weight: conv.weight, bias: conv.bias },
         };
       });

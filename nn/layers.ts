@@ -3,7 +3,7 @@
 // LazyLinear are the eager classes constructed with an unknown input size).
 
 import {
-  Tensor, addScalar, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
+  Tensor, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
   type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -173,15 +173,12 @@ export class BatchNorm2d extends LazyCapable {
     return this;
   }
 
-  /** Counts one training batch in num_batches_tracked (forward does this; fused paths call it). */
+  /**
+   * Counts one training batch (forward does this; fused paths call it). The GPU's num_batches_tracked is
+   * advanced by the kernel that updates the running statistics (batchNorm2d or the fused dense block).
+   */
   countBatch(shape: readonly number[]): void {
     this.numBatchesTracked++;
-    const nb = this.buffer('num_batches_tracked')!;
-    noGrad(() => {
-      const next = addScalar(nb, 1);
-      copyInto(nb, next);
-      next.dispose();
-    });
     recordFlops(0, 0, 2 * shape.reduce((a, b) => a * b, 1));
     recordLayer({ kind: 'batchnorm', input: [...shape], output: [...shape] });
   }
@@ -219,6 +216,7 @@ export class BatchNorm2d extends LazyCapable {
       training: this.training,
       momentum: this.momentum,
       eps: this.eps,
+      numBatchesTracked: this.buffer('num_batches_tracked'),
     });
   }
 
@@ -233,6 +231,10 @@ export class BatchNorm2d extends LazyCapable {
   }
   get runningVar(): Tensor {
     return this.buffer('running_var')!;
+  }
+  /** The num_batches_tracked buffer (one float on the GPU). */
+  get batchesTrackedBuffer(): Tensor {
+    return this.buffer('num_batches_tracked')!;
   }
 }
 

@@ -9,6 +9,7 @@
 //   3 G     read_write  conv2d_fwd: the output y;  conv2d_dgrad, conv2d_wgrad: the output gradient dy
 //   4 O     read_write  conv2d_dgrad: dx;  conv2d_wgrad: dw, or split-K partial sums of dw
 //   5 Bias  6 Scale  7 Shift   read, per-channel vectors
+//   8 DB    read_write  conv2d_wgrad (and its reduce): the bias gradient db [Cout]
 // WebGPU forbids binding one buffer twice when one binding is writable, but the dense block reads a
 // channel prefix of the buffer its conv writes (fwd) and keeps dy and dx in one gradient buffer (dgrad):
 // XALIAS reads x from G, GALIAS writes dx into G.
@@ -19,10 +20,11 @@
 //   11 x offset  12 x batch stride  13 x channel stride      14 w offset
 //   15 G offset  16 G batch stride  17 G channel stride
 //   18 O offset  19 O batch stride (conv2d_wgrad: stride between split-K slices)  20 O channel stride
-//   21 bias offset  22 scale offset  23 shift offset
-//   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad), Cin*KH*KW (wgrad)
+//   21 bias offset (conv2d_wgrad, reduce: db offset)  22 scale offset  23 shift offset
+//   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad); Cin*KH*KW = CK (wgrad: the columns of dw)
 //   25 conv2d_wgrad: (n, oh) rows per split  26 conv2d_wgrad: N*OH
-//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS (below)
+//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below)
+//   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
 // holds rows t, t+8, t+16, t+24 of column p). The four columns are its own (loaded per lane with the
@@ -32,10 +34,11 @@
 //   conv2d_dgrad: dx[n, ci, ih, iw] rows ci, columns input pixels, k = (co, kh, kw): the transposed conv
 //   conv2d_wgrad: dw[co, ci, kh, kw] rows co, columns (ci, kh, kw), k = (n, oh, ow) over this split
 // Dispatch: fwd and dgrad: (x, y) = grid1d(ceil(columns / (4 * WG))), z = ceil(rows / 32);
-//           wgrad: x = ceil(Cin*KH*KW / (4 * WG)), y = ceil(Cout / 32), z = splits.
+//           wgrad: x = ceil(word 28 / (4 * WG)), y = ceil(Cout / 32), z = splits.
 // Options: PROLOGUE (override constant) the conv reads relu(x * scale[c] + shift[c]) (padding stays 0);
 //   flags: BIAS adds bias[co] (fwd); MASK multiplies dx by (x * scale[c] + shift[c] > 0) (dgrad);
-//   ACC adds into the output instead of overwriting it (dgrad, wgrad).
+//   ACC adds into the output instead of overwriting it (dgrad, wgrad); PARTIAL: wgrad writes split-K
+//   partial sums (rows of word-28 columns) into O at slice wg.z.
 override WG: u32 = 64u;
 // Lanes that share the rows: 8 uses subgroupBroadcast from lanes 0..7 (subgroup size >= 8);
 // 4 uses quadBroadcast (any subgroup size that is a multiple of 4), loading twice the rows per lane.
@@ -49,6 +52,7 @@ const BIAS = 1u;
 const MASK = 2u;
 const ACC = 4u;
 const GALIAS = 8u;
+const PARTIAL = 16u;
 
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
@@ -57,6 +61,7 @@ const GALIAS = 8u;
 @group(0) @binding(5) var<storage, read> Bias: array<f32>;
 @group(0) @binding(6) var<storage, read> Scale: array<f32>;
 @group(0) @binding(7) var<storage, read> Shift: array<f32>;
+@group(0) @binding(8) var<storage, read_write> DB: array<f32>;
 
 fn load_x(i: u32) -> f32 {
   if (XALIAS) { return G[i]; }
@@ -119,6 +124,10 @@ fn put_o(i: u32, v: f32) {
   }
 }
 
+fn put_db(i: u32, v: f32) {
+  if (flag(ACC)) { DB[i] += v; } else { DB[i] = v; }
+}
+
 fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   var m = acc;
   var o = oo;
@@ -137,13 +146,19 @@ fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) 
   }
 }
 
+// Column CK (present when word 28 is CK + 1) is the bias gradient: it goes to DB, or with split-K into
+// the partials with the rest.
 fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
   var m = acc;
   let CK = pu(24u);
+  let ld = select(CK, pu(28u), flag(PARTIAL));
   let nr = tile_rows(row0, pu(4u));
-  let nc = tile_cols(col0, CK);
+  let nc = tile_cols(col0, pu(28u));
   for (var r = 0u; r < nr; r++) {
-    for (var p = 0u; p < nc; p++) { put_o(base + (row0 + r) * CK + col0 + p, m[r % 8u][p][r / 8u]); }
+    for (var p = 0u; p < nc; p++) {
+      let v = m[r % 8u][p][r / 8u];
+      if (col0 + p < CK || flag(PARTIAL)) { put_o(base + (row0 + r) * ld + col0 + p, v); } else { put_db(pu(21u) + row0 + r, v); }
+    }
   }
 }
 
@@ -311,6 +326,8 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
     xcol[p] = i32(ci * pu(13u)) + dh[p] * W + dw[p];
     if (PROLOGUE) { sc[p] = Scale[pu(22u) + ci]; sh[p] = Shift[pu(23u) + ci]; }
   }
+  // Column CK, the bias gradient's (when there is one), reads ones: dw[co, CK] = sum of dy[co].
+  let isb = vec4u(col0) + vec4u(0u, 1u, 2u, 3u) == vec4u(CK);
   let rows = row0 + lane_rows(sid);
   let ga = pu(15u) + min(rows, vec4u(Cout - 1u)) * pu(17u);
   let gb = pu(15u) + min(rows + vec4u(4u), vec4u(Cout - 1u)) * pu(17u);
@@ -328,7 +345,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
     let iw = vec4i(i32(ow * S)) + dw;
     let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
     let at = vec4u(select(vec4i(0), vec4i(i32(pu(11u) + n * pu(12u) + (oh * u32(W) + ow) * S)) + xcol, ok));
-    let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+    let v = select(select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok), vec4f(1.0), isb);
     let gr = n * pu(16u) + oh * OW + ow;
     let ra = load_g4(ga + vec4u(gr));
     var rb = vec4f(0.0);

@@ -53,7 +53,15 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     const dyt = toTensor(dy);
     expectClose(await toND(conv2dInputGradRaw(dyt, wt, x.shape, o)), ref.dx, { what: 'input gradient' });
     expectClose(await toND(conv2dWeightGradRaw(xt, dyt, w.shape, o)), ref.dw, { what: 'weight gradient', atol: 1e-4 });
-    for (const t of [xt, wt, bt, y, dyt]) t.dispose();
+    // The bias gradient as the weight-gradient GEMM's extra column (with and without split-K), then added.
+    const db = E.full([Cout], 7);
+    const dw = conv2dWeightGradRaw(xt, dyt, w.shape, { ...o, biasOut: db });
+    expectClose(await toND(dw), ref.dw, { what: 'weight gradient beside the bias gradient', atol: 1e-4 });
+    expectClose(await toND(db), ref.db, { what: 'bias gradient', atol: 1e-4 });
+    conv2dWeightGradRaw(xt, dyt, w.shape, { ...o, biasOut: db, out: dw, accumulate: true });
+    expectClose(await toND(db), R.map(ref.db, (v) => 2 * v), { what: 'accumulated bias gradient', atol: 2e-4 });
+    expectClose(await toND(dw), R.map(ref.dw, (v) => 2 * v), { what: 'accumulated weight gradient', atol: 2e-4 });
+    for (const t of [xt, wt, bt, y, dyt, db, dw]) t.dispose();
   });
 
   run('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {
@@ -102,6 +110,82 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     expectClose(await toND(dw), ref.dw, { what: 'weight gradient with the prologue', atol: 1e-4 });
     conv2dWeightGradRaw(xv, channelView(toTensor(gbig), C0 + 1, G), w.shape, { ...o, prologue: { scale: st, shift: ht }, out: dw, accumulate: true });
     expectClose(await toND(dw), R.map(ref.dw, (v) => 2 * v), { what: 'accumulated weight gradient', atol: 2e-4 });
+  });
+});
+
+// Input gradients with few input channels (<= 4) take the stride-phase gather (conv2d_dgrad_phase) on
+// every adapter; these cases walk its edges: stride 1, 2 and 3, phases with no pixels, runs of 16 that
+// end early, 1-pixel images, padding larger than the stride.
+describe('conv2d input gradient by stride phase (Cin <= 4)', () => {
+  // [N, Cin, H, W, Cout, KH, KW, stride, padding]
+  const phaseCases: Case[] = [
+    [2, 1, 64, 64, 8, 7, 7, 2, 3], // the stem (fewer filters): several runs of 16 per phase row
+    [3, 1, 9, 37, 5, 7, 7, 2, 3], // odd sizes, a run that ends early
+    [2, 2, 11, 10, 3, 3, 3, 3, 1], // stride 3 (nine phases, some rows with no hit)
+    [1, 4, 8, 7, 6, 2, 3, 3, 2], // stride 3, padding 2, non-square kernel
+    [2, 3, 1, 1, 4, 3, 3, 2, 1], // 1-pixel images
+    [1, 1, 2, 2, 2, 1, 1, 3, 0], // 1x1 kernel, stride larger than the image: phases without pixels
+    [2, 3, 5, 6, 4, 3, 3, 1, 1], // stride 1: one phase
+  ];
+  test.each(phaseCases.map((c) => [name(c), c] as const))('%s', async (_n, c) => {
+    const [N, Cin, H, W, Cout, KH, KW, stride, padding] = c;
+    const o = { stride, padding };
+    const x = randND([N, Cin, H, W], 31);
+    const w = randND([Cout, Cin, KH, KW], 32);
+    const y = C.conv2d(x, w, null, o);
+    const dy = randND([...y.shape], 33);
+    const [wt, dyt] = [toTensor(w), toTensor(dy)];
+    const dx = conv2dInputGradRaw(dyt, wt, x.shape, o);
+    expectClose(await toND(dx), C.conv2dGrads(x, w, dy, o).dx, { what: 'input gradient' });
+    for (const t of [wt, dyt, dx]) t.dispose();
+  });
+
+  test('channel views, the mask, accumulation, and dy and dx in one buffer', async () => {
+    const [N, C0, G, H, W] = [2, 3, 4, 9, 19];
+    const mask = { scale: randND([C0], 34, 0.5, 1.5), shift: randND([C0], 35, -0.5, 0.5) };
+    const x = randND([N, C0, H, W], 36);
+    const xBig = randND([N, C0 + 2, H, W], 37);
+    xBig.data.set(R.cat([R.slice(xBig, 1, 0, 1), x, R.slice(xBig, 1, C0 + 1, C0 + 2)], 1).data);
+    const xT = toTensor(xBig);
+    const xv = channelView(xT, 1, C0);
+    const [st, ht] = [toTensor(mask.scale), toTensor(mask.shift)];
+    // Masked dx of x' = x * scale + shift > 0, added to what `before` holds.
+    const expected = (before: ND, dx: ND) =>
+      R.zip(before, dx, (b, d) => b + d).data.map((v, i) => {
+        const c = Math.floor(i / (H * W)) % C0;
+        return x.data[i] * mask.scale.data[c] + mask.shift.data[c] > 0 ? v : before.data[i];
+      });
+    for (const [stride, padding, KH] of [[2, 3, 7], [1, 1, 3]] as const) {
+      const o = { stride, padding };
+      const w = randND([G, C0, KH, KH], 38);
+      const [OH, OW] = [Math.floor((H + 2 * padding - KH) / stride) + 1, Math.floor((W + 2 * padding - KH) / stride) + 1];
+      const wt = toTensor(w);
+      if (stride === 1) {
+        // The dense block's layout: dy is channels [C0, C0 + G) of the buffer whose prefix receives dx.
+        const gbig = randND([N, C0 + G, H, W], 39);
+        const gT = toTensor(gbig);
+        const dy = R.slice(gbig, 1, C0, C0 + G);
+        conv2dInputGradRaw(channelView(gT, C0, G), wt, [N, C0, H, W], { ...o, mask: { x: xv, scale: st, shift: ht }, out: channelView(gT, 0, C0), accumulate: true });
+        const got = await toND(gT);
+        const want = expected(R.slice(gbig, 1, 0, C0), C.conv2dGrads(x, w, dy, o).dx);
+        expectClose(R.slice(got, 1, 0, C0), R.nd([N, C0, H, W], want), { what: 'dx added into the prefix of the dy buffer' });
+        expectClose(R.slice(got, 1, C0, C0 + G), dy, { what: 'dy untouched' });
+        gT.dispose();
+      } else {
+        const dyBig = randND([N, G + 1, OH, OW], 40);
+        const dy = R.slice(dyBig, 1, 1, G + 1);
+        const outBig = randND([N, C0 + 1, H, W], 41);
+        const [dyT, outT] = [toTensor(dyBig), toTensor(outBig)];
+        conv2dInputGradRaw(channelView(dyT, 1, G), wt, [N, C0, H, W], { ...o, mask: { x: xv, scale: st, shift: ht }, out: channelView(outT, 1, C0), accumulate: true });
+        const got = await toND(outT);
+        const want = expected(R.slice(outBig, 1, 1, C0 + 1), C.conv2dGrads(x, w, dy, o).dx);
+        expectClose(R.slice(got, 1, 1, C0 + 1), R.nd([N, C0, H, W], want), { what: 'masked dx added into a channel view' });
+        expectClose(R.slice(got, 1, 0, 1), R.slice(outBig, 1, 0, 1), { what: 'channel before the view untouched' });
+        dyT.dispose();
+        outT.dispose();
+      }
+      wt.dispose();
+    }
   });
 });
 

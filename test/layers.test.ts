@@ -363,3 +363,31 @@ describe('linear', () => {
     expect(() => linear(E.zeros([3]), E.zeros([4, 3]))).toThrow(/linear: expected x \[B, in\]/);
   });
 });
+
+describe('batch-norm bookkeeping in one dispatch (bn_update)', () => {
+  it('makes the prologue (scale, shift), updates running mean and variance and counts the batch', async () => {
+    const C = 37;
+    const x = randND([3, C, 5, 4], 61, -2, 3);
+    const gamma = randND([C], 62, 0.5, 1.5);
+    const beta = randND([C], 63);
+    const rm0 = randND([C], 64);
+    const rv0 = randND([C], 65, 0.5, 2);
+    const [xt, gt, bt, rm, rv] = [x, gamma, beta, rm0, rv0].map((a) => toTensor(a));
+    const nb = E.tensor(4);
+    const stats = batchNormStats(xt);
+    const pro = E.batchNormPrologue(stats, gt, bt, { runningMean: rm, runningVar: rv, numBatchesTracked: nb, momentum: 0.3, count: 60 });
+    const s = await stats.data();
+    const p = await pro.data();
+    const [m, v] = [await rm.data(), await rv.data()];
+    for (let c = 0; c < C; c++) {
+      const scale = gamma.data[c] * s[C + c];
+      expect(p[c]).toBeCloseTo(scale, 5);
+      expect(p[C + c]).toBeCloseTo(beta.data[c] - s[c] * scale, 5);
+      expect(m[c]).toBeCloseTo(0.7 * rm0.data[c] + 0.3 * s[c], 5);
+      expect(v[c]).toBeCloseTo(0.7 * rv0.data[c] + 0.3 * s[2 * C + c] * (60 / 59), 5);
+    }
+    expect(await nb.item()).toBe(5);
+    expect(() => E.updateRunningStats(stats, { runningMean: rm, runningVar: rm, momentum: 0.1, count: 60 })).toThrow(/must not share storage/);
+    for (const t of [xt, gt, bt, rm, rv, nb, stats, pro]) t.dispose();
+  });
+});

@@ -66,7 +66,7 @@ describe('every tensor an op touches is checked alive', () => {
 
   test('a raw function outside the op registry still cannot bind a disposed tensor', () => {
     const stats = E.batchNormStats(E.randn([2, 3, 2, 2]));
-    expect(() => E.updateRunningStats(stats, dead(E.zeros([3])), E.ones([3]), 0.1, 8)).toThrow(/Tensor#\d+ \[3\] was used after it was disposed/);
+    expect(() => E.updateRunningStats(stats, { runningMean: dead(E.zeros([3])), runningVar: E.ones([3]), momentum: 0.1, count: 8 })).toThrow(/Tensor#\d+ \[3\] was used after it was disposed/);
   });
 });
 

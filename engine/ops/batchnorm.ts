@@ -2,8 +2,9 @@
 //
 // Statistics live in a [3, C] tensor: row 0 the mean, row 1 1/sqrt(var + eps), row 2 the biased variance.
 // Training: batchNormStats() computes them from the batch in one pass (one workgroup per channel,
-// shifted sums, see batchnorm_stats.wgsl), the running statistics are updated in place (with the
-// unbiased variance, as PyTorch), and bn_apply normalises. Eval: the statistics come from the running
+// shifted sums, see batchnorm_stats.wgsl), the running statistics and the batch counter are updated in
+// place in one dispatch (with the unbiased variance, as PyTorch; batchnorm_update.wgsl), and bn_apply
+// normalises. Eval: the statistics come from the running
 // ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
 // one elementwise pass for dx (the full batch-statistics gradient in training).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
@@ -16,6 +17,7 @@ import { gpu, type GpuFeatures } from '../gpu.js';
 import { compose, dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
 import { forceVariant, heuristicVariant, planeWorkgroupSize, type VariantName } from '../variants.js';
+import { pool, type PooledBuffer } from '../pool.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor, view } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
@@ -24,6 +26,7 @@ import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import statsTreeSrc from '../../shaders/batchnorm_stats_tree.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
+import updateSrc from '../../shaders/batchnorm_update.wgsl';
 
 const statsBody: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
 /** The statistics kernels composed with the lane-summing snippet of each variant. */
@@ -32,6 +35,7 @@ const statsShaders: Record<BnStatsKernel, KernelSource> = {
   fallback: compose(statsBody, [{ file: 'batchnorm_stats_tree.wgsl', source: statsTreeSrc }], { variant: 'fallback' }),
 };
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
+const updateShader: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
 
 export type BnStatsKernel = VariantName<'bnStats'>;
 
@@ -104,29 +108,86 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   p.set([rv.offset, rv.strides[0]], 21);
   dispatch(
     { shader: bnShader, entry: 'bn_eval_stats' },
-    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
+    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer, spares()[0]], workgroups: [Math.ceil(C / 64)] },
   );
   return stats;
 }
 
+/** The running statistics a training step updates (PyTorch's running_mean, running_var, num_batches_tracked). */
+export interface RunningStats {
+  runningMean: Tensor;
+  runningVar: Tensor;
+  /** One float counting the training batches; advanced by one per update when given. */
+  numBatchesTracked?: Tensor | null;
+  momentum: number;
+  /** N*H*W of the batch (for the unbiased variance). */
+  count: number;
+}
+
+let spare: { bufs: PooledBuffer[]; device: GPUDevice } | null = null;
+/** Small buffers bound where a writable binding of bn_update is unused (one each: they must not alias). */
+function spares(): PooledBuffer[] {
+  const { device } = gpu();
+  if (!spare || spare.device !== device) spare = { bufs: [0, 1, 2, 3].map(() => pool.acquire(16, 'bn-dummy')), device };
+  return spare.bufs;
+}
+
+/**
+ * One bn_update dispatch (batchnorm_update.wgsl) over C channels of `stats` from column `channel`:
+ * with `affine`, writes scale = gamma * invstd and shift = beta - mean * scale into rows 0 and 1 of it
+ * ([2, C], contiguous); with `running`, updates the running statistics in place (and counts the batch).
+ */
+function bnUpdate(stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null): void {
+  const op = 'batchNorm running statistics';
+  if (running) {
+    const { runningMean: rm, runningVar: rv, numBatchesTracked: nb } = running;
+    if (rm.shape[0] !== C || rv.shape[0] !== C) throw new Error(`${op}: running mean ${fmt(rm.shape)} and variance ${fmt(rv.shape)} must have ${C} channels`);
+    if (rm.storage === rv.storage || (nb && (nb.storage === rm.storage || nb.storage === rv.storage))) {
+      throw new Error(`${op}: the running mean, running variance and num_batches_tracked must not share storage`);
+    }
+    if (nb && nb.size !== 1) throw new Error(`${op}: num_batches_tracked must hold one value, got shape ${fmt(nb.shape)}`);
+  }
+  const d = spares();
+  const p = new Uint32Array(PARAM_WORDS);
+  const r = running;
+  p.set([C, stats.offset + channel, stats.shape[1], affine?.gamma.offset ?? 0, affine?.gamma.strides[0] ?? 0, affine?.beta.offset ?? 0,
+    affine?.beta.strides[0] ?? 0, affine?.out.offset ?? 0, r?.runningMean.offset ?? 0, r?.runningMean.strides[0] ?? 0,
+    r?.runningVar.offset ?? 0, r?.runningVar.strides[0] ?? 0, r?.numBatchesTracked?.offset ?? 0, f32bits(r?.momentum ?? 0),
+    f32bits(r ? r.count / (r.count - 1) : 1), (affine ? 1 : 0) | (r ? 2 : 0) | (r?.numBatchesTracked ? 4 : 0)]);
+  dispatch(
+    { shader: updateShader, entry: 'bn_update', constants: { WG: 64 } },
+    {
+      params: p,
+      buffers: [stats.buffer, affine?.gamma.buffer ?? stats.buffer, affine?.beta.buffer ?? stats.buffer, affine?.out.buffer ?? d[0],
+        r?.runningMean.buffer ?? d[1], r?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3]],
+      workgroups: [Math.ceil(C / 64)],
+    },
+  );
+}
+
 /**
  * running = (1 - momentum) * running + momentum * batch, in place, for the mean (row 0 of `stats`) and the
- * variance (row 2, made unbiased with count/(count - 1)); `count` = N*H*W of the batch.
+ * variance (row 2, made unbiased with count/(count - 1)), and num_batches_tracked += 1 when given: one
+ * dispatch. `count` = N*H*W of the batch.
  */
-export function updateRunningStats(stats: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: number, count: number, channel = 0): void {
-  const C = runningMean.shape[0];
-  for (const [t, row] of [[runningMean, 0], [runningVar, 2]] as const) {
-    const p = new Uint32Array(PARAM_WORDS);
-    p[1] = C;
-    p[9] = stats.offset + channel;
-    p[10] = stats.shape[1];
-    p[15] = f32bits(momentum);
-    p.set([t.offset, t.strides[0], row, f32bits(count / (count - 1))], 17);
-    dispatch(
-      { shader: bnShader, entry: 'bn_running' },
-      { params: p, buffers: [stats.buffer, stats.buffer, stats.buffer, stats.buffer, stats.buffer, t.buffer], workgroups: [Math.ceil(C / 64)] },
-    );
+export function updateRunningStats(stats: Tensor, running: RunningStats, channel = 0): void {
+  bnUpdate(stats, channel, running.runningMean.shape[0], null, running);
+}
+
+/**
+ * The fused BN-ReLU prologue of a conv from batch-norm statistics: scale = gamma * invstd and
+ * shift = beta - mean * scale for the first C = gamma's length channels of `stats`, as a [2, C] tensor
+ * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given.
+ * No autograd.
+ */
+export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null): Tensor {
+  const C = gamma.shape[0];
+  if (gamma.ndim !== 1 || beta.ndim !== 1 || beta.shape[0] !== C || stats.ndim !== 2 || stats.shape[1] < C) {
+    throw new Error(`batchNormPrologue: gamma ${fmt(gamma.shape)}, beta ${fmt(beta.shape)} and stats ${fmt(stats.shape)} do not match (expected [C], [C], [3, >= C])`);
   }
+  const out = empty([2, C], 'bn-prologue');
+  bnUpdate(stats, 0, C, { gamma, beta, out }, running);
+  return out;
 }
 
 /** y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W]; stats as batchNormStats(). No autograd. */
@@ -140,7 +201,7 @@ export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta:
     gamma.offset, gamma.strides[0], beta.offset, beta.strides[0]]);
   dispatch(
     { shader: bnShader, entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer], workgroups: [C, N] },
+    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer, spares()[0]], workgroups: [C, N] },
   );
   if (xp !== x) xp.dispose();
   return out;
@@ -160,14 +221,19 @@ export function batchNormGradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor 
 }
 
 /**
- * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and (in training) the
- * gradient sums. Writes a new tensor, or writes (accumulate = false) or adds (accumulate = true) into
- * `out`, a view of x's shape with contiguous planes. No autograd.
+ * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and the gradient sums
+ * (used in training; in eval only for `dgammaOut`). Writes a new tensor, or writes (accumulate = false)
+ * or adds (accumulate = true) into `out`, a view of x's shape with contiguous planes. With `dgammaOut`
+ * (a contiguous [C]), the same dispatch copies gamma's gradient (row 1 of `sums`) there, so it is a
+ * tensor of its own rather than a view. No autograd.
  */
 export function batchNormBackwardDxRaw(
   x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean,
-  { out, accumulate = false }: { out?: Tensor; accumulate?: boolean } = {},
+  { out, accumulate = false, dgammaOut }: { out?: Tensor; accumulate?: boolean; dgammaOut?: Tensor | null } = {},
 ): Tensor {
+  if (dgammaOut && (!sums || dgammaOut.ndim !== 1 || dgammaOut.shape[0] !== x.shape[1] || dgammaOut.strides[0] !== 1)) {
+    throw new Error(`batchNorm backward: dgammaOut ${fmt(dgammaOut.shape)} needs the gradient sums and a contiguous [${x.shape[1]}]`);
+  }
   const [N, C, H, W] = x.shape;
   const o = out ?? empty([N, C, H, W]);
   if (out && (out.shape.join() !== x.shape.join() || (W > 1 && out.strides[3] !== 1) || (H > 1 && out.strides[2] !== W))) {
@@ -176,12 +242,12 @@ export function batchNormBackwardDxRaw(
   const p = new Uint32Array(PARAM_WORDS);
   p.set([N, C, H * W, x.offset, x.strides[0], x.strides[1], dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
     gamma.offset, gamma.strides[0], sums?.offset ?? 0, C, 0, f32bits(1 / (N * H * W))]);
-  p.set([o.offset, o.strides[0], o.strides[1]], 23);
+  p.set([o.offset, o.strides[0], o.strides[1], dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0], 23);
   const aux = sums ?? stats;
   const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
   dispatch(
     { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0 } },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer], workgroups: [C, N] },
+    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]], workgroups: [C, N] },
   );
   return o;
 }
@@ -192,6 +258,7 @@ interface BnAttrs {
   eps: number;
   runningMean: Tensor | null;
   runningVar: Tensor | null;
+  numBatchesTracked: Tensor | null;
 }
 
 const batchNormOp = defineOp<BnAttrs>({
@@ -203,7 +270,8 @@ const batchNormOp = defineOp<BnAttrs>({
       stats = batchNormStats(xp, a.eps);
       if (a.runningMean && a.runningVar) {
         const [N, , H, W] = x.shape;
-        updateRunningStats(stats, a.runningMean, a.runningVar, a.momentum, N * H * W);
+        const running = { runningMean: a.runningMean, runningVar: a.runningVar, numBatchesTracked: a.numBatchesTracked, momentum: a.momentum, count: N * H * W };
+        updateRunningStats(stats, running);
       }
     } else {
       stats = batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
@@ -217,12 +285,10 @@ const batchNormOp = defineOp<BnAttrs>({
     const needSums = attrs.training || gamma.requiresGrad || beta.requiresGrad;
     const sums = needSums ? batchNormGradSums(xp, dy, stats) : null;
     const C = xp.shape[1];
-    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, attrs.training ? sums : null, attrs.training);
-    return [
-      dx,
-      gamma.requiresGrad && sums ? view(sums, [C], [1], sums.offset + C) : null,
-      beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null,
-    ];
+    // gamma's gradient gets a buffer of its own (a view at an offset would be copied by autograd).
+    const dgamma = gamma.requiresGrad && sums ? empty([C], 'bn-grad') : null;
+    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, sums, attrs.training, { dgammaOut: dgamma });
+    return [dx, dgamma, beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null];
   },
 });
 
@@ -232,6 +298,8 @@ export interface BatchNormOptions {
   /** Weight of the batch in the running statistics (PyTorch's default 0.1). */
   momentum?: number;
   eps?: number;
+  /** num_batches_tracked (one float), advanced by one with the running statistics in training. */
+  numBatchesTracked?: Tensor | null;
 }
 
 /**
@@ -241,7 +309,7 @@ export interface BatchNormOptions {
  */
 export function batchNorm2d(
   x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
-  { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
+  { training, momentum = 0.1, eps = 1e-5, numBatchesTracked = null }: BatchNormOptions,
 ): Tensor {
   const op = 'batchNorm2d';
   for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) checkTensor(op, what, t);
@@ -259,5 +327,5 @@ export function batchNorm2d(
   if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   if (!(eps > 0) || !Number.isFinite(momentum)) throw new Error(`${op}: invalid eps ${eps} or momentum ${momentum}`);
   if (runningMean && runningMean.storage === x.storage) throw new Error(`${op}: the running statistics share storage with x`);
-  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar });
+  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar, numBatchesTracked });
 }

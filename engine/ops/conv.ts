@@ -3,7 +3,10 @@
 // Three kernels, each in shaders/conv2d_subgroup.wgsl (fast, needs subgroups) and shaders/conv2d.wgsl
 // (the same GEMMs without subgroups): the forward conv, the input gradient (a transposed conv) and the
 // weight gradient (split over the batch when its output is too small to occupy the device, then summed
-// by conv2d_wgrad_reduce). The bias gradient is a sum over (N, H, W).
+// by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
+// weight-gradient GEMM (x' = 1 there). Input gradients with few input
+// channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
+// stride phase that visits only the taps that hit.
 //
 // Every tensor a kernel touches may be a view: x, y, dy and dx need only their rows and columns
 // contiguous (any offset, batch stride and channel stride), so the memory-efficient dense block can read
@@ -17,7 +20,7 @@ import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
+import { forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
@@ -73,6 +76,11 @@ export interface Conv2dWeightGradOptions extends Conv2dOptions {
   prologue?: ConvPrologue | null;
   /** Write (or add, with accumulate) dw here: a contiguous tensor of w's shape. */
   out?: Tensor | null;
+  /**
+   * Also write (or add, with accumulate) the bias gradient (dy summed over batch, rows and columns) here:
+   * a contiguous [Cout] tensor. The same kernel computes it, as one more GEMM column that reads ones.
+   */
+  biasOut?: Tensor | null;
   accumulate?: boolean;
 }
 
@@ -113,18 +121,20 @@ function checkPlane(op: string, what: string, t: Tensor): void {
 
 // ---- dispatch -----------------------------------------------------------------------------------
 
-let dummy: { read: PooledBuffer; write: PooledBuffer; device: GPUDevice } | null = null;
-/** Small buffers bound where a binding is unused (two, so that a read and a writable one never alias). */
-function dummies(): { read: PooledBuffer; write: PooledBuffer } {
+let dummy: { read: PooledBuffer; write: PooledBuffer; db: PooledBuffer; device: GPUDevice } | null = null;
+/** Small buffers bound where a binding is unused (one each, so that a read and a writable one never alias). */
+function dummies(): { read: PooledBuffer; write: PooledBuffer; db: PooledBuffer } {
   const { device } = gpu();
-  if (!dummy || dummy.device !== device) dummy = { read: pool.acquire(16, 'conv-dummy'), write: pool.acquire(16, 'conv-dummy'), device };
+  if (!dummy || dummy.device !== device) {
+    dummy = { read: pool.acquire(16, 'conv-dummy'), write: pool.acquire(16, 'conv-dummy'), db: pool.acquire(16, 'conv-dummy'), device };
+  }
   return dummy;
 }
 
 interface Launch {
   entry: 'conv2d_fwd' | 'conv2d_dgrad' | 'conv2d_wgrad';
   params: Uint32Array;
-  /** X, Wt, G, O, Bias, Scale, Shift */
+  /** X, Wt, G, O, Bias, Scale, Shift, DB */
   buffers: PooledBuffer[];
   constants: Record<string, number>;
   columns: number;
@@ -159,6 +169,11 @@ function kernelFamily(k: ConvKernel): { shader: typeof convShader; subgroup: boo
 
 /** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
 const ROWS = 32;
+/**
+ * Input gradients with at most this many input channels (the stem) take conv2d_dgrad_phase, which visits
+ * only the taps that hit (stride phases) and has no 32-row tile to fill.
+ */
+const PHASE_MAX_CIN = 4;
 
 /** Dispatches with the variant the tuner selects for this entry, shape and flags (engine/tuner.ts). */
 function launch(l: Launch): void {
@@ -196,7 +211,7 @@ function baseParams(g: Geometry): Uint32Array {
 
 const flag = (b: boolean) => (b ? 1 : 0);
 /** Bits of parameter word 27. */
-const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8 } as const;
+const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16 } as const;
 
 /** The storage of `t` must not be one of `outs` (the kernels cannot read a buffer they write through another binding). */
 function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, outs: Tensor[]): void {
@@ -256,7 +271,7 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, o: Conv2dForwardOptions =
   launch({
     entry: 'conv2d_fwd',
     params: p,
-    buffers: [xAlias ? wb : x.buffer, wb, y.buffer, dummies().write, o.bias?.buffer ?? wb, o.prologue?.scale.buffer ?? wb, o.prologue?.shift.buffer ?? wb],
+    buffers: [xAlias ? wb : x.buffer, wb, y.buffer, dummies().write, o.bias?.buffer ?? wb, o.prologue?.scale.buffer ?? wb, o.prologue?.shift.buffer ?? wb, dummies().db],
     constants: { PROLOGUE: flag(!!o.prologue), XALIAS: flag(xAlias) },
     columns: g.N * g.OH * g.OW,
     rows: g.Cout,
@@ -299,10 +314,23 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
   p[24] = g.N * g.H * g.W;
   p[27] = (m ? F.MASK : 0) | (o.accumulate ? F.ACC : 0) | (gAlias ? F.GALIAS : 0);
   const wb = w.buffer;
+  const buffers = [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb, dummies().db];
+  if (g.Cin <= PHASE_MAX_CIN) {
+    // Few input channels: the gather over input pixels by stride phase (see conv2d_dgrad_phase).
+    const PH = Math.ceil(g.H / g.stride);
+    const runs = Math.ceil(Math.ceil(g.W / g.stride) / 16);
+    p[28] = PH;
+    p[29] = runs;
+    const lanes = g.N * PH * runs;
+    const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
+    const [gx, gy] = grid1d(Math.ceil(lanes / WG));
+    dispatch({ shader: convShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
+    return dx;
+  }
   launch({
     entry: 'conv2d_dgrad',
     params: p,
-    buffers: [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb],
+    buffers,
     constants: {},
     columns: g.N * g.H * g.W,
     rows: g.Cin,
@@ -334,64 +362,85 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
     if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
     dw = empty(wShape);
   }
+  const db = o.biasOut ?? null;
+  if (db) {
+    checkVector(op, 'biasOut', db, g.Cout);
+    if (db.storage === dw.storage) throw new Error(`${op}: biasOut shares its buffer with the weight gradient`);
+  }
   if (dw.size === 0) return dw;
   const CK = g.Cin * g.KH * g.KW;
+  // The GEMM's columns: dw's, and the bias gradient's as column CK.
+  const LD = CK + (db ? 1 : 0);
   if (g.N * g.OH * g.OW === 0) {
     if (!o.accumulate) {
-      // An empty sum: dw = 0 (through the reduce kernel with no splits).
-      reduceInto(dw, null, 0, g.Cout * CK, false);
+      // An empty sum: dw = 0 (and db = 0), through the reduce kernel with no splits.
+      reduceInto(dw, db, null, 0, g.Cout, CK, LD, false);
     }
     return dw;
   }
   checkNoAlias(op, 'x', x, [dw]);
   checkNoAlias(op, 'dy', dy, [dw]);
+  checkNoAlias(op, 'x', x, db ? [db] : []);
+  checkNoAlias(op, 'dy', dy, db ? [db] : []);
   checkNoAlias(op, 'prologue scale', o.prologue?.scale, [dw, dy]);
   checkNoAlias(op, 'prologue shift', o.prologue?.shift, [dw, dy]);
   const xAlias = x.storage === dy.storage;
-  // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device.
+  // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device, counting the workgroups of
+  // the smallest size launch() may pick: most layers then need no split (and no reduction pass).
   const rowsK = g.N * g.OH;
-  const tiles = Math.ceil(Math.ceil(CK / 4) / 64) * Math.ceil(g.Cout / ROWS);
+  // (The variant is chosen per launch, by the tuner when it is on; the forced or heuristic one sizes the split.)
+  const fam = kernelFamily(forcedVariant('conv') ?? heuristicVariant('conv'));
+  const small = fam.subgroup ? Math.max(8, gpu().features.subgroupMaxSize || 8) : 8;
+  const tiles = Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
   let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
   const perSplit = Math.ceil(rowsK / splits);
   splits = Math.ceil(rowsK / perSplit);
-  const partial = splits > 1 ? empty([splits, g.Cout * CK], 'conv-partials') : null;
+  const partial = splits > 1 ? empty([splits, g.Cout * LD], 'conv-partials') : null;
   const p = baseParams(g);
   p.set([x.offset, x.strides[0], x.strides[1], 0, dy.offset, dy.strides[0], dy.strides[1]], 11);
   p[18] = partial ? 0 : dw.offset;
-  p[19] = g.Cout * CK;
+  p[19] = g.Cout * LD;
+  p[21] = partial ? 0 : db?.offset ?? 0;
   p[22] = o.prologue?.scale.offset ?? 0;
   p[23] = o.prologue?.shift.offset ?? 0;
-  p.set([CK, perSplit, rowsK, !partial && o.accumulate ? F.ACC : 0], 24);
+  p.set([CK, perSplit, rowsK, partial ? F.PARTIAL : o.accumulate ? F.ACC : 0, LD], 24);
   const xb = xAlias ? dummies().read : x.buffer;
   launch({
     entry: 'conv2d_wgrad',
     params: p,
-    buffers: [xb, xb, dy.buffer, partial ? partial.buffer : dw.buffer, xb, o.prologue?.scale.buffer ?? xb, o.prologue?.shift.buffer ?? xb],
+    buffers: [xb, xb, dy.buffer, partial ? partial.buffer : dw.buffer, xb, o.prologue?.scale.buffer ?? xb, o.prologue?.shift.buffer ?? xb,
+      !partial && db ? db.buffer : dummies().db],
     constants: { PROLOGUE: flag(!!o.prologue), XALIAS: flag(xAlias) },
-    columns: CK,
+    columns: LD,
     rows: g.Cout,
     splits,
   });
   if (partial) {
-    reduceInto(dw, partial.buffer, splits, g.Cout * CK, !!o.accumulate);
+    reduceInto(dw, db, partial.buffer, splits, g.Cout, CK, LD, !!o.accumulate);
     partial.dispose();
   }
   return dw;
 }
 
-/** dw (+)= the sum of `splits` slices of `count` floats in `partials` (conv2d_wgrad_reduce). */
-function reduceInto(dw: Tensor, partials: PooledBuffer | null, splits: number, count: number, accumulate: boolean): void {
+/**
+ * dw (+)= the sum of `splits` slices of Cout x LD partials, and db (+)= their column CK when LD = CK + 1
+ * (conv2d_wgrad_reduce); with no partials, writes zeros.
+ */
+function reduceInto(dw: Tensor, db: Tensor | null, partials: PooledBuffer | null, splits: number, Cout: number, CK: number, LD: number, accumulate: boolean): void {
   const p = new Uint32Array(PARAM_WORDS);
+  p[4] = Cout;
   p[18] = dw.offset;
-  p[24] = count;
+  p[21] = db?.offset ?? 0;
+  p[24] = CK;
   p[25] = splits;
   p[27] = accumulate ? F.ACC : 0;
+  p[28] = LD;
   const WG = 256;
   const d = dummies();
   const src = partials ?? d.read;
   dispatch(
     { shader: convShader, entry: 'conv2d_wgrad_reduce', constants: { WG } },
-    { params: p, buffers: [src, d.read, d.write, dw.buffer, d.read, d.read, d.read], workgroups: grid1d(Math.ceil(count / WG)) },
+    { params: p, buffers: [src, d.read, d.write, dw.buffer, d.read, d.read, d.read, db?.buffer ?? d.db], workgroups: grid1d(Math.ceil((Cout * LD) / WG)) },
   );
 }
 
@@ -412,10 +461,12 @@ const conv2dOp = defineOp<ConvAttrs>({
   forward: ([x, w, b], a) => conv2dForwardRaw(x, w, { ...a, bias: b ?? null }),
   backward: ({ inputs: [x, w, b], attrs }, gy) => {
     const g = planeContiguous(gy) ? gy : clone(gy);
+    // The bias gradient comes from the weight-gradient kernel when there is one (no dispatch of its own).
+    const db = b?.requiresGrad ? (w.requiresGrad ? empty([w.shape[0]]) : conv2dBiasGradRaw(g)) : null;
     return [
       x.requiresGrad ? conv2dInputGradRaw(g, w, x.shape, attrs) : null,
-      w.requiresGrad ? conv2dWeightGradRaw(x, g, w.shape, attrs) : null,
-      b?.requiresGrad ? conv2dBiasGradRaw(g) : null,
+      w.requiresGrad ? conv2dWeightGradRaw(x, g, w.shape, { ...attrs, biasOut: b?.requiresGrad ? db : null }) : null,
+      db,
     ];
   },
 });

@@ -6,7 +6,8 @@
 // convolution's input load (a per-channel scale and shift, then max with 0), so no normalised or
 // rectified activation is stored. In training the batch statistics of a channel are computed once,
 // when the channel is written, into a shared [3, C0 + L*k] table that every later layer reads; each
-// layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would.
+// layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would,
+// in the same dispatch that makes the layer's prologue (scale and shift).
 //
 // A layer is a list of BN-ReLU-conv stages: one for d2l (3x3 conv to k channels), two for DenseNet-BC
 // (a 1x1 bottleneck to bnSize*k channels, then 3x3 to k). Only the last stage writes into the block
@@ -24,18 +25,20 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormStats, updateRunningStats,
+  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormPrologue, batchNormStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
-import { mul, sub } from './elementwise.js';
+import { copyBuffer } from '../runtime.js';
 
-/** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance. */
+/** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance, batch counter. */
 export interface BnParams {
   gamma: Tensor;
   beta: Tensor;
   runningMean: Tensor;
   runningVar: Tensor;
+  /** num_batches_tracked (one float), advanced with the running statistics in training. */
+  numBatchesTracked?: Tensor | null;
 }
 
 /** One BN-ReLU-conv stage: the convolution reads relu(batchnorm(x)). */
@@ -79,20 +82,33 @@ function channels(buf: Tensor, c0: number, c1: number): Tensor {
   return view(buf, [N, c1 - c0, H, W], buf.strides, buf.offset + c0 * buf.strides[1]);
 }
 
-/** A row of a [3, C] statistics table, columns [0, n). */
-function statsRow(stats: Tensor, row: number, n: number): Tensor {
-  return view(stats, [n], [1], stats.offset + row * stats.shape[1]);
+/**
+ * dst = src for a channel view dst of a block buffer and a contiguous src of its shape: one buffer copy
+ * per image (no dispatch), or an elementwise copy for other layouts.
+ */
+function copyInto(dst: Tensor, src: Tensor): void {
+  const [N, C, H, W] = dst.shape;
+  const per = C * H * W;
+  if (!src.isContiguous || dst.strides[3] !== 1 || dst.strides[2] !== W || (C > 1 && dst.strides[1] !== H * W) || dst.storage === src.storage) {
+    assignMap(dst, src);
+    return;
+  }
+  for (let n = 0; n < N; n++) copyBuffer(src.buffer, (src.offset + n * per) * 4, dst.buffer, (dst.offset + n * dst.strides[0]) * 4, per * 4);
 }
 
-/** BN as scale and shift per channel: scale = gamma * invstd, shift = beta - mean * scale. */
-function affine(stats: Tensor, bn: BnParams, n: number): ConvPrologue {
-  const mean = statsRow(stats, 0, n);
-  const invstd = statsRow(stats, 1, n);
-  const scale = mul(bn.gamma, invstd);
-  const meanScale = mul(mean, scale);
-  const shift = sub(bn.beta, meanScale);
-  for (const t of [mean, invstd, meanScale]) t.dispose();
-  return { scale, shift };
+/**
+ * BN as scale and shift per channel (scale = gamma * invstd, shift = beta - mean * scale), with the
+ * running statistics and batch counter updated in the same dispatch when training: one kernel per layer.
+ */
+function affine(a: Attrs, stats: Tensor, bn: BnParams, count: number): ConvPrologue {
+  const running = a.training
+    ? { runningMean: bn.runningMean, runningVar: bn.runningVar, numBatchesTracked: bn.numBatchesTracked, momentum: a.momentum, count }
+    : null;
+  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running);
+  const C = bn.gamma.shape[0];
+  const pro = { scale: view(both, [C], [1], both.offset), shift: view(both, [C], [1], both.offset + C) };
+  both.dispose();
+  return pro;
 }
 
 /** Batch statistics of x (training) or the layer's running statistics (eval), as a [3, C] table. */
@@ -113,7 +129,7 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const count = N * H * W;
   const buf = empty([N, total, H, W], 'dense-block');
   const head = channels(buf, 0, C0);
-  assignMap(head, x);
+  copyInto(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
   if (shared) batchNormStats(head, a.eps, { stats: shared, channel: 0 });
   head.dispose();
@@ -124,16 +140,10 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
     const layerSaved: StageSaved[] = [];
     let input = xin;
     stages.forEach((st, j) => {
-      let stats: Tensor;
-      if (j === 0 && shared) {
-        // Training: the shared table, whose columns [0, cin) are this layer's input statistics.
-        stats = shared;
-        updateRunningStats(shared, st.norm.runningMean, st.norm.runningVar, a.momentum, count);
-      } else {
-        stats = bnStats(a, input, st.norm);
-        if (a.training) updateRunningStats(stats, st.norm.runningMean, st.norm.runningVar, a.momentum, count);
-      }
-      const pro = affine(stats, st.norm, input.shape[1]);
+      // Training: the first stage reads the shared table, whose columns [0, cin) are this layer's input
+      // statistics; affine() updates the stage's running statistics in the same dispatch.
+      const stats = j === 0 && shared ? shared : bnStats(a, input, st.norm);
+      const pro = affine(a, stats, st.norm, count);
       layerSaved.push({ stats, pro });
       const last = j === stages.length - 1;
       const y = stageConv(input, st, pro, last ? out : undefined);
@@ -154,17 +164,22 @@ function stageBackward(
 ): void {
   const { conv, norm: bn } = st;
   const padding = conv.weight.shape[2] >> 1;
-  // Frozen parameters get no gradient (and cost nothing).
-  if (conv.bias) grads.set(conv.bias, conv.bias.requiresGrad ? conv2dBiasGradRaw(dy) : null);
-  grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro }) : null);
+  // Frozen parameters get no gradient (and cost nothing). The weight-gradient kernel also sums dy into
+  // the bias gradient (one more GEMM column).
+  const wantDb = !!conv.bias?.requiresGrad;
+  const db = wantDb ? (conv.weight.requiresGrad ? empty([conv.weight.shape[0]]) : conv2dBiasGradRaw(dy)) : null;
+  if (conv.bias) grads.set(conv.bias, db);
+  grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro, biasOut: db }) : null);
   // The gradient at the BN output, masked by the recomputed ReLU sign.
   const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: s.pro.scale, shift: s.pro.shift } });
   const sums = batchNormGradSums(x, da, s.stats);
-  batchNormBackwardDxRaw(x, da, s.stats, bn.gamma, a.training ? sums : null, a.training, { out: dxOut, accumulate });
-  da.dispose();
   const C = x.shape[1];
+  // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
+  const dgamma = empty([C], 'bn-grad');
+  batchNormBackwardDxRaw(x, da, s.stats, bn.gamma, sums, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
+  da.dispose();
   grads.set(bn.beta, view(sums, [C], [1], sums.offset));
-  grads.set(bn.gamma, view(sums, [C], [1], sums.offset + C));
+  grads.set(bn.gamma, dgamma);
   sums.dispose();
 }
 
@@ -175,7 +190,7 @@ function backward(a: Attrs, buf: Tensor, g: Tensor, saved: Saved, x: Tensor): Ma
   const L = a.layers.length;
   const C0 = total - L * k;
   const gbuf = empty([N, total, H, W], 'dense-block-grad');
-  assignMap(gbuf, g);
+  copyInto(gbuf, g);
   const grads = new Map<Tensor, Tensor | null>();
   for (let i = L - 1; i >= 0; i--) {
     const { stages } = a.layers[i];

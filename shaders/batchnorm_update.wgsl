@@ -1,0 +1,48 @@
+// batchnorm_update.wgsl: batch norm's per-channel bookkeeping in one dispatch, one invocation per
+// channel: the fused BN-ReLU prologue's scale and shift, the running statistics and the batch counter.
+// Bindings: 1 ST (read, stats [3, *]: mean, 1/sqrt(var + eps), biased var), 2 GAMMA, 3 BETA (read),
+//   4 AFF (read_write, [2, C]: row 0 scale, row 1 shift), 5 RM, 6 RV (read_write: running mean and
+//   variance), 7 NB (read_write: num_batches_tracked, one float). Unused read_write bindings get
+//   buffers of their own (WebGPU forbids a writable binding that aliases another).
+// Dispatch: 1-D, ceil(C / WG) workgroups; invocation c handles channel c.
+// bn_update, by the flags in word 15:
+//   1 AFFINE:  AFF[ao + c] = gamma[c] * invstd[c], AFF[ao + C + c] = beta[c] - mean[c] * AFF[ao + c]
+//   2 RUNNING: running = (1 - m) * running + m * v for the mean (v = mean) and the variance
+//              (v = biased var times the unbiased factor M/(M-1)), as PyTorch
+//   4 COUNT:   NB[nb] += 1 (invocation 0)
+// Parameters: 0 C  1 stats column offset  2 stats row stride  3 gamma offset  4 gamma stride
+//   5 beta offset  6 beta stride  7 aff offset  8 rm offset  9 rm stride  10 rv offset  11 rv stride
+//   12 nb offset  13 momentum (f32)  14 unbiased factor (f32)  15 flags
+override WG: u32 = 64u;
+
+@group(0) @binding(1) var<storage, read> ST: array<f32>;
+@group(0) @binding(2) var<storage, read> GAMMA: array<f32>;
+@group(0) @binding(3) var<storage, read> BETA: array<f32>;
+@group(0) @binding(4) var<storage, read_write> AFF: array<f32>;
+@group(0) @binding(5) var<storage, read_write> RM: array<f32>;
+@group(0) @binding(6) var<storage, read_write> RV: array<f32>;
+@group(0) @binding(7) var<storage, read_write> NB: array<f32>;
+
+fn flag(bit: u32) -> bool { return (pu(15u) & bit) != 0u; }
+
+@compute @workgroup_size(WG)
+fn bn_update(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let C = pu(0u);
+  if (flag(4u) && c == 0u) { NB[pu(12u)] += 1.0; }
+  if (c >= C) { return; }
+  let s = pu(1u) + c; let rs = pu(2u);
+  let mean = ST[s];
+  if (flag(1u)) {
+    let scale = GAMMA[pu(3u) + c * pu(4u)] * ST[s + rs];
+    AFF[pu(7u) + c] = scale;
+    AFF[pu(7u) + C + c] = BETA[pu(5u) + c * pu(6u)] - mean * scale;
+  }
+  if (flag(2u)) {
+    let m = pf(13u);
+    let rm = pu(8u) + c * pu(9u);
+    let rv = pu(10u) + c * pu(11u);
+    RM[rm] = (1.0 - m) * RM[rm] + m * mean;
+    RV[rv] = (1.0 - m) * RV[rv] + m * ST[s + 2u * rs] * pf(14u);
+  }
+}
