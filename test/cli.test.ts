@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { decodeSafetensors } from '../nn/index.js';
 import { TRAIN_FLAGS, EVAL_FLAGS } from '../bench/train.js';
-import { CLASS_NAMES } from '../bench/idx.js';
+import { CLASS_NAMES } from '../bench/data.js';
 import { syntheticDataset } from './fashion.js';
 
 const CLI = join('dist', 'cli-test', 'cli.js');
