@@ -1,7 +1,9 @@
 // Fashion-MNIST for `train`, `eval` and the demo server: the library's reader (data/node.ts) with its
-// errors turned into InputError (the CLI's exit code 2), and the check that a set is not empty.
+// errors turned into InputError (the CLI's exit code 2), and the check that a set is not empty. Host
+// only: it imports no engine code, so the demo's static server (bench/web/serve.ts) bundles without it.
 
-import { FASHION_MNIST_CLASSES, type FashionMNIST, type ImageSet } from '../data/index.js';
+import { FASHION_MNIST_CLASSES, type FashionMNIST } from '../data/dataset.js';
+import type { ImageSet } from '../data/idx.js';
 import { FASHION_MNIST_DIR, FASHION_MNIST_HINT, loadFashionMNIST, readImageSet as readSet } from '../data/node.js';
 import { InputError } from './args.js';
 
