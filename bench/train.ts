@@ -6,9 +6,9 @@
 // --schedule, --warmup-epochs and --augment change one part of a recipe. Batches come from the
 // library's DataLoader (data/): [0, 1] floats uploaded from the host, resized on the GPU (bilinear, as
 // torchvision's Resize on tensors), with --augment randomly cropped and flipped on the GPU; the
-// predictions are argmax on the GPU. A checkpoint (bench/checkpoint.ts) is written atomically at the end of every
-// epoch and on SIGINT or SIGTERM (then the process exits 130 or 143); a NaN or infinite loss stops the
-// run and keeps the last good one. Everything that can be checked on the host (flags, the checkpoint
+// predictions are argmax on the GPU. A checkpoint (bench/checkpoint.ts: model, optimiser and schedule
+// in one safetensors file) is written atomically at the end of every epoch and on SIGINT or SIGTERM
+// (then the process exits 130 or 143); a NaN or infinite loss stops the run and keeps the last good one. Everything that can be checked on the host (flags, the checkpoint
 // to resume, the data files) is checked by planTrain()/planEval() before any GPU work.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -359,8 +359,11 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   // batch, so a resumed run draws what an uninterrupted one would.
   const draws = new E.Generator(c.seed);
   const loader = new DataLoader(data.train, { batchSize: c.batch, generator: draws, transforms: batchTransforms(height, width, c.size, c.augment), expectShape: [1, c.size, c.size] });
-  const { epochs: _e, limit: _l, testLimit: _t, memoryEfficient: _m, checkpoint: _c, resume: _r, out: _o, data: _d, logEvery: _g, injectNanAt: _n, ...kept } = c;
-  const meta = (epoch: number, step: number): CheckpointMeta => ({ ...kept, epoch, step });
+  const meta = (epoch: number, step: number): CheckpointMeta => ({
+    growth: c.growth, arch: c.arch, size: c.size, batch: c.batch, seed: c.seed, epoch, step,
+    recipe: c.recipe, optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay, decayAll: c.decayAll,
+    schedule: c.schedule, warmupEpochs: c.warmupEpochs, scheduleEpochs: c.scheduleEpochs, augment: c.augment,
+  });
   const save = (epoch: number, step: number) => saveCheckpoint(c.checkpoint, model, opt, scheduler, meta(epoch, step));
 
   let signal: 'SIGINT' | 'SIGTERM' | null = null;
