@@ -1,36 +1,46 @@
 // `densenet-bench train` and `densenet-bench eval`: the seed's DenseNet on Fashion-MNIST as d2l.ai
 // trains it (SGD, lr 0.1, batch 256, 10 epochs, images resized to 96x96; here --size 32 is the quick
-// default for a CPU-only machine: the model's stem and three transitions need at least 32 pixels). Images become [0, 1] floats on the host and are resized on the GPU
-// (bilinear, as torchvision's Resize on tensors). A checkpoint (safetensors: the model's state dict,
-// the optimiser's momentum buffers, and the epoch/step in the metadata) is written atomically at the
-// end of every epoch and on Ctrl-C; a NaN or infinite loss stops the run and keeps the last good one.
-
-// `densenet-bench train` and `densenet-bench eval`: the seed's DenseNet on Fashion-MNIST as d2l.ai
-// trains it (SGD, lr 0.1, batch 256, 10 epochs, images resized to 96x96; here --size 32 is the quick
 // default for a CPU-only machine: the model's stem and three transitions need at least 32 pixels).
-// Images become [0, 1] floats on the host and are resized on the GPU (bilinear, as torchvision's
-// Resize on tensors). A checkpoint (bench/checkpoint.ts) is written atomically at the end of every
-// epoch and on SIGINT or SIGTERM (then the process exits 130 or 143); a NaN or infinite loss stops the
-// run and keeps the last good one. Everything that can be checked on the host (flags, the checkpoint
+// `--recipe densenet` is the DenseNet paper's: SGD with Nesterov momentum 0.9, weight decay 1e-4 (none
+// on biases and batch-norm weights), the rate divided by 10 at 50% and 75% of the epochs; --optimizer,
+// --schedule, --warmup-epochs and --augment change one part of a recipe. Batches come from the
+// library's DataLoader (data/): [0, 1] floats uploaded from the host, resized on the GPU (bilinear, as
+// torchvision's Resize on tensors), with --augment randomly cropped and flipped on the GPU; the
+// predictions are argmax on the GPU. A checkpoint (bench/checkpoint.ts: model, optimiser and schedule
+// in one safetensors file) is written atomically at the end of every epoch and on SIGINT or SIGTERM
+// (then the process exits 130 or 143); a NaN or infinite loss stops the run and keeps the last good one. Everything that can be checked on the host (flags, the checkpoint
 // to resume, the data files) is checked by planTrain()/planEval() before any GPU work.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
-import { SGD, crossEntropy, type HostTensor } from '../nn/index.js';
+import {
+  SGD, Adam, AdamW, CosineAnnealingLR, LinearLR, MultiStepLR, SequentialLR, StepLR, crossEntropy, optimizerStateFromTensors,
+  type HostTensor, type LRScheduler, type Optimizer,
+} from '../nn/index.js';
+import { DataLoader, IdxDataset, randomCrop, randomHorizontalFlip, resize, type FashionMNIST, type Transform } from '../data/index.js';
 import { DenseNet } from '../models/index.js';
 import { COMMON_FLAGS, InputError, UsageError, intFlag, oneOf, type FlagSpec, type Flags } from './args.js';
-import { readCheckpoint, removeStaleTemps, saveCheckpoint, type CheckpointMeta, type HostCheckpoint } from './checkpoint.js';
-import { CLASS_NAMES, DEFAULT_DATA_DIR, loadFashionMnist, nonEmpty, type ImageSet } from './idx.js';
+import {
+  OPTIMIZERS, RECIPES, SCHEDULES, readCheckpoint, removeStaleTemps, saveCheckpoint,
+  type CheckpointMeta, type HostCheckpoint, type Recipe, type TrainingSettings,
+} from './checkpoint.js';
+import { CLASS_NAMES, DEFAULT_DATA_DIR, loadFashionMnist, nonEmpty } from './data.js';
 import { lineChart } from './plot.js';
 import { Reporter, fixed, formatTable } from './report.js';
 
 export const TRAIN_FLAGS = {
   epochs: { kind: 'int', help: 'N: train until N epochs are complete, counting those of a resumed checkpoint (default 1)' },
   batch: { kind: 'int', help: 'N: images per step (default 128)' },
-  lr: { kind: 'number', help: 'X: SGD learning rate, > 0 (default 0.1)' },
-  momentum: { kind: 'number', help: 'X: SGD momentum, >= 0 (default 0)' },
-  'weight-decay': { kind: 'number', help: 'X: SGD weight decay (L2), >= 0 (default 0)' },
+  recipe: { kind: 'string', help: "d2l|densenet: d2l is SGD at lr 0.1 (the default); densenet is SGD with Nesterov momentum 0.9, weight decay 1e-4 (none on biases and batch-norm weights) and --schedule multistep" },
+  optimizer: { kind: 'string', help: "sgd|adam|adamw: the optimiser (default sgd)" },
+  lr: { kind: 'number', help: 'X: base learning rate, > 0 (default 0.1 for sgd, 0.001 for adam and adamw)' },
+  momentum: { kind: 'number', help: "X: SGD momentum, >= 0 (default: the recipe's, 0 or 0.9)" },
+  'weight-decay': { kind: 'number', help: "X: weight decay, >= 0; L2 for sgd and adam, decoupled for adamw (default: the recipe's, 0 or 1e-4)" },
+  schedule: { kind: 'string', help: "none|step|multistep|cosine: the learning rate per epoch: x0.1 every third of the epochs, x0.1 at 50% and 75% of them, or cosine to 0 (default: the recipe's)" },
+  'warmup-epochs': { kind: 'int', help: 'N: a linear warm-up from 0.1x to the base rate over the first N epochs, then the schedule (default 0)' },
+  'schedule-epochs': { kind: 'int', help: 'N: the epochs the schedule spans, so a run can stop before them and resume (default --epochs)' },
+  augment: { kind: 'bool', help: 'random crop (zero padding of size/8) and horizontal flip of each training image, on the GPU' },
   size: { kind: 'int', help: 'N: images are resized to NxN on the GPU (default 32; d2l uses 96)' },
   limit: { kind: 'int', help: 'N: train on N images of each shuffled epoch (default all)' },
   'test-limit': { kind: 'int', help: 'N: evaluate on the first N test images (default all)' },
@@ -40,7 +50,7 @@ export const TRAIN_FLAGS = {
   'memory-efficient': { kind: 'string', help: 'on|off: recompute dense-block intermediates in the backward pass (default on)' },
   out: { kind: 'string', help: 'DIR: where train-log.json, curves.svg and the checkpoint go (default out)' },
   checkpoint: { kind: 'string', help: 'FILE: the checkpoint to write (default DIR/checkpoint.safetensors)' },
-  resume: { kind: 'string', help: 'FILE: continue from this checkpoint; growth, arch, size, batch and seed come from it' },
+  resume: { kind: 'string', help: 'FILE: continue from this checkpoint; the model, size, batch, seed, recipe, optimiser, schedule and augmentation come from it' },
   data: { kind: 'string', help: `DIR: the Fashion-MNIST IDX files (default ${DEFAULT_DATA_DIR})` },
   'log-every': { kind: 'int', help: 'N: a progress line, and the one read-back of losses and accuracy, every N steps (default 10)' },
   'inject-nan-at': { kind: 'int', help: 'N: for tests, make the loss NaN at global step N' },
@@ -58,12 +68,9 @@ export const EVAL_FLAGS = {
 /** Exit codes after a checkpoint is written on a signal, as shells report a death by that signal. */
 export const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
 
-export interface TrainConfig {
+export interface TrainConfig extends TrainingSettings {
   epochs: number;
   batch: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
   size: number;
   limit: number;
   testLimit: number;
@@ -81,17 +88,23 @@ export interface TrainConfig {
 
 export interface TrainPlan {
   config: TrainConfig;
-  data: { train: ImageSet; test: ImageSet };
+  data: { train: FashionMNIST; test: FashionMNIST };
   resume: HostCheckpoint | null;
   /** Lines to print before training (what was taken from the checkpoint). */
   notes: string[];
 }
 
-function nonNegative(f: Flags, name: string, dflt: number): number {
-  const v = (f[name] as number | undefined) ?? dflt;
-  if (!(v >= 0)) throw new UsageError(`--${name} must be >= 0, got ${v}`);
-  return v;
-}
+/** What each recipe sets; flags given explicitly override it. */
+export const RECIPE_DEFAULTS: Record<Recipe, Omit<TrainingSettings, 'recipe' | 'warmupEpochs' | 'scheduleEpochs'>> = {
+  d2l: { optimizer: 'sgd', lr: 0.1, momentum: 0, nesterov: false, weightDecay: 0, decayAll: true, schedule: 'none', augment: false },
+  densenet: { optimizer: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4, decayAll: false, schedule: 'multistep', augment: false },
+};
+
+/** The flags that set a TrainingSettings field, which a resumed run takes from its checkpoint. */
+const SETTING_FLAGS = [
+  ['recipe', 'recipe'], ['optimizer', 'optimizer'], ['lr', 'lr'], ['momentum', 'momentum'], ['weight-decay', 'weightDecay'],
+  ['schedule', 'schedule'], ['warmup-epochs', 'warmupEpochs'], ['schedule-epochs', 'scheduleEpochs'], ['augment', 'augment'],
+] as const satisfies ReadonlyArray<readonly [string, keyof TrainingSettings]>;
 
 function parseArch(s: string): number[] {
   const arch = s.split(',').map((x) => (/^\d+$/.test(x.trim()) ? Number(x) : NaN));
@@ -99,22 +112,55 @@ function parseArch(s: string): number[] {
   return arch;
 }
 
+/** The training settings the flags ask for, the recipe filling in what they leave out (host only). */
+export function trainingSettings(f: Flags, epochs: number): TrainingSettings {
+  const recipe = oneOf('--recipe', (f.recipe as string) ?? 'd2l', RECIPES);
+  const r = RECIPE_DEFAULTS[recipe];
+  const optimizer = oneOf('--optimizer', (f.optimizer as string) ?? r.optimizer, OPTIMIZERS);
+  const sgd = optimizer === 'sgd';
+  if (!sgd && f.momentum !== undefined) throw new UsageError(`--momentum is for --optimizer sgd, not ${optimizer} (Adam's moments are set by its betas)`);
+  const momentum = sgd ? ((f.momentum as number | undefined) ?? r.momentum) : 0;
+  const schedule = oneOf('--schedule', (f.schedule as string) ?? r.schedule, SCHEDULES);
+  const warmupEpochs = intFlag(f, 'warmup-epochs', 0, 0);
+  const scheduleEpochs = intFlag(f, 'schedule-epochs', epochs);
+  if (schedule !== 'none' && warmupEpochs >= scheduleEpochs) {
+    throw new UsageError(`--warmup-epochs ${warmupEpochs} leaves no epoch of the ${schedule} schedule in ${scheduleEpochs} (--schedule-epochs, default --epochs); use fewer warm-up epochs or --schedule none`);
+  }
+  return {
+    recipe, optimizer, lr: (f.lr as number | undefined) ?? (sgd ? r.lr : 1e-3), momentum, nesterov: sgd && r.nesterov && momentum > 0,
+    weightDecay: (f['weight-decay'] as number | undefined) ?? r.weightDecay, decayAll: r.decayAll, schedule, warmupEpochs, scheduleEpochs,
+    augment: (f.augment as boolean | undefined) ?? r.augment,
+  };
+}
+
+const show = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
+
+/** Refuses a flag that names another value than the checkpoint's (naming both). */
+function sameAsCheckpoint(flag: string, given: unknown, theirs: unknown, ck: HostCheckpoint): void {
+  if (given === undefined || show(given) === show(theirs)) return;
+  throw new InputError(
+    `--${flag} ${show(given)} does not match the checkpoint ${ck.path}, which was trained with ${flag} ${show(theirs)}: ` +
+      `leave --${flag} out to continue with ${show(theirs)}, or start a new run without --resume`,
+  );
+}
+
 /**
  * Checks the flags, reads the checkpoint to resume and the data, all on the host. With --resume the
- * model's shape (growth, arch), the input size, the batch and the seed come from the checkpoint: a flag
- * that names another value is refused (naming both), since the step index and the trained weights only
+ * model's shape (growth, arch), the input size, the batch, the seed and the training settings (recipe,
+ * optimiser, rates, schedule, augmentation) come from the checkpoint: a flag that names another value
+ * is refused (naming both), since the step index, the trained weights and the optimiser's state only
  * mean something under the checkpoint's values.
  */
 export function planTrain(f: Flags): TrainPlan {
-  const lr = (f.lr as number | undefined) ?? 0.1;
-  if (!(lr > 0)) throw new UsageError(`--lr must be positive, got ${lr}`);
-  const momentum = nonNegative(f, 'momentum', 0);
-  const weightDecay = nonNegative(f, 'weight-decay', 0);
+  const lr = f.lr as number | undefined;
+  if (lr !== undefined && !(lr > 0)) throw new UsageError(`--lr must be positive, got ${lr}`);
+  for (const name of ['momentum', 'weight-decay']) if (f[name] !== undefined && !((f[name] as number) >= 0)) throw new UsageError(`--${name} must be >= 0, got ${f[name]}`);
   const memoryEfficient = oneOf('--memory-efficient', (f['memory-efficient'] as string) ?? 'on', ['on', 'off'] as const) === 'on';
   const epochs = intFlag(f, 'epochs', 1);
   const limit = intFlag(f, 'limit', Number.MAX_SAFE_INTEGER);
   const testLimit = intFlag(f, 'test-limit', Number.MAX_SAFE_INTEGER);
   const logEvery = intFlag(f, 'log-every', 10);
+  const fromFlags = trainingSettings(f, epochs);
   const explicit = {
     growth: f.growth === undefined ? undefined : intFlag(f, 'growth', 32),
     arch: f.arch === undefined ? undefined : parseArch(f.arch as string),
@@ -128,24 +174,25 @@ export function planTrain(f: Flags): TrainPlan {
   const pick = <K extends keyof typeof explicit>(key: K, dflt: NonNullable<(typeof explicit)[K]>): NonNullable<(typeof explicit)[K]> => {
     const given = explicit[key];
     if (!resume) return (given ?? dflt) as NonNullable<(typeof explicit)[K]>;
-    const theirs = resume.meta[key] as NonNullable<(typeof explicit)[K]>;
-    const show = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
-    if (given !== undefined && show(given) !== show(theirs)) {
-      throw new InputError(
-        `--${key} ${show(given)} does not match the checkpoint ${resume.path}, which was trained with ${key} ${show(theirs)}: ` +
-          `leave --${key} out to continue with ${show(theirs)}, or start a new run without --resume`,
-      );
-    }
-    return theirs;
+    sameAsCheckpoint(key, given, resume.meta[key], resume);
+    return resume.meta[key] as NonNullable<(typeof explicit)[K]>;
   };
   const growth = pick('growth', 32);
   const arch = pick('arch', [4, 4, 4, 4]);
   const size = pick('size', 32);
   const batch = pick('batch', 128);
   const seed = pick('seed', 0);
+  let settings = fromFlags;
   if (resume) {
     const m = resume.meta;
-    notes.push(`resuming ${resume.path} at epoch ${m.epoch + 1}, step ${m.step + 1}, with its growth ${growth}, arch ${arch.join(',')}, size ${size}, batch ${batch}, seed ${seed}`);
+    // A format-1 checkpoint did not record its momentum and weight decay: they come from the flags, as they did.
+    settings = resume.legacy ? { ...m, momentum: fromFlags.momentum, weightDecay: fromFlags.weightDecay, scheduleEpochs: epochs } : { ...m };
+    for (const [flag, key] of SETTING_FLAGS) if (!(resume.legacy && (key === 'momentum' || key === 'weightDecay'))) sameAsCheckpoint(flag, f[flag], settings[key], resume);
+    const s = settings;
+    notes.push(
+      `resuming ${resume.path} at epoch ${m.epoch + 1}, step ${m.step + 1}, with its growth ${growth}, arch ${arch.join(',')}, size ${size}, batch ${batch}, seed ${seed}, ` +
+        `recipe ${s.recipe}, optimizer ${s.optimizer}, lr ${s.lr}, schedule ${s.schedule}${s.augment ? ', augment' : ''}`,
+    );
     if (m.epoch >= epochs) throw new InputError(`the checkpoint ${resume.path} has ${m.epoch} epoch(s) done, so --epochs ${epochs} leaves nothing to train (--epochs counts the epochs done)`);
   }
   // The stem divides the size by 4 and each transition by 2: the last block needs at least 1x1.
@@ -158,7 +205,7 @@ export function planTrain(f: Flags): TrainPlan {
   nonEmpty(data.train, 'training set');
   nonEmpty(data.test, 'test set');
   const config: TrainConfig = {
-    epochs, batch, lr, momentum, weightDecay, size, limit, testLimit, seed, memoryEfficient,
+    ...settings, epochs, batch, size, limit, testLimit, seed, memoryEfficient,
     checkpoint: (f.checkpoint as string) ?? join(out, 'checkpoint.safetensors'),
     resume: resume?.path ?? null, out, data: dataDir, growth, arch, logEvery,
     injectNanAt: (f['inject-nan-at'] as number) ?? -1,
@@ -166,60 +213,43 @@ export function planTrain(f: Flags): TrainPlan {
   return { config, data, resume, notes };
 }
 
-/** A batch of images as a [B, 1, size, size] tensor in [0, 1] (resized on the GPU) and its labels. */
-export function makeBatch(set: ImageSet, idx: ArrayLike<number>, size: number): { x: E.Tensor; y: E.Tensor } {
-  const n = idx.length;
-  const hw = set.height * set.width;
-  const host = new Float32Array(n * hw);
-  const labels = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const j = idx[i];
-    for (let k = 0; k < hw; k++) host[i * hw + k] = set.images[j * hw + k] / 255;
-    labels[i] = set.labels[j];
-  }
-  const raw = E.tensor(host, [n, 1, set.height, set.width]);
-  const x = size === set.height && size === set.width ? raw : E.resizeBilinear(raw, [size, size]);
-  if (x !== raw) raw.dispose();
-  return { x, y: E.tensor(labels, [n]) };
-}
-
-function argmaxRows(logits: Float32Array, classes: number): Int32Array {
-  const n = logits.length / classes;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
-    out[i] = best;
-  }
-  return out;
+/** The GPU transforms of a run's batches: resize to size x size, and with augment a random crop and flip. */
+export function batchTransforms(height: number, width: number, size: number, augment: boolean): Transform[] {
+  const t: Transform[] = size === height && size === width ? [] : [resize(size)];
+  if (augment) t.push(randomCrop(size, { padding: Math.floor(size / 8) }), randomHorizontalFlip());
+  return t;
 }
 
 /** Test accuracy and the confusion matrix (rows: true class, columns: predicted), with progress lines. */
 export async function evaluate(
-  model: DenseNet, set: ImageSet, size: number, batch: number, limit = Infinity, progress?: (line: string) => void, logEvery = 10,
+  model: DenseNet, set: FashionMNIST, size: number, batch: number, limit = Infinity, progress?: (line: string) => void, logEvery = 10,
 ): Promise<{ accuracy: number; confusion: number[][]; images: number }> {
-  const n = Math.min(set.count, limit);
-  if (!(n > 0)) throw new InputError(`${set.source ?? 'the test set'}: no images to evaluate (${set.count} in the file, limit ${limit})`);
+  const n = Math.min(set.length, limit);
+  if (!(n > 0)) throw new InputError(`${set.set.source ?? 'the test set'}: no images to evaluate (${set.length} in the file, limit ${limit})`);
   if (!(batch >= 1)) throw new InputError(`evaluate: the batch must be at least 1, got ${batch}`);
+  const { images, labels, height, width } = set.set;
+  const first = new IdxDataset({ images: images.subarray(0, n * height * width), labels: labels.subarray(0, n), count: n, height, width });
+  const loader = new DataLoader(first, { batchSize: batch, transforms: batchTransforms(height, width, size, false), expectShape: [1, size, size] });
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
-  const batches = Math.ceil(n / batch);
+  const batches = loader.length;
   const t0 = performance.now();
   let correct = 0;
-  for (let b = 0; b < batches; b++) {
-    const s = b * batch;
-    const idx = Array.from({ length: Math.min(batch, n - s) }, (_, i) => s + i);
-    const logits = E.scope(() => model.predict(makeBatch(set, idx, size).x));
-    const pred = argmaxRows(await logits.data(), 10);
-    logits.dispose();
-    pred.forEach((p, i) => {
-      const t = set.labels[idx[i]];
+  let seen = 0;
+  let b = 0;
+  for (const [x] of loader) {
+    const pred = E.scope(() => E.argmax(model.predict(x), 1));
+    const host = await pred.data();
+    pred.dispose();
+    host.forEach((p, i) => {
+      const t = labels[seen + i];
       confusion[t][p]++;
       if (p === t) correct++;
     });
-    if (progress && ((b + 1) % logEvery === 0 || b + 1 === batches)) {
-      const seen = s + idx.length;
+    seen += host.length;
+    b++;
+    if (progress && (b % logEvery === 0 || b === batches)) {
       const ips = seen / ((performance.now() - t0) / 1000);
-      progress(`eval batch ${b + 1}/${batches} acc ${(correct / seen).toFixed(3)} ${ips.toFixed(1)} img/s ETA ${formatSecs((n - seen) / ips)}`);
+      progress(`eval batch ${b}/${batches} acc ${(correct / seen).toFixed(3)} ${ips.toFixed(1)} img/s ETA ${formatSecs((n - seen) / ips)}`);
     }
   }
   return { accuracy: correct / n, confusion, images: n };
@@ -230,9 +260,9 @@ function toGpu(t: HostTensor): E.Tensor {
 }
 
 /** The model of a run or a checkpoint, its lazy layers materialised with one small batch. */
-function buildModel(m: Pick<CheckpointMeta, 'growth' | 'arch' | 'size'>, memoryEfficient: boolean, sample: ImageSet): DenseNet {
+function buildModel(m: Pick<CheckpointMeta, 'growth' | 'arch' | 'size'>, memoryEfficient: boolean): DenseNet {
   const model = new DenseNet({ growthRate: m.growth, arch: m.arch, memoryEfficient });
-  E.scope(() => void model.predict(makeBatch(sample, [0], m.size).x));
+  E.scope(() => void model.predict(E.zeros([1, 1, m.size, m.size])));
   return model;
 }
 
@@ -247,11 +277,60 @@ function loadInto(model: DenseNet, ck: HostCheckpoint): void {
   }
 }
 
+/** The optimiser of the settings; without decayAll, parameters of ndim <= 1 form a second group without weight decay. */
+export function makeOptimizer(params: E.Tensor[], s: TrainingSettings): Optimizer<any> {
+  const groups = s.decayAll ? [{ params }] : [{ params: params.filter((p) => p.ndim > 1) }, { params: params.filter((p) => p.ndim <= 1), weightDecay: 0 }];
+  const { lr, weightDecay } = s;
+  if (s.optimizer === 'sgd') return new SGD(groups, { lr, momentum: s.momentum, nesterov: s.nesterov, weightDecay });
+  return s.optimizer === 'adam' ? new Adam(groups, { lr, weightDecay }) : new AdamW(groups, { lr, weightDecay });
+}
+
+/**
+ * The per-epoch schedule of the settings over scheduleEpochs (after the warm-up): step multiplies the
+ * rate by 0.1 every third of them, multistep at 50% and 75% (milestones at epoch 0 are left out),
+ * cosine anneals it to 0; warm-up epochs go first (LinearLR from 0.1x, then SequentialLR).
+ */
+export function makeScheduler(opt: Optimizer<any>, s: TrainingSettings): LRScheduler | null {
+  const span = s.scheduleEpochs - s.warmupEpochs;
+  const warm = s.warmupEpochs ? new LinearLR(opt, 0.1, 1, s.warmupEpochs) : null;
+  const main =
+    s.schedule === 'step' ? new StepLR(opt, Math.max(1, Math.floor(span / 3)), 0.1)
+    : s.schedule === 'multistep' ? new MultiStepLR(opt, [0.5, 0.75].map((q) => Math.floor(q * span)).filter((m) => m >= 1), 0.1)
+    : s.schedule === 'cosine' ? new CosineAnnealingLR(opt, span)
+    : null;
+  return warm && main ? new SequentialLR(opt, [warm, main], [s.warmupEpochs]) : (warm ?? main);
+}
+
+/** Loads the checkpoint's optimiser and scheduler state (a format-1 file: its SGD momentum buffers). */
+function loadTrainingState(ck: HostCheckpoint, opt: Optimizer<any>, scheduler: LRScheduler | null): void {
+  try {
+    if (ck.legacy) {
+      if (!(opt instanceof SGD)) throw new Error('a format-1 checkpoint holds SGD state only');
+      for (const [i, b] of ck.momentum) {
+        if (i >= opt.state.length) throw new Error(`momentum buffer ${i} for ${opt.state.length} parameters`);
+        opt.state[i] = E.keep(toGpu(b));
+      }
+      return;
+    }
+    const tensors = new Map([...ck.optimizer.tensors].map(([k, t]) => [k, toGpu(t)]));
+    try {
+      opt.loadStateDict(optimizerStateFromTensors(tensors, ck.optimizer.metadata));
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+    if (scheduler && ck.scheduler) scheduler.loadStateDict(ck.scheduler);
+  } catch (e) {
+    throw new InputError(`checkpoint ${ck.path}: ${(e as Error).message}`);
+  }
+}
+
 export interface EpochLog {
   epoch: number;
   loss: number;
   trainAcc: number;
   testAcc: number;
+  /** The learning rate of the epoch (of the first parameter group). */
+  lr: number;
   seconds: number;
   imagesPerSec: number;
 }
@@ -266,15 +345,26 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   mkdirSync(c.out, { recursive: true });
   for (const name of removeStaleTemps(c.checkpoint)) rep.progress(`removed ${name}, left by an interrupted write`);
   E.manualSeed(c.seed);
-  const model = buildModel(c, c.memoryEfficient, data.train);
-  const nTrain = Math.min(c.limit, data.train.count);
+  const model = buildModel(c, c.memoryEfficient);
+  const nTrain = Math.min(c.limit, data.train.length);
   const perEpoch = Math.ceil(nTrain / c.batch);
   const startEpoch = resume?.meta.epoch ?? 0;
   const startStep = resume?.meta.step ?? 0;
   if (resume) loadInto(model, resume);
-  const opt = new SGD(model.parameters(), { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
-  if (resume) for (const [i, b] of resume.momentum) opt.state[i] = E.keep(toGpu(b));
-  const meta = (epoch: number, step: number): CheckpointMeta => ({ growth: c.growth, arch: c.arch, size: c.size, batch: c.batch, seed: c.seed, lr: c.lr, epoch, step });
+  const opt = makeOptimizer(model.parameters(), c);
+  const scheduler = makeScheduler(opt, c);
+  if (resume) loadTrainingState(resume, opt, scheduler);
+  const { height, width } = data.train.set;
+  // The loader's generator draws the augmentation; it is reseeded from (seed, epoch, step) before each
+  // batch, so a resumed run draws what an uninterrupted one would.
+  const draws = new E.Generator(c.seed);
+  const loader = new DataLoader(data.train, { batchSize: c.batch, generator: draws, transforms: batchTransforms(height, width, c.size, c.augment), expectShape: [1, c.size, c.size] });
+  const meta = (epoch: number, step: number): CheckpointMeta => ({
+    growth: c.growth, arch: c.arch, size: c.size, batch: c.batch, seed: c.seed, epoch, step,
+    recipe: c.recipe, optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay, decayAll: c.decayAll,
+    schedule: c.schedule, warmupEpochs: c.warmupEpochs, scheduleEpochs: c.scheduleEpochs, augment: c.augment,
+  });
+  const save = (epoch: number, step: number) => saveCheckpoint(c.checkpoint, model, opt, scheduler, meta(epoch, step));
 
   let signal: 'SIGINT' | 'SIGTERM' | null = null;
   const onSignal = (s: 'SIGINT' | 'SIGTERM') => {
@@ -297,27 +387,33 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   let globalStep = startEpoch * perEpoch + startStep;
   let lastGood = c.resume ?? null;
   const stop = async (epoch: number, step: number) => {
-    await saveCheckpoint(c.checkpoint, model, opt, meta(epoch, step));
+    await save(epoch, step);
     rep.progress(`checkpoint written to ${c.checkpoint} (epoch ${epoch + 1}, step ${step}); resume with --resume ${c.checkpoint}`);
   };
   try {
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
-      const perm = new E.Generator(c.seed * 1000 + epoch).permutation(data.train.count).subarray(0, nTrain);
+      const perm = new E.Generator(c.seed * 1000 + epoch).permutation(data.train.length).subarray(0, nTrain);
+      const indices = (step: number) => perm.subarray(step * c.batch, Math.min(nTrain, (step + 1) * c.batch));
+      const batchAt = (step: number) => {
+        draws.seed((Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35)) >>> 0);
+        return loader.loadBatch(indices(step));
+      };
       const te = performance.now();
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
       // Steps run without reading anything back; every --log-every steps (and before a checkpoint) the
-      // window's losses and logits come back in one read, are checked for NaN step by step, and counted.
-      let window: Array<{ loss: E.Tensor; logits: E.Tensor; idx: Uint32Array; step: number; global: number }> = [];
+      // window's losses and predictions (argmax on the GPU) come back in one read, are checked for NaN
+      // step by step, and counted.
+      let window: Array<{ loss: E.Tensor; pred: E.Tensor; idx: Uint32Array; step: number; global: number }> = [];
       const readWindow = async () => {
         const w = window;
         window = [];
         if (!w.length) return;
-        const both = E.scope(() => E.cat([E.cat(w.map((p) => E.reshape(p.loss, [1]))), E.reshape(E.cat(w.map((p) => p.logits)), [-1])]));
+        const both = E.scope(() => E.cat([E.cat(w.map((p) => E.reshape(p.loss, [1]))), E.cat(w.map((p) => p.pred))]));
         for (const p of w) {
           p.loss.dispose();
-          p.logits.dispose();
+          p.pred.dispose();
         }
         const host = await both.data();
         both.dispose();
@@ -332,53 +428,66 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
             );
           }
           lossSum += lv * idx.length;
-          argmaxRows(host.subarray(at, at + idx.length * 10), 10).forEach((p, j) => p === data.train.labels[idx[j]] && correct++);
-          at += idx.length * 10;
+          for (let j = 0; j < idx.length; j++) if (host[at + j] === data.train.label(idx[j])) correct++;
+          at += idx.length;
           seen += idx.length;
         }
       };
-      for (let step = epoch === startEpoch ? startStep : 0; step < perEpoch; step++) {
-        const idx = perm.subarray(step * c.batch, Math.min(nTrain, (step + 1) * c.batch));
-        const { loss, logits } = E.scope(() => {
-          const { x, y } = makeBatch(data.train, idx, c.size);
-          opt.zeroGrad();
-          const out = model(x);
-          let l = crossEntropy(out, y);
-          if (globalStep === c.injectNanAt) l = E.mul(l, E.tensor(Number.NaN)); // tests force a NaN here
-          l.backward();
-          return { loss: l, logits: out };
-        });
-        opt.step();
-        window.push({ loss, logits, idx, step, global: globalStep });
-        globalStep++;
-        imagesSeen += idx.length;
-        if ((step + 1) % c.logEvery === 0 || step + 1 === perEpoch || signal) {
-          await readWindow();
-          const secs = (performance.now() - te) / 1000;
-          const ips = seen / secs;
-          const eta = (perEpoch - step - 1) * (c.batch / ips) + (c.epochs - epoch - 1) * (nTrain / ips);
-          rep.progress(
-            `epoch ${epoch + 1}/${c.epochs} batch ${step + 1}/${perEpoch} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ` +
-              `${ips.toFixed(1)} img/s ETA ${formatSecs(eta)}`,
-          );
-          curve.push({ epoch: epoch + (step + 1) / perEpoch, loss: lossSum / seen, acc: correct / seen });
+      const first = epoch === startEpoch ? startStep : 0;
+      // The next batch is gathered and uploaded while the GPU runs the current step (as DataLoader's iterator does).
+      let next: E.Tensor[] | null = first < perEpoch ? batchAt(first) : null;
+      try {
+        for (let step = first; step < perEpoch; step++) {
+          const idx = indices(step);
+          const [x, y] = next!;
+          const { loss, pred } = E.scope(() => {
+            opt.zeroGrad();
+            const out = model(x);
+            let l = crossEntropy(out, y);
+            if (globalStep === c.injectNanAt) l = E.mul(l, E.tensor(Number.NaN)); // tests force a NaN here
+            l.backward();
+            return { loss: l, pred: E.argmax(out, 1) };
+          });
+          opt.step();
+          E.flush();
+          x.dispose();
+          y.dispose();
+          next = step + 1 < perEpoch ? batchAt(step + 1) : null;
+          window.push({ loss, pred, idx, step, global: globalStep });
+          globalStep++;
+          imagesSeen += idx.length;
+          if ((step + 1) % c.logEvery === 0 || step + 1 === perEpoch || signal) {
+            await readWindow();
+            const secs = (performance.now() - te) / 1000;
+            const ips = seen / secs;
+            const eta = (perEpoch - step - 1) * (c.batch / ips) + (c.epochs - epoch - 1) * (nTrain / ips);
+            rep.progress(
+              `epoch ${epoch + 1}/${c.epochs} batch ${step + 1}/${perEpoch} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ` +
+                `${ips.toFixed(1)} img/s ETA ${formatSecs(eta)}`,
+            );
+            curve.push({ epoch: epoch + (step + 1) / perEpoch, loss: lossSum / seen, acc: correct / seen });
+          }
+          if (signal && step + 1 < perEpoch) {
+            await stop(epoch, step + 1);
+            return { signal };
+          }
         }
-        if (signal && step + 1 < perEpoch) {
-          await stop(epoch, step + 1);
-          return { signal };
-        }
+      } finally {
+        for (const t of next ?? []) t.dispose();
       }
       const secs = (performance.now() - te) / 1000;
+      const lr = opt.paramGroups[0].lr;
+      scheduler?.step();
       rep.progress(`epoch ${epoch + 1}: evaluating on the test set...`);
       const { accuracy } = await evaluate(model, data.test, c.size, 256, c.testLimit, (l) => rep.progress(l));
       lastLoss = lossSum / Math.max(seen, 1);
       lastTrainAcc = correct / Math.max(seen, 1);
-      const log: EpochLog = { epoch: epoch + 1, loss: lastLoss, trainAcc: lastTrainAcc, testAcc: accuracy, seconds: secs, imagesPerSec: seen / secs };
+      const log: EpochLog = { epoch: epoch + 1, loss: lastLoss, trainAcc: lastTrainAcc, testAcc: accuracy, lr, seconds: secs, imagesPerSec: seen / secs };
       logs.push(log);
       rep.record('epoch', { ...log });
       curve.push({ epoch: epoch + 1, loss: lastLoss, acc: lastTrainAcc });
-      rep.progress(`epoch ${epoch + 1}: loss ${lastLoss.toFixed(4)}, train acc ${lastTrainAcc.toFixed(3)}, test acc ${accuracy.toFixed(3)}, ${(seen / secs).toFixed(1)} img/s`);
-      await saveCheckpoint(c.checkpoint, model, opt, meta(epoch + 1, 0));
+      rep.progress(`epoch ${epoch + 1}: loss ${lastLoss.toFixed(4)}, train acc ${lastTrainAcc.toFixed(3)}, test acc ${accuracy.toFixed(3)}, lr ${lr.toPrecision(3)}, ${(seen / secs).toFixed(1)} img/s`);
+      await save(epoch + 1, 0);
       lastGood = c.checkpoint;
       if (signal) {
         rep.progress(`checkpoint written to ${c.checkpoint} (end of epoch ${epoch + 1}); resume with --resume ${c.checkpoint}`);
@@ -418,7 +527,7 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
 
 export interface EvalPlan {
   checkpoint: HostCheckpoint;
-  test: ImageSet;
+  test: FashionMNIST;
   batch: number;
   limit: number;
 }
@@ -437,7 +546,7 @@ export function planEval(f: Flags): EvalPlan {
 export async function runEval(plan: EvalPlan, rep: Reporter): Promise<void> {
   const { checkpoint: ck, test } = plan;
   const size = ck.meta.size;
-  const model = buildModel(ck.meta, true, test);
+  const model = buildModel(ck.meta, true);
   try {
     loadInto(model, ck);
     const { accuracy, confusion, images } = await evaluate(model, test, size, plan.batch, plan.limit, (l) => rep.progress(l));

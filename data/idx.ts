@@ -51,6 +51,8 @@ export async function decodeIdx(bytes: Uint8Array | ArrayBuffer, name: string, e
 
 /** Images [N, H, W] and their labels, checked to agree. */
 export interface ImageSet {
+  /** Where the images came from (a file name), for messages. */
+  source?: string;
   images: Uint8Array;
   labels: Uint8Array;
   count: number;
@@ -62,9 +64,10 @@ export interface ImageSet {
 export function imageSet(images: IdxArray, labels: IdxArray, names: [string, string], numClasses = 10): ImageSet {
   if (images.shape.length !== 3) throw new Error(`${names[0]}: expected images [N, H, W], got shape [${images.shape}]`);
   if (labels.shape.length !== 1) throw new Error(`${names[1]}: expected labels [N], got shape [${labels.shape}]`);
+  if (images.shape[1] === 0 || images.shape[2] === 0) throw new Error(`${names[0]}: the images are ${images.shape[1]}x${images.shape[2]}; they need at least one pixel`);
   if (images.shape[0] !== labels.shape[0]) throw new Error(`${names[1]}: ${labels.shape[0]} labels, but ${names[0]} has ${images.shape[0]} images`);
   for (let i = 0; i < labels.data.length; i++) {
     if (labels.data[i] >= numClasses) throw new Error(`${names[1]}: label ${labels.data[i]} at index ${i} is not a class 0-${numClasses - 1}`);
   }
-  return { images: images.data, labels: labels.data, count: images.shape[0], height: images.shape[1], width: images.shape[2] };
+  return { source: names[0], images: images.data, labels: labels.data, count: images.shape[0], height: images.shape[1], width: images.shape[2] };
 }

@@ -1,6 +1,6 @@
 // Reading IDX datasets from disk in Node (data/index.ts is the browser-safe part). Files may be gzipped.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { FashionMNIST, IdxDataset } from './dataset.js';
@@ -13,7 +13,13 @@ export const FASHION_MNIST_HINT = "install Debian's package with `apt-get instal
 /** Reads and parses an IDX file, gzipped or not. */
 export function readIdxFile(path: string, expectDims?: number): IdxArray {
   if (!existsSync(path)) throw new Error(`${path}: no such file`);
-  let b = new Uint8Array(readFileSync(path));
+  if (statSync(path).isDirectory()) throw new Error(`${path} is a directory, expected an IDX file`);
+  let b: Uint8Array;
+  try {
+    b = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
     try {
       b = new Uint8Array(gunzipSync(b));

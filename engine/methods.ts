@@ -1,10 +1,12 @@
-// Tensor methods (`x.add(y)`, `x.reshape([2, 3])`, `x.softmax()`, ...), generated from one table of
-// functions whose first argument is the tensor: `x.name(...args)` is `name(x, ...args)`. The types come
-// from the same table (declaration merging on Tensor), so adding an op to the table adds its method.
-// To add a method, add the function here; nothing else changes.
+// Tensor methods (`x.add(y)`, `x.reshape([2, 3])`, `x.softmax()`, ...): `x.name(...args)` is
+// `name(x, ...args)`. The elementwise methods come from the elementwise op table itself
+// (`elementwiseFunctions`, engine/ops/elementwise_table.ts), so adding a row there adds its method and
+// its type; the other ops are listed below. The types come from the same tables (declaration merging
+// on Tensor).
 
 import { Tensor } from './tensor.js';
-import { add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar } from './ops/elementwise.js';
+import { elementwiseFunctions } from './ops/elementwise.js';
+import type { PlainBinaryName, PlainUnaryName, ScalarName } from './ops/elementwise_table.js';
 import { sum, mean, max } from './ops/reduce.js';
 import { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone } from './ops/views.js';
 import { matmul } from './ops/matmul.js';
@@ -12,9 +14,16 @@ import { softmax, logSoftmax } from './ops/softmax.js';
 import { argmax, topk } from './ops/topk.js';
 import { dropout } from './ops/dropout.js';
 
+/** The elementwise functions by name, typed by the table's rows. */
+type ElementwiseTable = { [K in PlainUnaryName]: (x: Tensor) => Tensor } & { [K in ScalarName]: (x: Tensor, s: number) => Tensor } & {
+  [K in PlainBinaryName]: (a: Tensor, b: Tensor | number) => Tensor;
+};
+
+const elementwise = Object.fromEntries(elementwiseFunctions.map((f) => [f.name, f.fn])) as ElementwiseTable;
+
 /** The methods of Tensor: method name -> function of (tensor, ...args). */
 export const tensorMethods = {
-  add, sub, mul, div, neg, relu, exp, log, sqrt, square, addScalar, mulScalar, divScalar,
+  ...elementwise,
   sum, mean, max,
   reshape, flatten, permute, transpose, slice, expand: expandTo, contiguous, clone,
   matmul,

@@ -33,8 +33,8 @@ const nodeOnlyStub = {
 const libraryFromDist = {
   name: 'library-from-dist',
   setup(b) {
-    b.onResolve({ filter: /^(\.\.\/)+(engine|nn|models)\/index\.js$/ }, (args) => ({
-      path: `../browser/${/(engine|nn|models)\/index\.js$/.exec(args.path)[1]}/index.js`,
+    b.onResolve({ filter: /^(\.\.\/)+(engine|nn|models|data)\/index\.js$/ }, (args) => ({
+      path: `../browser/${/(engine|nn|models|data)\/index\.js$/.exec(args.path)[1]}/index.js`,
       external: true,
     }));
   },

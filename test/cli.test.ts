@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { decodeSafetensors } from '../nn/index.js';
 import { TRAIN_FLAGS, EVAL_FLAGS } from '../bench/train.js';
-import { CLASS_NAMES } from '../bench/idx.js';
+import { CLASS_NAMES } from '../bench/data.js';
 import { syntheticDataset } from './fashion.js';
 
 const CLI = join('dist', 'cli-test', 'cli.js');
@@ -44,6 +44,12 @@ describe('densenet-bench', () => {
       [['train', '--data', emptyTrain, ...tiny], /the training set has 0 images/],
       [['train', '--epochs', '1', '--resume', join(data, 'nothing.safetensors')], /checkpoint .*nothing.safetensors does not exist/],
       [['speed', '--memory-budget', 'lots'], /--memory-budget needs a size such as 2GiB/],
+      [['train', '--recipe', 'resnet', '--data', data], /--recipe must be one of d2l, densenet, got 'resnet'/],
+      [['train', '--optimizer', 'rmsprop', '--data', data], /--optimizer must be one of sgd, adam, adamw, got 'rmsprop'/],
+      [['train', '--schedule', 'linear', '--data', data], /--schedule must be one of none, step, multistep, cosine, got 'linear'/],
+      [['train', '--optimizer', 'adam', '--momentum', '0.9', '--data', data], /--momentum is for --optimizer sgd, not adam/],
+      [['train', '--schedule', 'cosine', '--epochs', '2', '--warmup-epochs', '2', '--data', data], /--warmup-epochs 2 leaves no epoch of the cosine schedule in 2/],
+      [['train', '--lr', '0', '--data', data], /--lr must be positive, got 0/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);
@@ -117,6 +123,25 @@ describe('densenet-bench', () => {
     const text = cli(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--data', data]);
     expect(text.stdout).toMatch(/Ankle boot\n/); // the last column's title, not cut short
     expect(text.stdout).toMatch(/^Ankle boot /m);
+  });
+
+  test('train --recipe densenet --augment, then --resume with a contradicting --optimizer is refused, without it continues (issue 15)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'cli-'));
+    const t = cli(['train', ...tiny, '--data', data, '--out', out, '--epochs', '1', '--schedule-epochs', '2', '--recipe', 'densenet', '--augment', '--json']);
+    expect(t.status, t.stderr).toBe(0);
+    const ck = join(out, 'checkpoint.safetensors');
+    const meta = decodeSafetensors(new Uint8Array(readFileSync(ck))).metadata;
+    expect([meta.recipe, meta.optimizer, meta.schedule, meta.augment, meta['schedule-epochs']]).toEqual(['densenet', 'sgd', 'multistep', 'true', '2']);
+    const refused = cli(['train', '--data', data, '--out', out, '--epochs', '2', '--resume', ck, '--optimizer', 'adamw']);
+    expect(refused.status).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/--optimizer adamw does not match the checkpoint .*checkpoint.safetensors, which was trained with optimizer sgd/);
+    const r = cli(['train', '--data', data, '--out', out, '--epochs', '2', '--resume', ck, '--log-every', '1']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/recipe densenet, optimizer sgd, lr 0\.1, schedule multistep, augment/);
+    expect(r.stderr).toMatch(/epoch 2: .*lr 0\.00100/);
+    const log = JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'));
+    expect(log.config).toMatchObject({ recipe: 'densenet', optimizer: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 1e-4, schedule: 'multistep', augment: true });
   });
 
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {

@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parseIdx, readImageSet, loadFashionMnist, nonEmpty } from '../bench/idx.js';
+import { parseIdx } from '../data/index.js';
+import { readIdxFile } from '../data/node.js';
+import { readImageSet, loadFashionMnist, nonEmpty } from '../bench/data.js';
 import { InputError } from '../bench/args.js';
 
 function idx(shape: number[], data: number[], magic = [0, 0, 8]): Uint8Array {
@@ -31,13 +33,15 @@ describe('IDX reader', () => {
     expect(() => parseIdx(idx([2, 2, 2], [1, 2, 3]), 'imgs', 3)).toThrow(/imgs: truncated: the header promises 8 bytes/);
     expect(() => parseIdx(idx([2], [1, 2], [1, 0, 8]), 'labels', 1)).toThrow(/labels: wrong magic number/);
     expect(() => parseIdx(idx([2], [1, 2]), 'labels', 3)).toThrow(/labels: wrong magic number: 1 dimensions, expected 3/);
-    expect(() => parseIdx(new Uint8Array([0x1f, 0x8b, 1, 2, 3]), 'gz')).toThrow(/gz: the gzip stream is corrupt/);
     const dir = mkdtempSync(join(tmpdir(), 'idx-'));
+    writeFileSync(join(dir, 'gz'), new Uint8Array([0x1f, 0x8b, 1, 2, 3]));
+    expect(() => readIdxFile(join(dir, 'gz'))).toThrow(/gz: the gzip stream is corrupt/);
     writeFileSync(join(dir, 'i'), idx([3, 1, 1], [1, 2, 3]));
     writeFileSync(join(dir, 'l'), idx([2], [1, 2]));
     expect(() => readImageSet(join(dir, 'i'), join(dir, 'l'))).toThrow(/2 labels, but .* has 3 images/);
     writeFileSync(join(dir, 'l'), idx([3], [1, 2, 12]));
     expect(() => readImageSet(join(dir, 'i'), join(dir, 'l'))).toThrow(/label 12 at index 2/);
+    expect(() => readImageSet(join(dir, 'i'), join(dir, 'l'))).toThrow(InputError);
   });
 
   test('a missing dataset says how to install it', () => {

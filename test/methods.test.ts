@@ -24,6 +24,24 @@ describe('tensor methods', () => {
     expect(x.expand([4, 2, 3]).shape).toEqual([4, 2, 3]);
   });
 
+  test('every elementwise op of the table is a method calling its function, typed by its arity', async () => {
+    const names = E.elementwiseFunctions.map((f) => f.name);
+    expect(names.length).toBeGreaterThan(10);
+    const x = E.tensor([[0.5, 2, 3], [4, 5, 1.5]]);
+    const y = E.tensor([[2, 4, 0.5]]);
+    const methods = E.Tensor.prototype as unknown as Record<string, (...a: unknown[]) => E.Tensor>;
+    for (const f of E.elementwiseFunctions) {
+      expect(E.tensorMethods, f.name).toHaveProperty(f.name, f.fn);
+      const args = f.arity === 1 ? [] : [3]; // every two-argument op takes a number second
+      const viaMethod = methods[f.name].call(x, ...args);
+      const viaFunction = (f.fn as (...a: unknown[]) => E.Tensor)(x, ...args);
+      expect(await viaMethod.toArray(), f.name).toEqual(await viaFunction.toArray());
+    }
+    // The types follow the rows: a unary method takes nothing, a scalar one a number, a binary one a tensor or number.
+    const typed: E.Tensor[] = [x.exp(), x.neg(), x.mulScalar(2), x.divScalar(2), x.sub(y), x.div(2)];
+    expect(typed).toHaveLength(6);
+  });
+
   test('methods record gradients like the functions', async () => {
     const w = E.tensor([1, 2, 3]);
     w.requiresGrad = true;

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { decodeSafetensors, encodeSafetensors } from '../nn/index.js';
-import { planTrain, runTrain } from '../bench/train.js';
+import { planTrain, runTrain, trainingSettings } from '../bench/train.js';
 import { InputError, type Flags } from '../bench/args.js';
 import { readCheckpoint, saveCheckpoint } from '../bench/checkpoint.js';
 import { DenseNet } from '../models/index.js';
-import type { SGD } from '../nn/index.js';
+import { SGD } from '../nn/index.js';
 import { Reporter } from '../bench/report.js';
 import { useEngine } from './helpers.js';
 
@@ -50,8 +50,56 @@ describe('training on Fashion-MNIST files', () => {
     const pa = params(join(a, 'checkpoint.safetensors'));
     const pb = params(join(b, 'checkpoint.safetensors'));
     expect([...pb.keys()]).toEqual([...pa.keys()]);
-    expect([...pa.keys()].some((k) => k.startsWith('optimizer.momentum_buffer.'))).toBe(true);
+    expect([...pa.keys()].some((k) => /^optimizer\.state\.\d+\.momentum_buffer$/.test(k))).toBe(true);
     for (const [k, v] of pa) expect(Array.from(pb.get(k)!), k).toEqual(Array.from(v));
+  });
+
+  describe('recipes, optimisers, schedules and augmentation (issue 15)', () => {
+    const runs: Array<[string, Flags]> = [
+      ['--recipe densenet (Nesterov SGD, no decay on 1-d parameters, multistep)', { recipe: 'densenet' }],
+      ['--optimizer adam --schedule cosine --warmup-epochs 1', { optimizer: 'adam', schedule: 'cosine', 'warmup-epochs': 1 }],
+      ['--optimizer adamw --schedule step --augment', { optimizer: 'adamw', schedule: 'step', augment: true }],
+    ];
+    const base = { arch: '1,1', growth: 4, size: 16, batch: 20, 'log-every': 100, data };
+    for (const [name, flags] of runs) {
+      test(`${name}: resuming gives exactly the run straight through, and the settings are in the checkpoint and the log`, async () => {
+        const a = mkdtempSync(join(tmpdir(), 'train-'));
+        await train({ ...base, ...flags, out: a, epochs: 3 });
+        const b = mkdtempSync(join(tmpdir(), 'train-'));
+        await train({ ...base, ...flags, out: b, epochs: 1, 'schedule-epochs': 3 });
+        await train({ ...base, out: b, epochs: 3, resume: join(b, 'checkpoint.safetensors') }); // the settings come from the checkpoint
+        const ca = decodeSafetensors(new Uint8Array(readFileSync(join(a, 'checkpoint.safetensors'))));
+        const cb = decodeSafetensors(new Uint8Array(readFileSync(join(b, 'checkpoint.safetensors'))));
+        expect([...cb.tensors.keys()].sort()).toEqual([...ca.tensors.keys()].sort());
+        for (const [k, t] of ca.tensors) expect(Array.from(cb.tensors.get(k)!.data), k).toEqual(Array.from(t.data));
+        for (const k of ['recipe', 'optimizer', 'lr', 'momentum', 'nesterov', 'weight-decay', 'schedule', 'augment', 'optimizer.param_groups', 'optimizer.steps', 'scheduler']) {
+          expect(cb.metadata[k], k).toBe(ca.metadata[k]);
+        }
+        const la = JSON.parse(readFileSync(join(a, 'train-log.json'), 'utf8'));
+        const lb = JSON.parse(readFileSync(join(b, 'train-log.json'), 'utf8'));
+        expect(lb.config).toMatchObject({ recipe: la.config.recipe, optimizer: la.config.optimizer, schedule: la.config.schedule, augment: la.config.augment });
+        expect(lb.epochs.map((e: { lr: number }) => e.lr)).toEqual(la.epochs.slice(1).map((e: { lr: number }) => e.lr));
+      });
+    }
+
+    test('the settings each run gets: the recipe, overridden by explicit flags', async () => {
+      const d = mkdtempSync(join(tmpdir(), 'train-'));
+      await train({ ...base, recipe: 'densenet', out: d, epochs: 4 });
+      const { metadata } = decodeSafetensors(new Uint8Array(readFileSync(join(d, 'checkpoint.safetensors'))));
+      expect([metadata.recipe, metadata.optimizer, metadata.lr, metadata.momentum, metadata.nesterov, metadata['weight-decay'], metadata.schedule]).toEqual(['densenet', 'sgd', '0.1', '0.9', 'true', '0.0001', 'multistep']);
+      // Two groups: weight decay on the weights of ndim > 1, none on biases and batch-norm parameters.
+      const groups = JSON.parse(metadata['optimizer.param_groups']);
+      expect(groups.map((g: { weight_decay: number; nesterov: boolean }) => [g.weight_decay, g.nesterov])).toEqual([[1e-4, true], [0, true]]);
+      expect(JSON.parse(metadata.scheduler)).toMatchObject({ milestones: [2, 3], gamma: 0.1, last_epoch: 4 });
+      // The rate of each epoch: divided by 10 at 50% and at 75% of the 4 epochs.
+      const lrs = JSON.parse(readFileSync(join(d, 'train-log.json'), 'utf8')).epochs.map((e: { lr: number }) => e.lr);
+      expect(lrs.map((x: number) => x.toPrecision(3))).toEqual(['0.100', '0.100', '0.0100', '0.00100']);
+      expect(trainingSettings({ recipe: 'densenet', optimizer: 'adamw' }, 4)).toMatchObject({ optimizer: 'adamw', lr: 1e-3, momentum: 0, nesterov: false, weightDecay: 1e-4, schedule: 'multistep' });
+      expect(trainingSettings({ recipe: 'densenet', momentum: 0.5, schedule: 'none', lr: 0.05 }, 4)).toMatchObject({ lr: 0.05, momentum: 0.5, nesterov: true, schedule: 'none' });
+      expect(trainingSettings({}, 4)).toMatchObject({ recipe: 'd2l', optimizer: 'sgd', lr: 0.1, momentum: 0, weightDecay: 0, schedule: 'none', augment: false });
+      expect(() => trainingSettings({ optimizer: 'adam', momentum: 0.9 }, 4)).toThrow(/--momentum is for --optimizer sgd, not adam/);
+      expect(() => trainingSettings({ schedule: 'cosine', 'warmup-epochs': 4 }, 4)).toThrow(/--warmup-epochs 4 leaves no epoch of the cosine schedule in 4/);
+    });
   });
 
   test('a NaN loss stops the run naming the step, and keeps the last good checkpoint', async () => {
@@ -106,6 +154,11 @@ describe('training on Fashion-MNIST files', () => {
           new RegExp(`--${flag} ${value} does not match the checkpoint .*checkpoint.safetensors, which was trained with ${flag} ${theirs}`),
         );
       }
+      for (const [flag, value, theirs] of [['recipe', 'densenet', 'd2l'], ['optimizer', 'adam', 'sgd'], ['lr', 0.05, 0.1], ['momentum', 0, 0.9], ['schedule', 'cosine', 'none'], ['augment', true, false]] as const) {
+        expect(() => planTrain({ data, epochs: 2, resume, [flag]: value }), flag).toThrow(
+          new RegExp(`--${flag} ${value} does not match the checkpoint .*checkpoint.safetensors, which was trained with ${flag} ${theirs}`),
+        );
+      }
       // The same values as the checkpoint's are fine.
       expect(planTrain({ ...small, data, epochs: 2, resume, seed: 3 }).config.growth).toBe(4);
     });
@@ -126,6 +179,29 @@ describe('training on Fashion-MNIST files', () => {
       model.loadStateDict(state);
       for (const t of state.values()) t.dispose();
       model.dispose();
+    });
+
+    test('a checkpoint of the first format (momentum buffers under optimizer.momentum_buffer.<i>) still resumes exactly', async () => {
+      const resume = await first();
+      const { tensors, metadata } = decodeSafetensors(new Uint8Array(readFileSync(resume)));
+      const old = new Map<string, (typeof tensors extends Map<string, infer T> ? T : never)>();
+      for (const [k, t] of tensors) {
+        const m = /^optimizer\.state\.(\d+)\.momentum_buffer$/.exec(k);
+        old.set(m ? `optimizer.momentum_buffer.${m[1]}` : k, t);
+      }
+      const keep = ['model', 'growth', 'arch', 'size', 'epoch', 'step', 'seed', 'lr', 'batch'];
+      const oldMeta: Record<string, string> = { format: 'densenet-webgpu-train-1' };
+      for (const k of keep) oldMeta[k] = metadata[k];
+      const legacy = join(mkdtempSync(join(tmpdir(), 'ck-')), 'old.safetensors');
+      writeFileSync(legacy, encodeSafetensors(old, oldMeta));
+      const a = mkdtempSync(join(tmpdir(), 'train-'));
+      const b = mkdtempSync(join(tmpdir(), 'train-'));
+      await train({ data, out: a, epochs: 2, resume, 'log-every': 100 });
+      await train({ data, out: b, epochs: 2, resume: legacy, momentum: 0.9, 'log-every': 100 }); // format 1 did not record the momentum
+      const pa = params(join(a, 'checkpoint.safetensors'));
+      const pb = params(join(b, 'checkpoint.safetensors'));
+      for (const [k, v] of pa) expect(Array.from(pb.get(k)!), k).toEqual(Array.from(v));
+      expect(() => planTrain({ data, epochs: 2, resume: legacy, optimizer: 'adam' })).toThrow(/--optimizer adam does not match the checkpoint .*old.safetensors, which was trained with optimizer sgd/);
     });
 
     test('bad metadata names the key; corrupt data names the file; nothing to train is said', async () => {
@@ -150,12 +226,16 @@ describe('training on Fashion-MNIST files', () => {
       const out = join(mkdtempSync(join(tmpdir(), 'ck-')), 'checkpoint.safetensors');
       const w = E.tensor([1, Infinity]);
       const model = { stateDict: () => new Map([['stem.weight', w]]) } as unknown as DenseNet;
-      const meta = { growth: 4, arch: [1, 1], size: 16, batch: 20, seed: 0, epoch: 1, step: 0, lr: 0.1 };
-      await expect(saveCheckpoint(out, model, { state: [] } as unknown as SGD, meta)).rejects.toThrow(
+      const meta = { growth: 4, arch: [1, 1], size: 16, batch: 20, seed: 0, epoch: 1, step: 0, ...trainingSettings({}, 1) };
+      const p0 = E.zeros([2]);
+      p0.requiresGrad = true;
+      const opt = new SGD([p0], { lr: 0.1 });
+      await expect(saveCheckpoint(out, model, opt, null, meta)).rejects.toThrow(
         /refusing to write the checkpoint .*: non-finite values in 1 tensor\(s\): stem.weight \(Infinity at index 1\)/,
       );
       expect(existsSync(out)).toBe(false);
       w.dispose();
+      p0.dispose();
     });
   });
 

@@ -1,5 +1,5 @@
 // The demo page (bench/web/index.html, built to dist/web/main.js). It imports the library's browser
-// modules (dist/browser/{engine,nn,models}/index.js, what the package's `browser` condition gives) at run
+// modules (dist/browser/{engine,nn,models,data}/index.js, what the package's `browser` condition gives) at run
 // time, builds the seed's DenseNet or loads a checkpoint, classifies Fashion-MNIST test images from the
 // demo server (bench/web/serve.ts), trains in the page with a live loss curve, and shows the adapter and
 // the engine's GPU memory. `window.demo` exposes the same actions to the end-to-end test
@@ -8,6 +8,7 @@
 import * as E from '../../engine/index.js';
 import * as nn from '../../nn/index.js';
 import * as models from '../../models/index.js';
+import * as data from '../../data/index.js';
 import { runSelfChecks, type CheckResult } from './selfcheck.js';
 
 type DenseNet = InstanceType<typeof models.DenseNet>;
@@ -39,7 +40,9 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 let state: ModelState | null = null;
 let testSet: ImageSet | null = null;
 let trainSet: ImageSet | null = null;
+/** Class probabilities of the test images (softmax on the GPU), [n * 10], and the predicted classes (argmax on the GPU). */
 let probs: Float32Array | null = null;
+let predicted: Float32Array | null = null;
 let selected = 0;
 let stopRequested = false;
 const losses: number[] = [];
@@ -73,40 +76,11 @@ async function fetchImages(split: 'train' | 'test', n: number): Promise<ImageSet
   };
 }
 
-/** A batch as a [B, 1, size, size] tensor in [0, 1] (resized on the GPU) and its labels (bench/train.ts's makeBatch). */
-function makeBatch(set: ImageSet, idx: ArrayLike<number>, size: number): { x: E.Tensor; y: E.Tensor } {
-  const n = idx.length;
-  const hw = set.height * set.width;
-  const host = new Float32Array(n * hw);
-  const labels = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const j = idx[i];
-    for (let k = 0; k < hw; k++) host[i * hw + k] = set.images[j * hw + k] / 255;
-    labels[i] = set.labels[j];
-  }
-  const raw = E.tensor(host, [n, 1, set.height, set.width]);
-  const x = size === set.height && size === set.width ? raw : E.resizeBilinear(raw, [size, size]);
-  if (x !== raw) raw.dispose();
-  return { x, y: E.tensor(labels, [n]) };
+/** The library's loader over a set: [0, 1] images [B, 1, size, size] (resized on the GPU) and labels. */
+function loaderOf(set: ImageSet, size: number, options: data.DataLoaderOptions): data.DataLoader {
+  const transforms = size === set.height && size === set.width ? [] : [data.resize(size)];
+  return new data.DataLoader(new data.IdxDataset(set), { ...options, transforms, expectShape: [1, size, size] });
 }
-
-function softmaxRows(logits: Float32Array, classes: number): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let r = 0; r < logits.length / classes; r++) {
-    let m = -Infinity;
-    for (let c = 0; c < classes; c++) m = Math.max(m, logits[r * classes + c]);
-    let s = 0;
-    for (let c = 0; c < classes; c++) s += (out[r * classes + c] = Math.exp(logits[r * classes + c] - m));
-    for (let c = 0; c < classes; c++) out[r * classes + c] /= s;
-  }
-  return out;
-}
-
-const argmax = (p: Float32Array, row: number) => {
-  let best = 0;
-  for (let c = 1; c < 10; c++) if (p[row * 10 + c] > p[row * 10 + best]) best = c;
-  return best;
-};
 
 // ---- the model ---------------------------------------------------------------------------------
 
@@ -114,6 +88,7 @@ function replaceModel(next: ModelState): void {
   state?.model.dispose();
   state = next;
   probs = null;
+  predicted = null;
   losses.length = 0;
   drawLoss();
   const m = next.model;
@@ -174,14 +149,22 @@ async function classify(): Promise<{ accuracy: number; predictions: number[] }> 
     const { model, size } = state;
     const n = testSet.count;
     const all = new Float32Array(n * 10);
-    for (let s = 0; s < n; s += 32) {
-      const idx = Array.from({ length: Math.min(32, n - s) }, (_, i) => s + i);
-      const logits = E.scope(() => model.predict(makeBatch(testSet!, idx, size).x));
-      all.set(softmaxRows(await logits.data(), 10), s * 10);
-      logits.dispose();
+    const best = new Float32Array(n);
+    let at = 0;
+    for (const [x] of loaderOf(testSet, size, { batchSize: 32 })) {
+      const [p, top] = E.scope(() => {
+        const p = E.softmax(model.predict(x), 1);
+        return [p, E.argmax(p, 1)];
+      });
+      all.set(await p.data(), at * 10);
+      best.set(await top.data(), at);
+      at += x.shape[0];
+      p.dispose();
+      top.dispose();
     }
     probs = all;
-    const predictions = Array.from({ length: n }, (_, i) => argmax(all, i));
+    predicted = best;
+    const predictions = Array.from(best);
     const correct = predictions.filter((p, i) => p === testSet!.labels[i]).length;
     const accuracy = correct / n;
     setStatus('acc', `accuracy on these ${n} test images: ${(100 * accuracy).toFixed(1)}% (${correct}/${n})`);
@@ -225,8 +208,8 @@ function drawGallery(): void {
     ctx.font = '11px system-ui, sans-serif';
     ctx.textAlign = 'center';
     const truth = testSet.labels[i];
-    if (probs) {
-      const p = argmax(probs, i);
+    if (probs && predicted) {
+      const p = predicted[i];
       ctx.fillStyle = p === truth ? '#070' : '#b00';
       ctx.fillText(`${CLASS_NAMES[p]} ${(100 * probs[i * 10 + p]).toFixed(0)}%`, x0 + TILE_W / 2, y0 + 99);
     }
@@ -240,8 +223,8 @@ function showProbs(): void {
   table.innerHTML = '';
   if (!testSet) return;
   $('selected').textContent = `test image ${selected}: ${CLASS_NAMES[testSet.labels[selected]]}`;
-  if (!probs) return;
-  const top = argmax(probs, selected);
+  if (!probs || !predicted) return;
+  const top = predicted[selected];
   CLASS_NAMES.forEach((name, c) => {
     const p = probs![selected * 10 + c];
     const row = table.insertRow();
@@ -323,32 +306,36 @@ async function train({ steps = 200, batch = 32, lr = 0.1, momentum = 0, seed = 1
     const { model, size } = state;
     const set = trainSet;
     const opt = new nn.SGD(model.parameters(), { lr, momentum });
-    const g = new E.Generator(seed + losses.length);
+    // Shuffled batches from the library's loader, a new order each pass over the images.
+    const loader = loaderOf(set, size, { batchSize: Math.min(batch, set.count), shuffle: true, dropLast: true, generator: new E.Generator(seed + losses.length) });
     const got: number[] = [];
     stopRequested = false;
     ($('stop') as HTMLButtonElement).disabled = false;
     ($('train') as HTMLButtonElement).disabled = true;
     const t0 = performance.now();
     try {
-      for (let step = 0; step < steps && !stopRequested; step++) {
-        const idx = Array.from({ length: batch }, () => g.nextU32() % set.count);
-        const loss = E.scope(() => {
-          const { x, y } = makeBatch(set, idx, size);
-          opt.zeroGrad();
-          const l = nn.crossEntropy(model(x), y);
-          l.backward();
-          opt.step();
-          return l;
-        });
-        const v = await loss.item();
-        loss.dispose();
-        if (!Number.isFinite(v)) throw new Error(`the loss is ${v} at step ${step + 1}; stopping`);
-        losses.push(v);
-        got.push(v);
-        drawLoss();
-        const secs = (performance.now() - t0) / 1000;
-        setStatus('train-status', `step ${step + 1}/${steps}: loss ${v.toFixed(4)}, ${(((step + 1) * batch) / secs).toFixed(1)} images/s`);
-        updateMemory();
+      let step = 0;
+      while (step < steps && !stopRequested) {
+        for (const [x, y] of loader) {
+          const loss = E.scope(() => {
+            opt.zeroGrad();
+            const l = nn.crossEntropy(model(x), y);
+            l.backward();
+            opt.step();
+            return l;
+          });
+          const v = await loss.item();
+          loss.dispose();
+          if (!Number.isFinite(v)) throw new Error(`the loss is ${v} at step ${step + 1}; stopping`);
+          losses.push(v);
+          got.push(v);
+          drawLoss();
+          step++;
+          const secs = (performance.now() - t0) / 1000;
+          setStatus('train-status', `step ${step}/${steps}: loss ${v.toFixed(4)}, ${((step * batch) / secs).toFixed(1)} images/s`);
+          updateMemory();
+          if (step >= steps || stopRequested) break;
+        }
       }
     } finally {
       opt.dispose();

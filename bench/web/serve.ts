@@ -15,7 +15,8 @@ import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_DATA_DIR, INSTALL_HINT, readImageSet, type ImageSet } from '../idx.js';
+import type { ImageSet } from '../../data/idx.js';
+import { DEFAULT_DATA_DIR, INSTALL_HINT, readImageSet } from '../data.js';
 
 /** The repository root: this file is bench/web/serve.ts, or dist/web/serve.js when built. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
