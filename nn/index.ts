@@ -9,7 +9,7 @@ export { Optimizer, SGD, Adam, AdamW, type SGDOptions, type AdamOptions, type Pa
 export { crossEntropy } from '../engine/index.js';
 export { Dropout } from './dropout.js';
 export {
-  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, type HostTensor,
+  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, floatToHalfBits, floatToBfloat16Bits, type HostTensor, type SaveDtype, type SaveOptions,
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';
 export { optimizerStateToTensors, optimizerStateFromTensors, type FlatOptimizerState } from './optim_state.js';
