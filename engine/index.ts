@@ -7,7 +7,7 @@ import './methods.js';
 
 export { init, gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type InitOptions, type AdapterSummary } from './gpu.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
-export { sync, flush, dispatches } from './runtime.js';
+export { sync, flush, dispatches, readbacks } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
 export { tensorMethods, type TensorMethods } from './methods.js';
