@@ -34,6 +34,8 @@ export { argmax, topk } from './ops/topk.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { cropFlip, type CropFlip } from './ops/augment.js';
 export { linear } from './ops/linear.js';
-export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
+export {
+  sgdUpdate, adamUpdate, packInto, unpackFrom, ampUnscale, ampUpdateScale, copySkipCount, AMP_WORDS, type SgdUpdate, type AdamUpdate, type PackedRange, type SkipStep, type ScaleUpdate,
+} from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
