@@ -220,8 +220,8 @@ export abstract class Optimizer<O extends BaseOptions> {
 
   /**
    * Reads the skipped-step counts from the GPU (one read-back per group that has them) and folds them
-   * into the host step counts, so that stateDict() reports the steps actually taken. Returns the
-   * number of skipped steps per group.
+   * into the host step counts, so that stateDict() reports the steps actually taken. Returns, per
+   * group, the most steps any of its parameters had skipped since counting began.
    */
   async syncSteps(): Promise<number[]> {
     const out: number[] = [];

@@ -141,6 +141,30 @@ describe('GradScaler: a step with inf or NaN gradients is skipped on the GPU', (
   }
 });
 
+describe('the update kernels with a skip flag', () => {
+  test("adamUpdate's bias corrections computed on the GPU match the host's, early and late steps, with skipped steps subtracted", async () => {
+    const n = 37;
+    const g = toTensor(randND([n], 21));
+    const p0 = nd([n]); // zeros, so the parameters after the step are the update itself
+    const m0 = randND([n], 23, -0.1, 0.1);
+    const v0 = randND([n], 24, 0, 0.01);
+    const flag = E.zeros([1]);
+    const skipped = E.tensor([0, 3, 0], [3]);
+    for (const step of [1, 2, 7, 50, 99, 101, 1000, 20000]) {
+      const run = (skip: E.SkipStep | null, s: number) => {
+        const [p, m, v] = [p0, m0, v0].map((a) => toTensor(a));
+        E.adamUpdate(p, g, m, v, { start: 0, count: n }, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step: s }, skip);
+        return p;
+      };
+      const host = run(null, step);
+      const gpu = run({ flag, skipped, slot: 1, count: false }, step + 3); // 3 skipped steps in slot 1
+      expectClose(await gpu.data(), nd([n], await host.data()), { rtol: 3e-6, atol: 1e-8, what: `step ${step}` });
+      [host, gpu].forEach((t) => t.dispose());
+    }
+    [g, flag, skipped].forEach((t) => t.dispose());
+  });
+});
+
 describe('GradScaler: scale, growth and state', () => {
   test('the scale and growth tracker follow PyTorch over a sequence of clean and overflow steps (growth interval 3)', async () => {
     const p = E.keep(toTensor(randND([5], 3), true));
