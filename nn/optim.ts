@@ -442,6 +442,7 @@ export class SGD extends Optimizer<SGDGroup> {
       if (!t || this.packs[gi].views[i]?.[0] === t) continue;
       const p = this.paramGroups[gi].params[i];
       if (!sameShape(t.shape, p.shape)) throw new Error(`SGD.step: the momentum buffer assigned to state[${k}] has shape ${fmt(t.shape)}, its parameter ${fmt(p.shape)}`);
+      if (this.packs[gi].gpu) throw new Error(`SGD.step: a momentum buffer was assigned to state[${k}] while skipped-step counts are on the GPU (GradScaler); await optimizer.syncSteps() before assigning`);
       noGrad(() => copyInto(this.stateViews(gi, i)[0], t));
       this.packs[gi].steps[i] = Math.max(1, this.packs[gi].steps[i]);
       t.dispose();

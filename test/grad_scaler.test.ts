@@ -286,6 +286,16 @@ describe('GradScaler: scale, growth and state', () => {
     expect(() => new nn.GradScaler({ growthFactor: 1 })).toThrow('GradScaler: growthFactor must be > 1, got 1');
     expect(() => new nn.GradScaler({ initScale: NaN })).toThrow('GradScaler: initScale must be a finite number > 0, got NaN');
     expect(() => opt.step({ skipIf: E.zeros([2]) })).toThrow('SGD.step: skipIf must be a 1-element Tensor, got shape [2]');
+    // SGD's assignable momentum buffers wait for the skip counts.
+    const m = new nn.SGD([p], { lr: 1, momentum: 0.9 });
+    E.scope(() => s.scale(E.sum(p)).backward());
+    s.step(m);
+    s.update();
+    m.state[0] = E.zeros([3]);
+    expect(() => m.step()).toThrow('SGD.step: a momentum buffer was assigned to state[0] while skipped-step counts are on the GPU (GradScaler); await optimizer.syncSteps() before assigning');
+    await m.syncSteps();
+    m.step();
+    m.dispose();
     opt.zeroGrad();
     opt.dispose();
     s.dispose();
