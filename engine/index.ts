@@ -14,7 +14,7 @@ export {
 export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, takeDeferred, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
 export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
-export { sync, flush, dispatches } from './runtime.js';
+export { sync, flush, dispatches, readbacks } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
 export { tensorMethods, type TensorMethods } from './methods.js';
@@ -41,7 +41,9 @@ export { argmax, topk } from './ops/topk.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { cropFlip, type CropFlip } from './ops/augment.js';
 export { linear } from './ops/linear.js';
-export { sgdUpdate, adamUpdate, packInto, unpackFrom, type SgdUpdate, type AdamUpdate, type PackedRange } from './ops/optim.js';
+export {
+  sgdUpdate, adamUpdate, packInto, unpackFrom, ampUnscale, ampUpdateScale, copySkipCount, AMP_WORDS, type SgdUpdate, type AdamUpdate, type PackedRange, type SkipStep, type ScaleUpdate,
+} from './ops/optim.js';
 export { resizeBilinear } from './ops/resize.js';
 export { denseBlock, type BnParams, type DenseStage, type DenseLayerParams, type DenseBlockOptions } from './ops/dense_block.js';
 

@@ -197,6 +197,7 @@ let arenaSlots = 0;
 let uniformBuffer: PooledBuffer | null = null;
 let bindGroups = new Map<string, GPUBindGroup>();
 let dispatchCount = 0;
+let readbackCount = 0;
 
 function getUniformBuffer(): PooledBuffer {
   if (!uniformBuffer) uniformBuffer = pool.acquire(ARENA_SLOTS * SLOT_BYTES, 'uniforms', BufferUsage.UNIFORM | BufferUsage.COPY_DST);
@@ -349,6 +350,11 @@ export function dispatches(): number {
   return dispatchCount;
 }
 
+/** Number of reads from the GPU to the host (readBuffer calls) since the process started. */
+export function readbacks(): number {
+  return readbackCount;
+}
+
 /** Writes host data into a buffer, after flushing what is pending (see the header). */
 export function writeBuffer(dst: PooledBuffer, byteOffset: number, data: Float32Array | Uint32Array | Int32Array): void {
   flush();
@@ -393,6 +399,7 @@ export async function sync(): Promise<void> {
 /** Copies `bytes` bytes from a buffer to the host. This is the engine's only sync point with the GPU. */
 export async function readBuffer(src: PooledBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
   checkDeviceErrors('readback');
+  readbackCount++;
   const aligned = Math.floor(byteOffset / 4) * 4;
   const len = Math.ceil((byteOffset + bytes - aligned) / 4) * 4;
   const staging = pool.acquire(len, 'readback', BufferUsage.MAP_READ | BufferUsage.COPY_DST);

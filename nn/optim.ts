@@ -8,14 +8,28 @@
 // parameters copied back. Parameters that have no gradient are skipped (their state does not advance),
 // which can split a group's range into a few dispatches.
 //
+// `step({ skipIf })` takes a 1-element flag tensor (GradScaler's found-inf flag) that the kernels read on
+// the GPU: when it is not 0 they write nothing, so parameters and state stay as they were, as if step()
+// had not been called. Whether a step was skipped is then known only on the GPU, so from the first such
+// step a group counts its skipped steps there: each parameter belongs to a class of parameters that
+// took the same steps (same host step count, same skips), and a small buffer holds each class's
+// skipped steps; a kernel's step number (Adam's bias corrections, SGD's first momentum step) is the host
+// count minus its class's skips. Classes split when only some of their parameters have gradients.
+// `await syncSteps()` reads the counts back once and folds them into the host counts (stateDict()
+// needs that first, and says so).
+//
 // `stateDict()` has PyTorch's layout: `state` maps a parameter's index (counted over the groups in
 // order) to its state (`momentum_buffer`; `step`, `exp_avg`, `exp_avg_sq`), and `param_groups` lists
 // each group's options with PyTorch's keys and the indices of its parameters. nn/optim_state.ts turns
 // it into flat named tensors for a safetensors checkpoint.
 
 import {
-  Tensor, adamUpdate, contiguous, copyInto, empty, fmt, keep, noGrad, packInto, reshape, sameShape, scope, sgdUpdate, slice, unpackFrom, zeros,
+  Tensor, adamUpdate, contiguous, copyInto, empty, fmt, keep, noGrad, packInto, reshape, sameShape, scope, sgdUpdate, slice, unpackFrom, zeros, copySkipCount, type SkipStep,
 } from '../engine/index.js';
+
+// The flag of steps without one, in groups that count skipped steps on the GPU (a 0).
+let zeroFlag: Tensor | null = null;
+const noSkip = () => (zeroFlag ??= keep(noGrad(() => zeros([1]))));
 
 /** A parameter group as given to an optimiser: its parameters and options overriding the defaults. */
 export type ParamGroupSpec<O> = { params: Iterable<Tensor> } & Partial<O>;
@@ -42,6 +56,13 @@ interface Pack {
   steps: number[];
   /** Kept views of the flat buffers, per parameter and state kind (made on demand). */
   views: Array<Tensor[] | null>;
+  /** Skipped steps counted on the GPU (see the header), from the first step with a skip flag to syncSteps(). */
+  gpu: { skipped: Tensor; cls: number[] } | null;
+}
+
+export interface StepOptions {
+  /** A 1-element tensor (GradScaler's found-inf flag): the step changes nothing when its value is not 0. */
+  skipIf?: Tensor;
 }
 
 interface BaseOptions {
@@ -85,7 +106,7 @@ export abstract class Optimizer<O extends BaseOptions> {
       this.paramGroups.push(group);
       let total = 0;
       const offsets = ps.map((p) => ((total += p.size), total - p.size));
-      this.packs.push({ offsets, total, flats: null, steps: ps.map(() => 0), views: ps.map(() => null) });
+      this.packs.push({ offsets, total, flats: null, steps: ps.map(() => 0), views: ps.map(() => null), gpu: null });
     });
   }
 
@@ -96,8 +117,8 @@ export abstract class Optimizer<O extends BaseOptions> {
     }
   }
 
-  /** The kernel update of one packed range of a group. */
-  protected abstract update(group: ParamGroup<O>, flats: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void;
+  /** The kernel update of one packed range of a group (`skip`: see the header). */
+  protected abstract update(group: ParamGroup<O>, flats: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number, skip: SkipStep | null): void;
   /** Options of a group with PyTorch's keys, for stateDict(). */
   protected abstract groupToTorch(g: ParamGroup<O>): Record<string, unknown>;
   /** Options from PyTorch's keys, for loadStateDict(). */
@@ -105,8 +126,14 @@ export abstract class Optimizer<O extends BaseOptions> {
   /** Whether parameters with different step counts can share one dispatch (no step-dependent term). */
   protected abstract runKey(group: ParamGroup<O>, steps: number): number;
 
-  /** Updates every parameter that has a gradient, in place. */
-  step(): void {
+  /** Updates every parameter that has a gradient, in place (`skipIf`: see StepOptions and the header). */
+  step(options: StepOptions = {}): void {
+    const flag = options.skipIf;
+    if (flag !== undefined) {
+      if (!(flag instanceof Tensor)) throw new Error(`${this.name}.step: skipIf must be a 1-element Tensor, got ${flag === null ? 'null' : typeof flag}`);
+      flag.assertAlive(`${this.name}.step (skipIf)`);
+      if (flag.size !== 1) throw new Error(`${this.name}.step: skipIf must be a 1-element Tensor, got shape ${fmt(flag.shape)}`);
+    }
     this.stepCount++;
     this.beforeStep();
     this.paramGroups.forEach((group, gi) => {
@@ -122,6 +149,9 @@ export abstract class Optimizer<O extends BaseOptions> {
       });
       if (!active.length) return;
       const flats = this.hasState(group) ? this.ensureFlats(pack) : [];
+      if (flag && !pack.gpu) this.startGpuSteps(pack);
+      if (pack.gpu) this.splitClasses(pack, active);
+      const counted = new Set<number>();
       scope(() =>
         noGrad(() => {
           const P = empty([pack.total], 'optim-pack');
@@ -134,11 +164,17 @@ export abstract class Optimizer<O extends BaseOptions> {
           let r = 0;
           while (r < active.length) {
             let e = r + 1;
-            const key = this.runKey(group, pack.steps[active[r]]);
-            while (e < active.length && active[e] === active[e - 1] + 1 && this.runKey(group, pack.steps[active[e]]) === key) e++;
+            const keyOf = (i: number) => (pack.gpu ? pack.gpu.cls[i] : this.runKey(group, pack.steps[i]));
+            const key = keyOf(active[r]);
+            while (e < active.length && active[e] === active[e - 1] + 1 && keyOf(active[e]) === key) e++;
             const start = pack.offsets[active[r]];
             const last = active[e - 1];
-            this.update(group, flats, P, G, start, pack.offsets[last] + group.params[last].size - start, pack.steps[active[r]] + 1);
+            let skip: SkipStep | null = null;
+            if (pack.gpu) {
+              skip = { flag: flag ?? noSkip(), skipped: pack.gpu.skipped, slot: key, count: !counted.has(key) };
+              counted.add(key);
+            }
+            this.update(group, flats, P, G, start, pack.offsets[last] + group.params[last].size - start, pack.steps[active[r]] + 1, skip);
             r = e;
           }
           for (const i of active) pack.steps[i]++;
@@ -147,6 +183,68 @@ export abstract class Optimizer<O extends BaseOptions> {
       );
     });
     this.afterStep();
+  }
+
+  /** Starts counting a group's skipped steps on the GPU: one class per host step count, no skips yet. */
+  private startGpuSteps(pack: Pack): void {
+    const ids = new Map<number, number>();
+    const cls = pack.steps.map((s) => ids.get(s) ?? ids.set(s, ids.size).get(s)!);
+    pack.gpu = { skipped: keep(noGrad(() => zeros([Math.max(cls.length, 1)]))), cls };
+  }
+
+  /** Moves the active parameters of a class that also has inactive ones to a new class (copying its count). */
+  private splitClasses(pack: Pack, active: number[]): void {
+    const { cls, skipped } = pack.gpu!;
+    const isActive = new Set(active);
+    const inactiveClasses = new Set(cls.filter((_, i) => !isActive.has(i)));
+    const moved = new Map<number, number>();
+    for (const i of active) {
+      const c = cls[i];
+      if (!inactiveClasses.has(c)) continue;
+      let to = moved.get(c);
+      if (to === undefined) {
+        const used = new Set(cls);
+        to = 0;
+        while (used.has(to)) to++;
+        moved.set(c, to);
+        copySkipCount(skipped, c, to);
+      }
+      cls[i] = to;
+    }
+  }
+
+  /** Whether steps with a skip flag left counts on the GPU that syncSteps() has not read yet. */
+  get stepsPending(): boolean {
+    return this.packs.some((p) => p.gpu !== null);
+  }
+
+  /**
+   * Reads the skipped-step counts from the GPU (one read-back per group that has them) and folds them
+   * into the host step counts, so that stateDict() reports the steps actually taken. Returns, per
+   * group, the most steps any of its parameters had skipped since counting began.
+   */
+  async syncSteps(): Promise<number[]> {
+    const out: number[] = [];
+    for (const pack of this.packs) {
+      const gpu = pack.gpu;
+      if (!gpu) {
+        out.push(0);
+        continue;
+      }
+      const counts = await gpu.skipped.data();
+      gpu.cls.forEach((c, i) => (pack.steps[i] -= counts[c]));
+      out.push(Math.max(0, ...gpu.cls.map((c) => counts[c])));
+      gpu.skipped.dispose();
+      pack.gpu = null;
+    }
+    return out;
+  }
+
+  private stopGpuSteps(): void {
+    for (const pack of this.packs) {
+      pack.gpu?.skipped.dispose();
+      pack.gpu = null;
+    }
   }
 
   /** Whether a group keeps per-parameter state (SGD without momentum does not). */
@@ -203,6 +301,7 @@ export abstract class Optimizer<O extends BaseOptions> {
 
   /** The optimiser's state in PyTorch's layout (see the header). */
   stateDict(): OptimizerStateDict {
+    if (this.stepsPending) throw new Error(`${this.name}.stateDict: steps taken with a skip flag (GradScaler) have their skip counts on the GPU; await optimizer.syncSteps() first`);
     const state = new Map<number, ParamState>();
     let index = 0;
     const param_groups = this.paramGroups.map((g, gi) => {
@@ -236,6 +335,7 @@ export abstract class Optimizer<O extends BaseOptions> {
       if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
       this.checkOptions(group, `group ${gi} of the state dict`);
     });
+    this.stopGpuSteps();
     for (const [id, st] of sd.state) {
       const [gi, i] = index.get(id)!;
       const p = this.paramGroups[gi].params[i];
@@ -255,6 +355,7 @@ export abstract class Optimizer<O extends BaseOptions> {
 
   /** Frees the optimiser's state buffers. */
   dispose(): void {
+    this.stopGpuSteps();
     for (const pack of this.packs) {
       for (const vs of pack.views) vs?.forEach((v) => v.dispose());
       pack.views.fill(null);
@@ -312,8 +413,8 @@ export class SGD extends Optimizer<SGDGroup> {
     return g.momentum !== 0;
   }
 
-  protected update(g: ParamGroup<SGDGroup>, [buf]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void {
-    sgdUpdate(P, G, g.momentum !== 0 ? buf : null, { start, count }, { ...g, first: stepAfter === 1 });
+  protected update(g: ParamGroup<SGDGroup>, [buf]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number, skip: SkipStep | null): void {
+    sgdUpdate(P, G, g.momentum !== 0 ? buf : null, { start, count }, { ...g, first: stepAfter === 1 }, skip, stepAfter);
   }
 
   protected override exportState(gi: number, i: number): ParamState | null {
@@ -341,6 +442,7 @@ export class SGD extends Optimizer<SGDGroup> {
       if (!t || this.packs[gi].views[i]?.[0] === t) continue;
       const p = this.paramGroups[gi].params[i];
       if (!sameShape(t.shape, p.shape)) throw new Error(`SGD.step: the momentum buffer assigned to state[${k}] has shape ${fmt(t.shape)}, its parameter ${fmt(p.shape)}`);
+      if (this.packs[gi].gpu) throw new Error(`SGD.step: a momentum buffer was assigned to state[${k}] while skipped-step counts are on the GPU (GradScaler); await optimizer.syncSteps() before assigning`);
       noGrad(() => copyInto(this.stateViews(gi, i)[0], t));
       this.packs[gi].steps[i] = Math.max(1, this.packs[gi].steps[i]);
       t.dispose();
@@ -392,8 +494,8 @@ abstract class AdamBase extends Optimizer<AdamGroup> {
     return steps;
   }
 
-  protected update(g: ParamGroup<AdamGroup>, [m, v]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number): void {
-    adamUpdate(P, G, m, v, { start, count }, { lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, step: stepAfter });
+  protected update(g: ParamGroup<AdamGroup>, [m, v]: Tensor[], P: Tensor, G: Tensor, start: number, count: number, stepAfter: number, skip: SkipStep | null): void {
+    adamUpdate(P, G, m, v, { start, count }, { lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, step: stepAfter }, skip);
   }
 
   protected override exportState(gi: number, i: number): ParamState | null {

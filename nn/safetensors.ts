@@ -1,7 +1,8 @@
 // The safetensors format: an 8-byte little-endian header length N, N bytes of JSON
 // ({ key: { dtype, shape, data_offsets: [begin, end] }, "__metadata__"?: {...} }), then the data.
 // Reading accepts F32, F16, BF16, F64, I64, I32 (all converted to float32, as the engine has one
-// dtype); writing produces F32 (and I64 for `num_batches_tracked` counters, as PyTorch writes them).
+// dtype); writing produces F32, or F16 / BF16 for inference exports (the `dtype` option), and I64 for
+// `num_batches_tracked` counters, as PyTorch writes them.
 // Every check failure names the key (and the file, when given) and what is wrong; as the format requires,
 // the tensors' data_offsets must cover the data section exactly, without gaps or overlaps. Writing
 // stores a CRC32 of the data section in the metadata (`data_crc32`), and reading checks it when present,
@@ -14,6 +15,20 @@ export interface HostTensor {
   dtype: 'F32' | 'I64';
   shape: number[];
   data: Float32Array;
+}
+
+/** The storage type of the floating-point tensors in a written file (I64 counters stay I64). */
+export type SaveDtype = 'F32' | 'F16' | 'BF16';
+
+export interface SaveOptions {
+  /**
+   * 'F16' or 'BF16' halve the file (for inference exports; training state wants F32). Each float32 is
+   * rounded to the nearest representable value, ties to even (as PyTorch's `.half()` / `.bfloat16()`);
+   * infinities keep their sign, NaNs stay NaN (canonical quiet NaN, sign kept); finite values beyond the
+   * format's range (|x| >= 65520 for F16, about 3.39e38 for BF16) become +-Infinity, and values below
+   * half the smallest subnormal become +-0.
+   */
+  dtype?: SaveDtype;
 }
 
 const ITEM: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
@@ -44,6 +59,39 @@ export function crc32(bytes: Uint8Array): number {
 }
 
 const hex8 = (n: number) => n.toString(16).padStart(8, '0');
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The IEEE binary16 bits nearest to a float32 value (round to nearest, ties to even). */
+export function floatToHalfBits(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | (mant ? 0x7e00 : 0x7c00);
+  const e = exp - 127 + 15; // the binary16 biased exponent
+  if (e >= 0x1f) return sign | 0x7c00;
+  // Normal: keep 10 of the 23 mantissa bits. Subnormal: the value in units of 2^-24 is m * 2^(exp - 126).
+  const m = e > 0 ? mant : mant | 0x800000;
+  const shift = e > 0 ? 13 : 126 - exp;
+  if (exp === 0 || shift > 24) return sign; // below 2^-25 (a tie at exactly 2^-25 goes to the even 0)
+  let h = (e > 0 ? e << 10 : 0) | (m >>> shift);
+  const rest = m & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  // A carry out of the mantissa moves to the next exponent (or to infinity), as it should.
+  if (rest > half || (rest === half && h & 1)) h++;
+  return sign | h;
+}
+
+/** The bfloat16 bits nearest to a float32 value (round to nearest, ties to even). */
+export function floatToBfloat16Bits(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) return ((b >>> 16) & 0x8000) | 0x7fc0;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
 
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -133,31 +181,37 @@ export function decodeSafetensors(bytes: Uint8Array, name?: string): { tensors: 
   return { tensors, metadata };
 }
 
-/** Serialises host tensors; keys keep their insertion order, the header is padded to 8 bytes. */
-export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+/**
+ * Serialises host tensors; keys keep their insertion order, the header is padded to 8 bytes.
+ * `options.dtype` stores the F32 tensors as F16 or BF16 (see SaveOptions for the rounding).
+ */
+export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Record<string, string> = {}, options: SaveOptions = {}): Uint8Array {
+  const floatType = options.dtype ?? 'F32';
+  if (!['F32', 'F16', 'BF16'].includes(floatType)) fail(`unsupported dtype ${JSON.stringify(floatType)} for writing (expected 'F32', 'F16' or 'BF16')`);
+  const stored = (t: HostTensor) => (t.dtype === 'I64' ? 'I64' : floatType);
   // __metadata__ goes first in the header; its CRC32 is filled in once the data is written.
   const header: Record<string, unknown> = { __metadata__: null };
   let off = 0;
   for (const [key, t] of tensors) {
     const count = t.shape.reduce((a, d) => a * d, 1);
     if (count !== t.data.length) fail(`'${key}': ${t.data.length} values for shape ${fmt(t.shape)}`);
-    const size = count * ITEM[t.dtype];
-    header[key] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + size] };
+    const size = count * ITEM[stored(t)];
+    header[key] = { dtype: stored(t), shape: t.shape, data_offsets: [off, off + size] };
     off += size;
   }
   const data = new Uint8Array(off);
   const dv = new DataView(data.buffer);
   let at = 0;
   for (const [key, t] of tensors) {
+    const type = stored(t);
     for (let i = 0; i < t.data.length; i++) {
-      if (t.dtype === 'I64') {
-        if (!Number.isFinite(t.data[i])) fail(`'${key}': ${t.data[i]} at index ${i} cannot be stored as I64 (an integer counter)`);
-        dv.setBigInt64(at, BigInt(Math.round(t.data[i])), true);
-        at += 8;
-      } else {
-        dv.setFloat32(at, t.data[i], true);
-        at += 4;
-      }
+      const v = t.data[i];
+      if (type === 'I64') {
+        if (!Number.isFinite(v)) fail(`'${key}': ${v} at index ${i} cannot be stored as I64 (an integer counter)`);
+        dv.setBigInt64(at, BigInt(Math.round(v)), true);
+      } else if (type === 'F32') dv.setFloat32(at, v, true);
+      else dv.setUint16(at, type === 'F16' ? floatToHalfBits(v) : floatToBfloat16Bits(v), true);
+      at += ITEM[type];
     }
   }
   header.__metadata__ = { ...metadata, [CRC_KEY]: hex8(crc32(data)) };
@@ -198,9 +252,12 @@ export async function toHostTensors(tensors: Map<string, Tensor> | Record<string
   return out;
 }
 
-/** Writes tensors to a safetensors file atomically (a temporary file, then a rename). Node only. */
-export async function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): Promise<void> {
-  const bytes = encodeSafetensors(await toHostTensors(tensors), metadata);
+/**
+ * Writes tensors to a safetensors file atomically (a temporary file, then a rename). Node only.
+ * `{ dtype: 'F16' | 'BF16' }` writes a half-size file for inference (see SaveOptions for the rounding).
+ */
+export async function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, options: SaveOptions = {}): Promise<void> {
+  const bytes = encodeSafetensors(await toHostTensors(tensors), metadata, options);
   await writeFileAtomic(path, bytes);
 }
 

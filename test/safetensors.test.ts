@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
@@ -137,4 +137,78 @@ describe('safetensors', () => {
     flipped[flipped.length - 2] ^= 0x10;
     expect(() => nn.decodeSafetensors(flipped, 'ck.safetensors')).toThrow(/safetensors: ck.safetensors: the data section's CRC32 is [0-9a-f]{8} but the metadata records [0-9a-f]{8}/);
   });
+
+  describe('F16 and BF16 exports', () => {
+    // PyTorch 1.13's .half() / .bfloat16() bits of awkward float32 values (test/fixtures/make_half_fixtures.py).
+    const fx = JSON.parse(readFileSync(join(__dirname, 'fixtures/half.json'), 'utf8')) as { f32: number[]; f16: number[]; bf16: number[] };
+    const values = new Float32Array(new Uint32Array(fx.f32).buffer);
+    const isNaNBits = (h: number, expMask: number, mantMask: number) => (h & expMask) === expMask && (h & mantMask) !== 0;
+
+    test('the conversion gives PyTorch bits on a few hundred awkward values (NaNs stay NaN)', () => {
+      expect(values.length).toBeGreaterThan(300);
+      for (const [name, convert, want, exp, mant] of [
+        ['F16', nn.floatToHalfBits, fx.f16, 0x7c00, 0x3ff],
+        ['BF16', nn.floatToBfloat16Bits, fx.bf16, 0x7f80, 0x7f],
+      ] as const) {
+        values.forEach((v, i) => {
+          const got = convert(v);
+          const where = `${name} of float32 bits 0x${fx.f32[i].toString(16)} (${v})`;
+          if (Number.isNaN(v)) expect(isNaNBits(got, exp, mant), where).toBe(true);
+          else expect(got.toString(16), where).toBe(want[i].toString(16));
+        });
+      }
+    });
+
+    test('edge values: ties to even, overflow to infinity, underflow to signed zero', () => {
+      const h = nn.floatToHalfBits;
+      expect([h(65504), h(65519.99), h(65520), h(-1e6), h(Infinity), h(-Infinity)]).toEqual([0x7bff, 0x7bff, 0x7c00, 0xfc00, 0x7c00, 0xfc00]);
+      expect([h(1 + 2 ** -11), h(1 + 3 * 2 ** -11), h(2 ** -25), h(1.5 * 2 ** -25), h(-(2 ** -26))]).toEqual([0x3c00, 0x3c02, 0x0000, 0x0001, 0x8000]);
+      const b = nn.floatToBfloat16Bits;
+      expect([b(1 + 2 ** -8), b(1 + 3 * 2 ** -8), b(3.4e38), b(-Infinity)]).toEqual([0x3f80, 0x3f82, 0x7f80, 0xff80]);
+      expect(b(NaN) & 0x7fff).toBe(0x7fc0);
+    });
+
+    test('encode then decode: the loader reads back the rounded values; counters stay I64; the file halves', () => {
+      const data = values.filter((v) => !Number.isNaN(v));
+      const t = new Map<string, nn.HostTensor>([
+        ['w', { dtype: 'F32', shape: [data.length], data }],
+        ['bn.num_batches_tracked', { dtype: 'I64', shape: [], data: new Float32Array([7]) }],
+      ]);
+      const f32Size = nn.encodeSafetensors(t).length;
+      for (const [dtype, want] of [['F16', fx.f16], ['BF16', fx.bf16]] as const) {
+        const bytes = nn.encodeSafetensors(t, { note: 'x' }, { dtype });
+        expect(bytes.length).toBeLessThan(f32Size - 2 * data.length + 64);
+        const back = nn.decodeSafetensors(bytes);
+        expect(back.metadata.note).toBe('x');
+        expect(back.tensors.get('bn.num_batches_tracked')).toEqual({ dtype: 'I64', shape: [], data: new Float32Array([7]) });
+        const w = back.tensors.get('w')!;
+        const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true)))));
+        expect(header.w.dtype).toBe(dtype);
+        // Each value read back is exactly the PyTorch-rounded value (as float32 bits).
+        const wantBits = [...values.keys()].filter((i) => !Number.isNaN(values[i])).map((i) => want[i]);
+        const asF32 = (hb: number) => (dtype === 'BF16' ? hb << 16 : new Uint32Array(new Float32Array([halfBitsToNumber(hb)]).buffer)[0]) >>> 0;
+        w.data.forEach((v, i) => expect(new Uint32Array(new Float32Array([v]).buffer)[0], `${dtype} value ${i}`).toBe(asF32(wantBits[i])));
+      }
+      expect(() => nn.encodeSafetensors(t, {}, { dtype: 'F8' as 'F16' })).toThrow(/safetensors: unsupported dtype "F8" for writing \(expected 'F32', 'F16' or 'BF16'\)/);
+    });
+
+    test('saveSafetensors with { dtype: "F16" } then loadSafetensors gives the rounded tensors', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'st16-'));
+      const x = E.tensor([1 / 3, -2.5, 70000, 1e-8], [2, 2]);
+      await nn.saveSafetensors(join(dir, 'h.safetensors'), { x }, {}, { dtype: 'F16' });
+      const back = await nn.loadSafetensors(join(dir, 'h.safetensors'));
+      expect([...(await back.get('x')!.data())]).toEqual([0.333251953125, -2.5, Infinity, 0]);
+      expect(back.get('x')!.shape).toEqual([2, 2]);
+      x.dispose();
+      back.get('x')!.dispose();
+    });
+  });
 });
+
+/** The value of binary16 bits (a plain reference, independent of the loader's decoder). */
+function halfBitsToNumber(h: number): number {
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
+  return h & 0x8000 ? -v : v;
+}

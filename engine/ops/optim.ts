@@ -6,17 +6,26 @@
 // before a step it packs the parameters and gradients at the same offsets into two flat scratch tensors
 // (`packInto`: one buffer-to-buffer copy each, no dispatch), runs one update dispatch over the range
 // (`sgdUpdate` / `adamUpdate`), and copies the parameters back (`unpackFrom`). No autograd.
+//
+// Dynamic loss scaling (nn/grad_scaler.ts) adds two things, both without a read-back: `ampUnscale`
+// multiplies packed gradients by 1 / scale and raises a found-inf flag in the scaler's state buffer, and
+// the update kernels take that flag (`SkipStep`): when it is set they write nothing, and they count the
+// skipped step in a small buffer of per-slot counts, from which the step number of Adam's bias
+// correction and SGD's first momentum step are computed on the GPU. `ampUpdateScale` then moves the
+// scale and growth tracker.
 
 import { copyBuffer, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { empty, keep, type Tensor } from '../tensor.js';
+import { empty, fromData, keep, type Tensor } from '../tensor.js';
 import sgdSrc from '../../shaders/sgd.wgsl';
 import adamSrc from '../../shaders/adam.wgsl';
+import ampSrc from '../../shaders/amp.wgsl';
 
 const sgdShader: KernelSource = { file: 'sgd.wgsl', source: sgdSrc };
 const adamShader: KernelSource = { file: 'adam.wgsl', source: adamSrc };
+const ampShader: KernelSource = { file: 'amp.wgsl', source: ampSrc };
 /** Every WGSL file of this module (tests compile each one). */
-export const optimShaders = [sgdShader, adamShader];
+export const optimShaders = [sgdShader, adamShader, ampShader];
 
 const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
@@ -69,19 +78,68 @@ function checkRange(op: string, r: PackedRange, ...flats: Array<[string, Tensor]
   }
 }
 
-// Bound as BUF when there is no momentum (never read or written then; a binding needs some buffer).
-let dummy: Tensor | null = null;
+/**
+ * An update that a flag on the GPU may skip, with its step number counted on the GPU (nn/optim.ts).
+ * The kernel's step number is the host's step number (skips included) minus `skipped[slot]`.
+ */
+export interface SkipStep {
+  /** A 1-element tensor: the update writes nothing when its value is not 0. */
+  flag: Tensor;
+  /** Counts of skipped steps (float32 integers), one per slot; offset 0. */
+  skipped: Tensor;
+  slot: number;
+  /** Add 1 to skipped[slot] when the update is skipped (set on one update per slot and step). */
+  count: boolean;
+}
 
-/** One SGD step over a range of packed parameters `p`, gradients `g` and momentum buffers `buf`. */
-export function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, r: PackedRange, o: SgdUpdate): void {
+/** Copies skipped[from] to skipped[to] (a copy command, no dispatch): a class of parameters splits. */
+export function copySkipCount(skipped: Tensor, from: number, to: number): void {
+  skipped.assertAlive('copySkipCount');
+  if (skipped.offset !== 0 || ![from, to].every((k) => Number.isInteger(k) && k >= 0 && k < skipped.size)) throw new Error(`copySkipCount: slots ${from} -> ${to} outside ${skipped.size} slots`);
+  // WebGPU copies between two different buffers only: go through a 1-word scratch buffer.
+  const tmp = empty([1], 'skip-count');
+  copyBuffer(skipped.buffer, from * 4, tmp.buffer, 0, 4);
+  copyBuffer(tmp.buffer, 0, skipped.buffer, to * 4, 4);
+  tmp.dispose();
+}
+
+// Bound where a kernel has nothing to bind (a binding needs some buffer): momentum buffers without
+// momentum, the skip flag (a zero) and the skipped-step counts without a SkipStep.
+const dummies = new Map<string, Tensor>();
+const dummy = (name: string) => dummies.get(name) ?? dummies.set(name, keep(fromData(new Float32Array(1), [1], name))).get(name)!;
+
+function checkSkip(op: string, s: SkipStep | null): void {
+  if (!s) return;
+  s.flag.assertAlive(`${op} (the skip flag)`);
+  s.skipped.assertAlive(`${op} (the skipped-step counts)`);
+  if (s.flag.size !== 1) throw new Error(`${op}: the skip flag must have 1 element, got ${fmt(s.flag.shape)}`);
+  if (!Number.isInteger(s.slot) || s.slot < 0 || s.slot >= s.skipped.size || s.skipped.offset !== 0) {
+    throw new Error(`${op}: slot ${s.slot} is outside the skipped-step counts (${s.skipped.size} slots at offset ${s.skipped.offset})`);
+  }
+}
+
+/** Binding buffers and parameter words (flag word, slot) of an optional SkipStep. */
+const skipBindings = (s: SkipStep | null) => ({
+  buffers: [(s?.flag ?? dummy('optim-no-skip')).buffer, (s?.skipped ?? dummy('optim-no-steps')).buffer],
+  words: [s ? s.flag.offset : 0, s ? s.slot : 0],
+});
+
+/**
+ * One SGD step over a range of packed parameters `p`, gradients `g` and momentum buffers `buf`.
+ * With `skip`, `o.first` is ignored: the first step is when `step` minus the skipped steps is 1.
+ */
+export function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, r: PackedRange, o: SgdUpdate, skip: SkipStep | null = null, step = 1): void {
   const op = 'sgdUpdate';
   checkRange(op, r, ['the parameters', p], ['the gradients', g], ...(buf ? [['the momentum buffers', buf] as [string, Tensor]] : []));
+  checkSkip(op, skip);
   if (o.momentum !== 0 && !buf) throw new Error(`${op}: momentum ${o.momentum} needs momentum buffers`);
+  if (!Number.isInteger(step) || step < 1) throw new Error(`${op}: step must be an integer >= 1, got ${step}`);
   if (!r.count) return;
   const pr = new Uint32Array(PARAM_WORDS);
-  const flags = (o.momentum !== 0 ? 1 : 0) | (o.first ? 2 : 0) | (o.nesterov ? 4 : 0);
-  pr.set([r.count, r.start, f32bits(o.lr), f32bits(o.momentum), f32bits(1 - o.dampening), f32bits(o.weightDecay), flags]);
-  dispatch({ shader: sgdShader, entry: 'sgd_step' }, { params: pr, buffers: [g.buffer, p.buffer, (buf ?? (dummy ??= keep(empty([1], 'sgd-momentum')))).buffer], workgroups: grid1d(Math.ceil(r.count / 1024)) });
+  const flags = (o.momentum !== 0 ? 1 : 0) | (o.first ? 2 : 0) | (o.nesterov ? 4 : 0) | (skip ? 8 : 0) | (skip?.count ? 16 : 0);
+  const sk = skipBindings(skip);
+  pr.set([r.count, r.start, f32bits(o.lr), f32bits(o.momentum), f32bits(1 - o.dampening), f32bits(o.weightDecay), flags, ...sk.words, step]);
+  dispatch({ shader: sgdShader, entry: 'sgd_step' }, { params: pr, buffers: [g.buffer, p.buffer, (buf ?? dummy('sgd-momentum')).buffer, ...sk.buffers], workgroups: grid1d(Math.ceil(r.count / 1024)) });
 }
 
 export interface AdamUpdate {
@@ -96,17 +154,52 @@ export interface AdamUpdate {
   step: number;
 }
 
-/** One Adam/AdamW step over a range of packed parameters, gradients and moments. */
-export function adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, r: PackedRange, o: AdamUpdate): void {
+/**
+ * One Adam/AdamW step over a range of packed parameters, gradients and moments. With `skip`, the bias
+ * corrections are computed on the GPU for `o.step` minus the skipped steps.
+ */
+export function adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, r: PackedRange, o: AdamUpdate, skip: SkipStep | null = null): void {
   checkRange('adamUpdate', r, ['the parameters', p], ['the gradients', g], ['exp_avg', m], ['exp_avg_sq', v]);
+  checkSkip('adamUpdate', skip);
   if (!Number.isInteger(o.step) || o.step < 1) throw new Error(`adamUpdate: step must be an integer >= 1, got ${o.step}`);
   if (!r.count) return;
+  const sk = skipBindings(skip);
   const bc1 = 1 - o.beta1 ** o.step;
   const bc2 = 1 - o.beta2 ** o.step;
   const pr = new Uint32Array(PARAM_WORDS);
   pr.set([
     r.count, r.start, f32bits(o.lr), f32bits(o.weightDecay), f32bits(o.beta1), f32bits(o.beta2), f32bits(o.eps),
     f32bits(o.lr / bc1), f32bits(Math.sqrt(bc2)), o.decoupled ? 1 : 0, f32bits(1 - o.lr * o.weightDecay), f32bits(1 - o.beta1), f32bits(1 - o.beta2),
+    ...sk.words, (skip ? 1 : 0) | (skip?.count ? 2 : 0), o.step, f32bits(Math.log(o.beta1)), f32bits(Math.log(o.beta2)),
   ]);
-  dispatch({ shader: adamShader, entry: 'adam_step' }, { params: pr, buffers: [g.buffer, p.buffer, m.buffer, v.buffer], workgroups: grid1d(Math.ceil(r.count / 1024)) });
+  dispatch({ shader: adamShader, entry: 'adam_step' }, { params: pr, buffers: [g.buffer, p.buffer, m.buffer, v.buffer, ...sk.buffers], workgroups: grid1d(Math.ceil(r.count / 1024)) });
+}
+
+/** Words of a GradScaler's state buffer (see shaders/amp.wgsl). */
+export const AMP_WORDS = { scale: 0, growthTracker: 1, skipped: 2, firstFlag: 4 } as const;
+
+/**
+ * Multiplies the first `count` elements of the flat tensor `grads` (offset 0) by 1 / scale, in place,
+ * and sets word `foundWord` of `state` to 1 when any of them is inf or NaN (one dispatch).
+ */
+export function ampUnscale(grads: Tensor, count: number, state: Tensor, foundWord: number): void {
+  checkRange('ampUnscale', { start: 0, count }, ['the gradients', grads]);
+  checkRange('ampUnscale', { start: 0, count: foundWord + 1 }, ['the scaler state', state]);
+  if (foundWord < AMP_WORDS.firstFlag) throw new Error(`ampUnscale: flag word ${foundWord} is not a flag (flags start at word ${AMP_WORDS.firstFlag})`);
+  if (!count) return;
+  dispatch({ shader: ampShader, entry: 'amp_unscale' }, { params: [count, foundWord], buffers: [grads.buffer, state.buffer], workgroups: grid1d(Math.ceil(count / 1024)) });
+}
+
+export interface ScaleUpdate {
+  /** Flag words in use, from AMP_WORDS.firstFlag on. */
+  flags: number;
+  growthFactor: number;
+  backoffFactor: number;
+  growthInterval: number;
+}
+
+/** GradScaler.update() on the GPU: backs off or grows the scale, counts a skipped step, clears the flags (one dispatch). */
+export function ampUpdateScale(state: Tensor, o: ScaleUpdate): void {
+  checkRange('ampUpdateScale', { start: 0, count: AMP_WORDS.firstFlag + o.flags }, ['the scaler state', state]);
+  dispatch({ shader: ampShader, entry: 'amp_update' }, { params: [o.flags, f32bits(o.growthFactor), f32bits(o.backoffFactor), o.growthInterval], buffers: [dummy('amp-unused').buffer, state.buffer], workgroups: [1] });
 }
