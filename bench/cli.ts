@@ -24,6 +24,7 @@ import { timeIt } from './timing.js';
 import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
 import { runReport } from './adapter_report.js';
+import { runAsFilteredChild } from './dawn_stderr.js';
 
 /** The package version (package.json's; a test keeps them equal). */
 export const VERSION = '0.1.0';
@@ -255,11 +256,15 @@ async function matmulBench(n: number, rep: Reporter): Promise<void> {
   rep.table(rows, [['kernel', 'kernel'], ['shape', 'M x N x K'], ['ms', 'ms (median)', (v) => (v as number).toFixed(2)], ['gflops', 'GFLOP/s', (v) => (v as number).toFixed(1)]]);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    const usage = e instanceof UsageError || e instanceof InputError || e instanceof MissingTfjsError || /exceeds the device limit|out of memory/.test(String(e?.message));
-    console.error(`densenet-bench: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
-    process.exit(usage ? 2 : 1);
-  },
-);
+// The process the user started only filters Dawn's two warning lines out of its child's stderr (see
+// bench/dawn_stderr.ts); the child does the work.
+if (!runAsFilteredChild()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      const usage = e instanceof UsageError || e instanceof InputError || e instanceof MissingTfjsError || /exceeds the device limit|out of memory/.test(String(e?.message));
+      console.error(`densenet-bench: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
+      process.exit(usage ? 2 : 1);
+    },
+  );
+}

@@ -11,6 +11,7 @@ import { decodeSafetensors } from '../nn/index.js';
 import { TRAIN_FLAGS, EVAL_FLAGS } from '../bench/train.js';
 import { CLASS_NAMES } from '../bench/data.js';
 import { syntheticDataset } from './fashion.js';
+import { dropDawnNoise } from '../bench/dawn_stderr.js';
 
 const CLI = join('dist', 'cli-test', 'cli.js');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
@@ -165,6 +166,16 @@ describe('densenet-bench', () => {
       expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]);
     });
   }
+
+  test("Dawn's two 'artificially reduced' warning lines are not printed; everything else on stderr is (issue 14)", () => {
+    const r = cli(['matmul', '--size', '8']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^engine +densenet-webgpu/m);
+    expect(r.stderr).not.toMatch(/artificially reduced/);
+    expect(r.stderr).toMatch(/matmul \w+\.\.\./); // the progress lines still come through
+    const noise = 'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';
+    expect(dropDawnNoise(`a\n${noise}${noise.replace('Uniform', 'Storage')}b\n`)).toBe('a\nb\n');
+  });
 
   test('the build keeps class names: String(new DenseNet()) starts with DenseNet (issue 14)', () => {
     expect(spawnSync(process.execPath, ['scripts/build.mjs'], { encoding: 'utf8', env }).status).toBe(0);
