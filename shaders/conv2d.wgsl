@@ -93,8 +93,13 @@ fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
   return mat4x4f(fma(r, vec4f(v.x), acc[0]), fma(r, vec4f(v.y), acc[1]), fma(r, vec4f(v.z), acc[2]), fma(r, vec4f(v.w), acc[3]));
 }
 
+// NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
+// (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
 fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
-  if (PROLOGUE) { return max(fma(v, sc, sh), vec4f(0.0)); }
+  if (PROLOGUE) {
+    let y = fma(v, sc, sh);
+    return select(y, vec4f(0.0), y <= vec4f(0.0));
+  }
   return v;
 }
 
