@@ -1,7 +1,16 @@
-// conv2d.wgsl: 2-D convolution (NCHW, float32, groups 1) as three implicit GEMMs, without subgroups,
-// and the split-K reduction of the weight gradient. conv2d_subgroup.wgsl holds the fast kernels for
-// adapters with subgroups; the kernels here are the same GEMMs except that every lane loads all 32 rows
-// of its tile itself instead of receiving them by broadcast: keep the two files in step.
+// conv2d.wgsl: 2-D convolution (NCHW, float32, groups 1) as three implicit GEMMs written once, the
+// split-K reduction of the weight gradient, and the stem's input gradient by stride phase.
+// engine/ops/conv.ts composes this body with the snippet of a variant, which says how the tile's 32 rows
+// (the operand the whole workgroup shares) reach the lanes: conv2d_lanes_own.wgsl (each lane loads all
+// 32 itself), conv2d_lanes_sg8.wgsl (8 lanes each load 4 and share them with subgroupBroadcast),
+// conv2d_lanes_quad.wgsl (the 4 lanes of a quad each load 8 and share them with quadBroadcast). A
+// snippet declares
+//   struct Lane: the GEMM entry points' per-invocation builtins (li = local_invocation_index, and the
+//     subgroup lane where it broadcasts);
+//   RowAddr and row_addr(lane, row0, last, stride, off): where this lane's rows lie (row row0 + r, clamped
+//     to `last`, at element off + row * stride);
+//   rows_w(a, k) and rows_g(a, k) -> array<vec4f, 8>: the 32 rows at column offset k, from Wt or from G,
+//     as r[t] = rows t, t+8, t+16, t+24.
 //
 // Bindings (the same for every entry point; engine/ops/conv.ts binds a dummy where one is unused):
 //   1 X     read        x: the input (conv2d_fwd, conv2d_wgrad), or the mask source (conv2d_dgrad, MASK);
@@ -28,8 +37,9 @@
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
-// holds rows t, t+8, t+16, t+24 of column p), with the im2col coordinates computed on the fly and no
-// divisions in the loop.
+// holds rows t, t+8, t+16, t+24 of column p). The four columns are its own, loaded with the im2col
+// coordinates computed on the fly (no divisions in the loop); the 32 rows are the same for every lane of
+// a row tile and come through the snippet (rows_w, rows_g).
 //   conv2d_fwd:   y[n, co, oh, ow]  rows co, columns output pixels, k = (ci, kh, kw)
 //   conv2d_dgrad: dx[n, ci, ih, iw] rows ci, columns input pixels, k = (co, kh, kw): the transposed conv
 //   conv2d_wgrad: dw[co, ci, kh, kw] rows co, columns (ci, kh, kw), k = (n, oh, ow) over this split
@@ -70,31 +80,18 @@ fn load_x4(a: vec4u) -> vec4f { return vec4f(load_x(a.x), load_x(a.y), load_x(a.
 fn load_w4(a: vec4u) -> vec4f { return vec4f(Wt[a.x], Wt[a.y], Wt[a.z], Wt[a.w]); }
 fn load_g4(a: vec4u) -> vec4f { return vec4f(G[a.x], G[a.y], G[a.z], G[a.w]); }
 
-// Addresses of the 32 rows row0 + t + 8j (t = 0..7, j = 0..3; clamped to `last`): off + row * stride.
-fn row_addr(row0: u32, last: u32, stride: u32, off: u32) -> array<vec4u, 8> {
-  var a: array<vec4u, 8>;
-  for (var t = 0u; t < 8u; t++) { a[t] = off + min(vec4u(row0 + t) + vec4u(0u, 8u, 16u, 24u), vec4u(last)) * stride; }
-  return a;
-}
-// The 32 rows at column offset k: r[t] = rows t, t+8, t+16, t+24.
-fn rows_w(a: array<vec4u, 8>, k: u32) -> array<vec4f, 8> {
-  let kv = vec4u(k);
-  return array<vec4f, 8>(load_w4(a[0] + kv), load_w4(a[1] + kv), load_w4(a[2] + kv), load_w4(a[3] + kv),
-    load_w4(a[4] + kv), load_w4(a[5] + kv), load_w4(a[6] + kv), load_w4(a[7] + kv));
-}
-fn rows_g(a: array<vec4u, 8>, k: u32) -> array<vec4f, 8> {
-  let kv = vec4u(k);
-  return array<vec4f, 8>(load_g4(a[0] + kv), load_g4(a[1] + kv), load_g4(a[2] + kv), load_g4(a[3] + kv),
-    load_g4(a[4] + kv), load_g4(a[5] + kv), load_g4(a[6] + kv), load_g4(a[7] + kv));
-}
-
 // acc column p += r * v[p]
 fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
   return mat4x4f(fma(r, vec4f(v.x), acc[0]), fma(r, vec4f(v.y), acc[1]), fma(r, vec4f(v.z), acc[2]), fma(r, vec4f(v.w), acc[3]));
 }
 
+// NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
+// (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
 fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
-  if (PROLOGUE) { return max(fma(v, sc, sh), vec4f(0.0)); }
+  if (PROLOGUE) {
+    let y = fma(v, sc, sh);
+    return select(y, vec4f(0.0), y <= vec4f(0.0));
+  }
   return v;
 }
 
@@ -165,12 +162,11 @@ fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
 }
 
 @compute @workgroup_size(WG)
-fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-              @builtin(local_invocation_index) li: u32) {
+fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
   let Cin = pu(1u); let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
   let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
   let NP = pu(24u);
-  let col0 = (flat_wg(wg, nwg) * WG + li) * 4u;
+  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * 4u;
   let row0 = wg.z * 32u;
   // This lane's four output pixels (clamped to the last one; stores skip the extra ones).
   var ih0: vec4i; var iw0: vec4i; var xb: vec4i; var ob: vec4u;
@@ -184,7 +180,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   }
   let K = Cin * KH * KW;
   let KK = KH * KW;
-  let wa = row_addr(row0, Cout - 1u, K, pu(14u));
+  let wa = row_addr(lane, row0, Cout - 1u, K, pu(14u));
   var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
   var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
   // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
@@ -228,12 +224,11 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
 }
 
 @compute @workgroup_size(WG)
-fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                @builtin(local_invocation_index) li: u32) {
+fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
   let Cin = pu(1u); let H = pu(2u); let W = pu(3u); let Cout = pu(4u);
   let OH = i32(pu(5u)); let OW = i32(pu(6u)); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pu(10u);
   let NP = pu(24u);
-  let col0 = (flat_wg(wg, nwg) * WG + li) * 4u;
+  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * 4u;
   let row0 = wg.z * 32u;
   // Input pixel (n, ih, iw) meets output pixel oh = (ih + pad - kh) / S when S divides it: keep that
   // quotient and remainder per pixel and step them as kh and kw grow (no division in the loop).
@@ -248,7 +243,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
     xo[p] = pu(11u) + n * pu(12u) + ih * W + iw;
   }
   let KK = KH * KW;
-  let wa = row_addr(row0, Cin - 1u, KK, pu(14u));
+  let wa = row_addr(lane, row0, Cin - 1u, KK, pu(14u));
   let Si = vec4i(i32(S));
   var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
   var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
@@ -295,11 +290,11 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
 }
 
 @compute @workgroup_size(WG)
-fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
   let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
   let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
   let CK = pu(24u);
-  let col0 = (wg.x * WG + li) * 4u;
+  let col0 = (wg.x * WG + lane.li) * 4u;
   let row0 = wg.y * 32u;
   // This lane's four columns (ci, kh, kw) and their input offsets relative to (oh * S, ow * S).
   var dh: vec4i; var dw: vec4i; var xcol: vec4i; var sc = vec4f(1.0); var sh = vec4f(0.0);
@@ -313,7 +308,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
   }
   // Column CK, the bias gradient's (when there is one), reads ones: dw[co, CK] = sum of dy[co].
   let isb = vec4u(col0) + vec4u(0u, 1u, 2u, 3u) == vec4u(CK);
-  let ga = row_addr(row0, Cout - 1u, pu(17u), pu(15u));
+  let ga = row_addr(lane, row0, Cout - 1u, pu(17u), pu(15u));
   let r0 = wg.z * pu(25u);
   let r1 = min(r0 + pu(25u), pu(26u));
   var n = r0 / OH;

@@ -111,6 +111,21 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     conv2dWeightGradRaw(xv, channelView(toTensor(gbig), C0 + 1, G), w.shape, { ...o, prologue: { scale: st, shift: ht }, out: dw, accumulate: true });
     expectClose(await toND(dw), R.map(ref.dw, (v) => 2 * v), { what: 'accumulated weight gradient', atol: 2e-4 });
   });
+
+  run('the prologue propagates NaN as relu does; the mask is relu\'s gradient there (0)', async () => {
+    forceConvKernel(kernel);
+    const o = { stride: 1, padding: 1 };
+    const x = toTensor(randND([2, 3, 5, 4], 10));
+    const w = toTensor(randND([6, 3, 3, 3], 11));
+    // Channel 1's BN-ReLU gives NaN everywhere (a NaN BN weight makes scale and shift NaN).
+    const pro = { scale: E.tensor([1, NaN, 1]), shift: E.tensor([0, NaN, 0]) };
+    const y = await conv2dForwardRaw(x, w, { ...o, prologue: pro }).data();
+    expect(Array.from(y).every(Number.isNaN), 'forward: every output sums channel 1').toBe(true);
+    const dw = await conv2dWeightGradRaw(x, toTensor(randND([2, 6, 5, 4], 12)), [6, 3, 3, 3], { ...o, prologue: pro }).data();
+    dw.forEach((v, i) => expect(Number.isNaN(v), `dw element ${i}`).toBe(Math.floor(i / 9) % 3 === 1));
+    const dx = await conv2dInputGradRaw(toTensor(randND([2, 6, 5, 4], 12)), w, x.shape, { ...o, mask: { x, ...pro } }).data();
+    dx.forEach((v, i) => (Math.floor(i / 20) % 3 === 1 ? expect(v, `dx element ${i}`).toBe(0) : expect(Number.isFinite(v)).toBe(true)));
+  });
 });
 
 // Input gradients with few input channels (<= 4) take the stride-phase gather (conv2d_dgrad_phase) on

@@ -90,6 +90,30 @@ describe('memory-efficient dense blocks compute the same function as the naive p
   });
 });
 
+describe('NaN propagates through the fused BN-ReLU prologue as through relu', () => {
+  // The memory-efficient block applies its BN-ReLUs inside the conv kernels (prologue): a NaN there must
+  // stay NaN as relu(NaN) does on the naive path, not become the 0 that WGSL's max() may give.
+  test("a NaN in a dense layer's BN weight makes every output NaN in both modes, train and eval", async () => {
+    E.manualSeed(8);
+    const x = E.randn([2, 1, 32, 32]);
+    const make = () => new DenseNet({ growthRate: 4, arch: [2, 2] });
+    for (const training of [true, false]) {
+      for (const efficient of [false, true]) {
+        const m = make().setMemoryEfficient(efficient);
+        E.scope(() => void m.predict(x));
+        const key = 'net.dense_blk1.net.1.0.weight'; // the second layer's BN
+        const w = await m.stateDict().get(key)!.data();
+        w[1] = NaN;
+        m.loadStateDict({ [key]: E.tensor(w) }, { strict: false });
+        m.train(training);
+        const out = await E.scope(() => m(x)).data();
+        expect(Array.from(out).every(Number.isNaN), `${efficient ? 'memory-efficient' : 'naive'}, ${training ? 'train' : 'eval'}: ${Array.from(out.slice(0, 4))}`).toBe(true);
+        m.dispose();
+      }
+    }
+  });
+});
+
 describe('memory', () => {
   // Parameters are frozen so the peak is activation memory (weights grow with depth squared anyway).
   test('the peak of forward + backward grows linearly with depth (memory-efficient), faster than linearly (naive)', async () => {

@@ -4,6 +4,7 @@ import { checkShader, compose } from '../engine/runtime.js';
 import { shaders } from '../engine/shaders.js';
 import { useEngine } from './helpers.js';
 import { matmulSource } from '../engine/ops/matmul.js';
+import { convSource } from '../engine/ops/conv.js';
 
 useEngine();
 const { features } = await E.init(); // skipIf needs the adapter's features while the tests are collected
@@ -13,7 +14,7 @@ const { features } = await E.init(); // skipIf needs the adapter's features whil
 // body and its snippets compile as the composed module of every variant the adapter supports.
 const files = import.meta.glob('../shaders/*.wgsl', { eager: true, query: '?raw', import: 'default' }) as Record<string, string>;
 const loaded = new Map(Object.values(shaders).map((s) => [s.file, s.source]));
-const composedParts = /^matmul|^batchnorm_stats/;
+const composedParts = /^matmul|^batchnorm_stats|^conv2d/;
 
 describe('every shader compiles', () => {
   for (const v of E.allVariants('matmul')) {
@@ -21,6 +22,12 @@ describe('every shader compiles', () => {
     test(`matmul.wgsl composed for ${v}`, async (ctx) => {
       if (!E.supportedVariants('matmul').includes(v)) ctx.skip();
       await checkShader(matmulSource(v));
+    });
+  }
+  for (const v of E.allVariants('conv')) {
+    test(`conv2d.wgsl composed for ${v}`, async (ctx) => {
+      if (!E.supportedVariants('conv').includes(v)) ctx.skip();
+      await checkShader(convSource(v));
     });
   }
   for (const [path, source] of Object.entries(files)) {

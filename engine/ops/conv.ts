@@ -1,9 +1,10 @@
 // 2-D convolution (NCHW, float32, groups 1) with PyTorch's semantics, as implicit GEMMs.
 //
-// Three kernels, each in shaders/conv2d_subgroup.wgsl (fast, needs subgroups) and shaders/conv2d.wgsl
-// (the same GEMMs without subgroups): the forward conv, the input gradient (a transposed conv) and the
-// weight gradient (split over the batch when its output is too small to occupy the device, then summed
-// by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
+// Three GEMM kernels, written once in shaders/conv2d.wgsl and composed per variant with the snippet that
+// brings the tile's shared rows to the lanes (each lane loading its own, 8-lane subgroup or quad
+// broadcasts: shaders/conv2d_lanes_*.wgsl): the forward conv, the input gradient (a transposed conv) and
+// the weight gradient (split over the batch when its output is too small to occupy the device, then
+// summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
 // weight-gradient GEMM (x' = 1 there). Input gradients with few input
 // channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
 // stride phase that visits only the taps that hit.
@@ -18,7 +19,7 @@
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
-import { dispatch, grid1d, PARAM_WORDS } from '../runtime.js';
+import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
 import { forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
@@ -26,12 +27,10 @@ import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
 import { sum } from './reduce.js';
 import { clone } from './views.js';
-import plainSrc from '../../shaders/conv2d.wgsl';
-import subgroupSrc from '../../shaders/conv2d_subgroup.wgsl';
-
-const convShader = { file: 'conv2d.wgsl', source: plainSrc };
-/** Needs the `subgroups` feature. */
-const convSubgroupShader = { file: 'conv2d_subgroup.wgsl', source: subgroupSrc };
+import bodySrc from '../../shaders/conv2d.wgsl';
+import ownSrc from '../../shaders/conv2d_lanes_own.wgsl';
+import quadSrc from '../../shaders/conv2d_lanes_quad.wgsl';
+import sg8Src from '../../shaders/conv2d_lanes_sg8.wgsl';
 
 /** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled. */
 export type ConvKernel = VariantName<'conv'>;
@@ -156,15 +155,27 @@ function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
   return groups * otherTiles >= targetWorkgroups() && groups * 64 <= 1.25 * lanes ? 64 : small;
 }
 
-/** The shader of each variant, named for profiles (conv2d_subgroup[quad]:conv2d_fwd). */
-const variantShaders: Record<ConvKernel, typeof convShader & { variant: string }> = {
-  subgroup: { ...convSubgroupShader, variant: 'subgroup' },
-  quad: { ...convSubgroupShader, variant: 'quad' },
-  tiled: { ...convShader, variant: 'tiled' },
+const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
+const snippet = (file: string, source: string): KernelSource => ({ file, source });
+const subgroups = { enables: ['subgroups'] };
+/** The module of each variant: the body composed with its lanes snippet, named for profiles (conv2d[quad]:conv2d_fwd). */
+const variantShaders: Record<ConvKernel, KernelSource> = {
+  subgroup: compose(body, [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], { ...subgroups, variant: 'subgroup' }),
+  quad: compose(body, [snippet('conv2d_lanes_quad.wgsl', quadSrc)], { ...subgroups, variant: 'quad' }),
+  tiled: compose(body, [snippet('conv2d_lanes_own.wgsl', ownSrc)], { variant: 'tiled' }),
 };
+/** The composed module of a variant (tests compile every one). */
+export function convSource(v: ConvKernel): KernelSource {
+  return variantShaders[v];
+}
+/**
+ * The entry points outside the GEMMs (conv2d_dgrad_phase, conv2d_wgrad_reduce), on every adapter: the
+ * tiled module (one module: the runtime caches by source), named without a variant in profiles.
+ */
+const plainShader: KernelSource = { ...variantShaders.tiled, variant: undefined };
 
-function kernelFamily(k: ConvKernel): { shader: typeof convShader; subgroup: boolean; lanes: number } {
-  return { shader: variantShaders[k], subgroup: k !== 'tiled', lanes: k === 'subgroup' ? 8 : k === 'quad' ? 4 : 0 };
+function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean } {
+  return { shader: variantShaders[k], subgroup: k !== 'tiled' };
 }
 
 /** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
@@ -188,7 +199,6 @@ function launch(l: Launch): void {
 function launchVariant(variant: ConvKernel, l: Launch): void {
   const fam = kernelFamily(variant);
   const constants = { ...l.constants };
-  if (fam.subgroup) constants.LANES = fam.lanes;
   const lanes = Math.ceil(l.columns / 4);
   const rowTiles = Math.ceil(l.rows / ROWS);
   if (l.entry === 'conv2d_wgrad') {
@@ -324,7 +334,7 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
     const lanes = g.N * PH * runs;
     const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
     const [gx, gy] = grid1d(Math.ceil(lanes / WG));
-    dispatch({ shader: convShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
+    dispatch({ shader: plainShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
     return dx;
   }
   launch({
@@ -439,7 +449,7 @@ function reduceInto(dw: Tensor, db: Tensor | null, partials: PooledBuffer | null
   const d = dummies();
   const src = partials ?? d.read;
   dispatch(
-    { shader: convShader, entry: 'conv2d_wgrad_reduce', constants: { WG } },
+    { shader: plainShader, entry: 'conv2d_wgrad_reduce', constants: { WG } },
     { params: p, buffers: [src, d.read, d.write, dw.buffer, d.read, d.read, d.read, db?.buffer ?? d.db], workgroups: grid1d(Math.ceil((Cout * LD) / WG)) },
   );
 }
