@@ -193,6 +193,13 @@ describe('maxPool2d', () => {
     [[2, 3, 1, 1], 1, 1, 0],
     [[1, 3, 9, 9], 2, 2, 0],
     [[2, 33, 6, 7], [3, 2], [1, 2], [1, 0]],
+    // The backward kernel works on 2x2 cells, shifted by the padding's parity at stride 2: odd sizes,
+    // strides 1 to 3, overlapping windows and windows wider than the cells.
+    [[2, 3, 11, 9], 3, 3, 1],
+    [[1, 4, 10, 13], 5, 2, 2],
+    [[3, 2, 5, 5], 3, 1, 1],
+    [[1, 3, 9, 8], [5, 3], [3, 2], [2, 1]],
+    [[2, 2, 7, 6], [2, 4], [2, 3], [0, 2]],
   ];
   const p2 = (v: number | P2): P2 => (typeof v === 'number' ? [v, v] : v);
 
@@ -255,6 +262,8 @@ describe('avgPool2d', () => {
     [[2, 3, 5, 6], 3, 1, 1],
     [[1, 2, 1, 1], 1, 1, 0],
     [[2, 5, 6, 7], [3, 2], [2, 1], [1, 1]],
+    [[2, 3, 11, 10], 4, 3, 2],
+    [[1, 4, 9, 7], [5, 3], [2, 3], [1, 0]],
   ] as Array<[number[], number | P2, number | P2, number | P2]>)('forward and backward for %j kernel %j stride %j padding %j', async (shape, k, s, p) => {
     await gradCheck({
       inputs: [randND(shape, 13)],
@@ -286,6 +295,8 @@ describe('adaptiveAvgPool2d', () => {
     [[1, 2, 4, 6], [5, 7]],
     [[2, 33, 10, 10], [3, 3]],
     [[1, 3, 1, 1], [2, 2]],
+    [[3, 2, 7, 5], [2, 3]],
+    [[1, 2, 3, 2], [5, 3]],
   ] as Array<[number[], P2]>)('forward and backward for %j to %j', async (shape, [oh, ow]) => {
     await gradCheck({
       inputs: [randND(shape, 15)],
