@@ -2,25 +2,42 @@
 // wg_sum(v, li) (the total returned to invocation 0), is a snippet composed with this body
 // (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
 // batchnorm_stats_subgroup.wgsl (subgroupAdd, then one workgroup-memory step; needs `subgroups`).
-// Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write).
+// Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
+//   5 GAMMA, 6 BETA (read), 7 DX (read_write), 8 DGAMMA (read_write). bn_stats uses 1 and 4 only; the
+//   others get any buffers (distinct ones for the writable bindings).
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view).
 //   Each invocation folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the
 //   partial of each plane added into its running total; then the workgroup sums the lanes.
-//   bn_stats:      OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
-//                  NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
-//                  E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
-//   bn_grad_stats: OUT[oc + c] = sum(dy), OUT[oc + rs + c] = sum(dy * (x - mean)) * invstd
-//                  (the gradients of beta and gamma).
+//   bn_stats:    OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
+//                NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
+//                E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
+//   bn_backward: batch norm's whole backward for the channel: with d = dy (RELU = 0), or d = dy where
+//                x * scale + shift > 0 (RELU = 1: the gradient through a ReLU after the batch norm,
+//                scale = invstd * gamma and shift = beta - mean * scale as bn_apply computes them),
+//                first OUT[oc + c] = sum(d), OUT[oc + rs + c] = sum(d * (x - mean)) * invstd (the
+//                gradients of beta and gamma; also into DGAMMA[dg] when word 22 is 1), then, with every
+//                lane given the sums, DX = gamma * invstd * (d - sum(d)/M - xhat * sum(d xhat)/M), M = N*HW
+//                (TRAIN = 1), or gamma * invstd * d with the statistics held fixed (TRAIN = 0); with ACC
+//                added to what DX holds (the dense block's gradient buffer).
 // Parameters: 0 N  1 HW  2 x offset  3 x stride n  4 x stride c  5 out column offset oc  6 out row stride rs
 //   7 eps (f32)  8 dy offset  9 dy stride n  10 dy stride c  11 stats column offset  12 stats row stride
+//   13 gamma offset  14 gamma stride  15 beta offset  16 beta stride  17 dx offset  18 dx stride n
+//   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)
 //   Offsets and strides are in floats; with VEC they are multiples of 4 and HW too.
 override WG: u32 = 64u;
 override VEC: bool = true;
+override TRAIN: bool = true;
+override ACC: bool = false;
+override RELU: bool = false;
 
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> DY: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> ST: array<f32>;
 @group(0) @binding(4) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(5) var<storage, read> GAMMA: array<f32>;
+@group(0) @binding(6) var<storage, read> BETA: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DX: array<f32>;
+@group(0) @binding(8) var<storage, read_write> DGAMMA: array<f32>;
 
 var<workgroup> part: array<vec2<f32>, WG>;
 
@@ -65,12 +82,21 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
   }
 }
 
+// The gradient reaching the batch norm's output: dy, or with RELU dy where the ReLU passed it.
+fn masked(d: vec4<f32>, x: vec4<f32>, scale: f32, shift: f32) -> vec4<f32> {
+  if (!RELU) { return d; }
+  return select(vec4<f32>(), d, fma(x, vec4<f32>(scale), vec4<f32>(shift)) > vec4<f32>());
+}
+
 @compute @workgroup_size(WG)
-fn bn_grad_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let c = wg.x;
   let N = pu(0u); let HW = pu(1u);
   let sc = pu(11u) + c; let srs = pu(12u);
   let mean = ST[sc]; let invstd = ST[sc + srs];
+  let gamma = GAMMA[pu(13u) + c * pu(14u)];
+  let scale = invstd * gamma;
+  let shift = BETA[pu(15u) + c * pu(16u)] - mean * scale;
   var s = 0.0; var q = 0.0;
   for (var n = 0u; n < N; n++) {
     let xb = pu(2u) + c * pu(4u) + n * pu(3u);
@@ -79,23 +105,62 @@ fn bn_grad_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
       var ps = vec4<f32>(); var pq = vec4<f32>();
       let x4 = xb >> 2u; let d4 = db >> 2u;
       for (var j = li; j < (HW >> 2u); j += WG) {
-        let d = DY[d4 + j];
-        ps += d; pq += d * (X[x4 + j] - mean);
+        let x = X[x4 + j];
+        let d = masked(DY[d4 + j], x, scale, shift);
+        ps += d; pq += d * (x - mean);
       }
       s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
     } else {
       var ps = 0.0; var pq = 0.0;
       for (var j = li; j < HW; j += WG) {
-        let d = dys(db + j);
-        ps += d; pq += d * (xs(xb + j) - mean);
+        let x = xs(xb + j);
+        let d = masked(vec4<f32>(dys(db + j)), vec4<f32>(x), scale, shift).x;
+        ps += d; pq += d * (x - mean);
       }
       s += ps; q += pq;
     }
   }
   let t = wg_sum(vec2<f32>(s, q), li);
+  workgroupBarrier();
   if (li == 0u) {
     let o = pu(5u) + c; let rs = pu(6u);
     OUT[o] = t.x;
     OUT[o + rs] = t.y * invstd;
+    if (pu(21u) == 1u) { DGAMMA[pu(22u) + c] = t.y * invstd; }
+    part[0] = t;
+  }
+  workgroupBarrier();
+  let tot = part[0];
+  // dx = a*d + b*x + k
+  let a = gamma * invstd;
+  var b = 0.0; var k = 0.0;
+  if (TRAIN) {
+    let inv = pf(20u);
+    let mdy = tot.x * inv;                // mean of d
+    let mdg = tot.y * invstd * inv;       // mean of d * xhat
+    b = -a * invstd * mdg;
+    k = -a * mdy - b * mean;
+  }
+  for (var n = 0u; n < N; n++) {
+    let xb = pu(2u) + c * pu(4u) + n * pu(3u);
+    let db = pu(8u) + c * pu(10u) + n * pu(9u);
+    let ob = pu(17u) + c * pu(19u) + n * pu(18u);
+    if (VEC) {
+      let x4 = xb >> 2u; let d4 = db >> 2u;
+      for (var j = li; j < (HW >> 2u); j += WG) {
+        let x = X[x4 + j];
+        var v = a * masked(DY[d4 + j], x, scale, shift) + b * x + k;
+        let o = ob + 4u * j;
+        if (ACC) { v += vec4<f32>(DX[o], DX[o + 1u], DX[o + 2u], DX[o + 3u]); }
+        DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
+      }
+    } else {
+      for (var j = li; j < HW; j += WG) {
+        let x = xs(xb + j);
+        var v = a * masked(vec4<f32>(dys(db + j)), vec4<f32>(x), scale, shift).x + b * x + k;
+        if (ACC) { v += DX[ob + j]; }
+        DX[ob + j] = v;
+      }
+    }
   }
 }

@@ -3,11 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { Generator } from '../engine/random.js';
-import { batchNorm2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
+import { batchNorm2d, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
 import { linear } from '../engine/ops/linear.js';
-import { nd, slice, type ND } from './reference/ndarray.js';
+import { map, nd, slice, type ND } from './reference/ndarray.js';
 import * as R from './reference/layers.js';
 import { expectClose, gradCheck, randND, toND, toTensor, useEngine } from './helpers.js';
 
@@ -126,6 +126,60 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
       rtol: 2e-3,
       atol: 2e-4,
     });
+  });
+
+  // The fused BN-ReLU: vec4 and scalar paths (odd planes), a channel view, eval mode.
+  const reluRef = (t: ND) => map(t, (v) => Math.max(v, 0));
+  run.each([
+    [[3, 3, 5, 7]],
+    [[2, 4, 4, 4]],
+  ])('batchNormRelu2d: training forward and backward match relu(batch norm) for %j', async (shape) => {
+    setKernel();
+    const C = shape[1];
+    await gradCheck({
+      inputs: [randND(shape, 34, -1, 2), randND([C], 35, 0.5, 1.5), randND([C], 36)],
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => reluRef(R.batchNormTrain(x, g, b)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  run('batchNormRelu2d through a channel view, and in eval mode', async () => {
+    setKernel();
+    await gradCheck({
+      inputs: [randND([2, 9, 4, 6], 44), randND([5], 45, 0.5, 1.5), randND([5], 46)],
+      gpu: ([x, g, b]) => batchNormRelu2d(E.slice(x, 1, 2, 7), g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => reluRef(R.batchNormTrain(slice(x, 1, 2, 7), g, b)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+    const rmv = [0.3, -0.2, 1.1];
+    const rvv = [0.5, 2.0, 0.8];
+    const rm = toTensor(nd([3], rmv));
+    const rv = toTensor(nd([3], rvv));
+    await gradCheck({
+      inputs: [randND([3, 3, 5, 3], 54), randND([3], 55, 0.5, 1.5), randND([3], 56)],
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, rm, rv, { training: false }),
+      ref: ([x, g, b]) => reluRef(R.batchNorm(x, g, b, rmv, rvv)),
+    });
+    rm.dispose();
+    rv.dispose();
+  });
+
+  run('batchNormRelu2d equals relu(batchNorm2d) exactly, gradients included', async () => {
+    setKernel();
+    const shape = [4, 6, 5, 4];
+    const run2 = async (fused: boolean) => {
+      const [x, g, b] = [toTensor(randND(shape, 61), true), toTensor(randND([6], 62, 0.5, 1.5), true), toTensor(randND([6], 63), true)];
+      const y = fused ? batchNormRelu2d(x, g, b, null, null, { training: true }) : E.relu(batchNorm2d(x, g, b, null, null, { training: true }));
+      y.backward(toTensor(randND(shape, 64)));
+      const out = await Promise.all([y, x.grad!, g.grad!, b.grad!].map((t) => t.data()));
+      for (const t of [x, g, b, y]) t.dispose();
+      return out;
+    };
+    const [fused, plain] = [await run2(true), await run2(false)];
+    fused.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(plain[i])));
   });
 
   run('eval mode uses the running statistics, forward and backward', async () => {

@@ -25,7 +25,7 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormPrologue, batchNormStats,
+  batchNormBackwardRaw, batchNormEvalStats, batchNormPrologue, batchNormStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
@@ -172,11 +172,10 @@ function stageBackward(
   grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro, biasOut: db }) : null);
   // The gradient at the BN output, masked by the recomputed ReLU sign.
   const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: s.pro.scale, shift: s.pro.shift } });
-  const sums = batchNormGradSums(x, da, s.stats);
   const C = x.shape[1];
   // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
   const dgamma = empty([C], 'bn-grad');
-  batchNormBackwardDxRaw(x, da, s.stats, bn.gamma, sums, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
+  const { sums } = batchNormBackwardRaw(x, da, s.stats, bn.gamma, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
   da.dispose();
   grads.set(bn.beta, view(sums, [C], [1], sums.offset));
   grads.set(bn.gamma, dgamma);
