@@ -6,8 +6,8 @@
 //   5 GAMMA, 6 BETA (read), 7 DX (read_write), 8 DGAMMA (read_write). bn_stats uses 1 and 4 only; the
 //   others get any buffers (distinct ones for the writable bindings).
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view).
-//   Each invocation folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the
-//   partial of each plane added into its running total; then the workgroup sums the lanes.
+//   The invocations walk the channel's N planes as one flat range (vec4 units when VEC; see Walk), each
+//   folding its partial sums into its totals every FOLD steps; then the workgroup sums the lanes.
 //   bn_stats:    OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
 //                NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
 //                E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
@@ -44,32 +44,53 @@ var<workgroup> part: array<vec2<f32>, WG>;
 fn xs(i: u32) -> f32 { return X[i >> 2u][i & 3u]; }
 fn dys(i: u32) -> f32 { return DY[i >> 2u][i & 3u]; }
 
+// A channel's N planes walked as one flat range of units (a vec4 when VEC, else one float in .x with
+// .yzw = 0), so small planes still fill the lanes: unit f = li, li + WG, ... is (image n, unit j of its
+// plane), stepped without a division. Partial sums are folded into the totals every FOLD steps.
+const FOLD = 32u;
+struct Walk { n: u32, j: u32, dn: u32, dj: u32, q: u32 }
+fn walk_start(li: u32, q: u32) -> Walk {
+  let n = li / q;
+  let d = WG / q;
+  return Walk(n, li - n * q, d, WG - d * q, q);
+}
+fn walk_next(w: ptr<function, Walk>) {
+  (*w).j += (*w).dj; (*w).n += (*w).dn;
+  if ((*w).j >= (*w).q) { (*w).j -= (*w).q; (*w).n += 1u; }
+}
+fn units(HW: u32) -> u32 { return select(HW, HW >> 2u, VEC); }
+// Unit j of the plane at float offset `base` of X or DY.
+fn ld_x(base: u32, j: u32) -> vec4<f32> {
+  if (VEC) { return X[(base >> 2u) + j]; }
+  return vec4<f32>(xs(base + j), 0.0, 0.0, 0.0);
+}
+fn ld_dy(base: u32, j: u32) -> vec4<f32> {
+  if (VEC) { return DY[(base >> 2u) + j]; }
+  return vec4<f32>(dys(base + j), 0.0, 0.0, 0.0);
+}
+fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
 @compute @workgroup_size(WG)
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let c = wg.x;
   let N = pu(0u); let HW = pu(1u);
-  let cbase = pu(2u) + c * pu(4u);
+  let cbase = pu(2u) + c * pu(4u); let xsn = pu(3u);
   let K = xs(cbase);
+  // In scalar mode only .x is data.
+  let live = select(vec4<f32>(1.0, 0.0, 0.0, 0.0), vec4<f32>(1.0), VEC);
+  let Q = units(HW);
   var s = 0.0; var q = 0.0;
-  for (var n = 0u; n < N; n++) {
-    let base = cbase + n * pu(3u);
-    if (VEC) {
-      var ps = vec4<f32>(); var pq = vec4<f32>();
-      let b4 = base >> 2u;
-      for (var j = li; j < (HW >> 2u); j += WG) {
-        let v = X[b4 + j] - K;
-        ps += v; pq += v * v;
-      }
-      s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
-    } else {
-      var ps = 0.0; var pq = 0.0;
-      for (var j = li; j < HW; j += WG) {
-        let v = xs(base + j) - K;
-        ps += v; pq += v * v;
-      }
-      s += ps; q += pq;
-    }
+  var ps = vec4<f32>(); var pq = vec4<f32>();
+  var w = walk_start(li, Q);
+  var k = 0u;
+  for (var f = li; f < N * Q; f += WG) {
+    let v = (ld_x(cbase + w.n * xsn, w.j) - K) * live;
+    ps += v; pq += v * v;
+    k++;
+    if (k == FOLD) { s += hsum(ps); q += hsum(pq); ps = vec4<f32>(); pq = vec4<f32>(); k = 0u; }
+    walk_next(&w);
   }
+  s += hsum(ps); q += hsum(pq);
   let t = wg_sum(vec2<f32>(s, q), li);
   if (li == 0u) {
     let inv = 1.0 / f32(N * HW);
@@ -97,29 +118,23 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let gamma = GAMMA[pu(13u) + c * pu(14u)];
   let scale = invstd * gamma;
   let shift = BETA[pu(15u) + c * pu(16u)] - mean * scale;
+  let xb = pu(2u) + c * pu(4u); let xsn = pu(3u);
+  let db = pu(8u) + c * pu(10u); let dsn = pu(9u);
+  let Q = units(HW);
   var s = 0.0; var q = 0.0;
-  for (var n = 0u; n < N; n++) {
-    let xb = pu(2u) + c * pu(4u) + n * pu(3u);
-    let db = pu(8u) + c * pu(10u) + n * pu(9u);
-    if (VEC) {
-      var ps = vec4<f32>(); var pq = vec4<f32>();
-      let x4 = xb >> 2u; let d4 = db >> 2u;
-      for (var j = li; j < (HW >> 2u); j += WG) {
-        let x = X[x4 + j];
-        let d = masked(DY[d4 + j], x, scale, shift);
-        ps += d; pq += d * (x - mean);
-      }
-      s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
-    } else {
-      var ps = 0.0; var pq = 0.0;
-      for (var j = li; j < HW; j += WG) {
-        let x = xs(xb + j);
-        let d = masked(vec4<f32>(dys(db + j)), vec4<f32>(x), scale, shift).x;
-        ps += d; pq += d * (x - mean);
-      }
-      s += ps; q += pq;
-    }
+  var ps = vec4<f32>(); var pq = vec4<f32>();
+  var w = walk_start(li, Q);
+  var k = 0u;
+  // d is 0 in the unused components of scalar mode, so they add nothing.
+  for (var f = li; f < N * Q; f += WG) {
+    let x = ld_x(xb + w.n * xsn, w.j);
+    let d = masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift);
+    ps += d; pq += d * (x - mean);
+    k++;
+    if (k == FOLD) { s += hsum(ps); q += hsum(pq); ps = vec4<f32>(); pq = vec4<f32>(); k = 0u; }
+    walk_next(&w);
   }
+  s += hsum(ps); q += hsum(pq);
   let t = wg_sum(vec2<f32>(s, q), li);
   workgroupBarrier();
   if (li == 0u) {
@@ -133,34 +148,28 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let tot = part[0];
   // dx = a*d + b*x + k
   let a = gamma * invstd;
-  var b = 0.0; var k = 0.0;
+  var b = 0.0; var kk = 0.0;
   if (TRAIN) {
     let inv = pf(20u);
     let mdy = tot.x * inv;                // mean of d
     let mdg = tot.y * invstd * inv;       // mean of d * xhat
     b = -a * invstd * mdg;
-    k = -a * mdy - b * mean;
+    kk = -a * mdy - b * mean;
   }
-  for (var n = 0u; n < N; n++) {
-    let xb = pu(2u) + c * pu(4u) + n * pu(3u);
-    let db = pu(8u) + c * pu(10u) + n * pu(9u);
-    let ob = pu(17u) + c * pu(19u) + n * pu(18u);
+  let ob = pu(17u) + c * pu(19u); let osn = pu(18u);
+  w = walk_start(li, Q);
+  for (var f = li; f < N * Q; f += WG) {
+    let x = ld_x(xb + w.n * xsn, w.j);
+    var v = a * masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift) + b * x + kk;
     if (VEC) {
-      let x4 = xb >> 2u; let d4 = db >> 2u;
-      for (var j = li; j < (HW >> 2u); j += WG) {
-        let x = X[x4 + j];
-        var v = a * masked(DY[d4 + j], x, scale, shift) + b * x + k;
-        let o = ob + 4u * j;
-        if (ACC) { v += vec4<f32>(DX[o], DX[o + 1u], DX[o + 2u], DX[o + 3u]); }
-        DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
-      }
+      let o = ob + w.n * osn + 4u * w.j;
+      if (ACC) { v += vec4<f32>(DX[o], DX[o + 1u], DX[o + 2u], DX[o + 3u]); }
+      DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
     } else {
-      for (var j = li; j < HW; j += WG) {
-        let x = xs(xb + j);
-        var v = a * masked(vec4<f32>(dys(db + j)), vec4<f32>(x), scale, shift).x + b * x + k;
-        if (ACC) { v += DX[ob + j]; }
-        DX[ob + j] = v;
-      }
+      let o = ob + w.n * osn + w.j;
+      if (ACC) { v.x += DX[o]; }
+      DX[o] = v.x;
     }
+    walk_next(&w);
   }
 }
