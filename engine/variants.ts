@@ -185,3 +185,14 @@ export function targetWorkgroups(caps: Caps = currentCaps()): number {
 export function planeWorkgroupSize(caps: Caps = currentCaps()): number {
   return caps.isFallbackAdapter ? 8 : 64;
 }
+
+/**
+ * Images per workgroup of the per-channel plane kernels (pooling): a CPU adapter pays for every
+ * workgroup and runs only a few at once, so one workgroup takes as many images of its channel as still
+ * leaves targetWorkgroups() of them (small planes then fill the lanes); a GPU wants one workgroup per
+ * (channel, image).
+ */
+export function planeImagesPerWorkgroup(N: number, C: number, caps: Caps = currentCaps()): number {
+  if (!caps.isFallbackAdapter) return 1;
+  return Math.max(1, Math.min(N, Math.floor((N * C) / targetWorkgroups(caps))));
+}

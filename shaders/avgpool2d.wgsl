@@ -1,8 +1,8 @@
 // avgpool2d.wgsl: average pooling (count_include_pad = true, floor mode) and adaptive average pooling
 // over NCHW, forward and backward.
 // Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write, contiguous: y, or dx).
-// Dispatch (helpers and parameter layout in pool_common.wgsl, composed after this body): one workgroup
-//   per (channel c, image n) = workgroup_id (x, y), its invocations walking the plane: forward, one
+// Dispatch (helpers, parameter layout and the walk in pool_common.wgsl, composed after this body): one
+//   workgroup per (channel, group of images), its invocations walking the images' planes: forward, one
 //   invocation per output; backward, one per 2x2 cell of dx (cell_origin), summing in window order over
 //   the windows that overlap the cell, each read once (a gather, so no atomics).
 //   avg_pool_fwd/bwd:      windows start at o*s - p and span k; the divisor is kh*kw (in floor mode with
@@ -17,16 +17,14 @@ override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x; let n = wg.y;
-  let H = pi(2u); let W = pi(3u); let OW = pu(5u);
-  let plane = pu(4u) * OW;
+  let c = wg.x;
+  let H = pi(2u); let W = pi(3u); let OH = pu(4u); let OW = pu(5u);
   let st_h = pu(8u); let st_w = pu(9u); let kh = pi(6u); let kw = pi(7u); let ph = pi(10u); let pw = pi(11u);
-  let base = pu(12u) + n * pu(13u) + c * pu(14u);
   let sh = pu(15u); let sw = pu(16u);
-  let obase = (n * pu(1u) + c) * plane;
   let inv = 1.0 / f32(kh * kw);
-  var at = walk_start(li, OW);
-  for (var p = li; p < plane; p += WG) {
+  for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
+    let n = at.n;
+    let base = pu(12u) + n * pu(13u) + c * pu(14u);
     let hs = i32(at.row * st_h) - ph;
     let ws = i32(at.col * st_w) - pw;
     let h0 = u32(max(hs, 0)); let h1 = u32(min(hs + kh, H));
@@ -35,8 +33,7 @@ fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     for (var h = h0; h < h1; h++) {
       for (var w = w0; w < w1; w++) { acc += A[base + h * sh + w * sw]; }
     }
-    OUT[obase + p] = acc * inv;
-    walk_next(&at);
+    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = acc * inv;
   }
 }
 
@@ -65,31 +62,24 @@ fn avg_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
 
 @compute @workgroup_size(WG)
 fn avg_pool_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  var at = walk_start(li, pu(18u));
-  for (var j = li; j < pu(17u) * pu(18u); j += WG) {
-    avg_bwd_cell(wg.y, wg.x, cell_origin(at));
-    walk_next(&at);
-  }
+  for (var at = walk_start(wg, li, pu(17u), pu(18u)); walk_more(at); walk_next(&at)) { avg_bwd_cell(at.n, wg.x, cell_origin(at)); }
 }
 
 @compute @workgroup_size(WG)
 fn adaptive_avg_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x; let n = wg.y;
+  let c = wg.x;
   let H = pu(2u); let W = pu(3u); let OH = pu(4u); let OW = pu(5u);
-  let plane = OH * OW;
-  let base = pu(12u) + n * pu(13u) + c * pu(14u);
   let sh = pu(15u); let sw = pu(16u);
-  let obase = (n * pu(1u) + c) * plane;
-  var at = walk_start(li, OW);
-  for (var p = li; p < plane; p += WG) {
+  for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
+    let n = at.n;
+    let base = pu(12u) + n * pu(13u) + c * pu(14u);
     let h0 = at.row * H / OH; let h1 = ((at.row + 1u) * H + OH - 1u) / OH;
     let w0 = at.col * W / OW; let w1 = ((at.col + 1u) * W + OW - 1u) / OW;
     var acc = 0.0;
     for (var h = h0; h < h1; h++) {
       for (var w = w0; w < w1; w++) { acc += A[base + h * sh + w * sw]; }
     }
-    OUT[obase + p] = acc / f32((h1 - h0) * (w1 - w0));
-    walk_next(&at);
+    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = acc / f32((h1 - h0) * (w1 - w0));
   }
 }
 
@@ -119,9 +109,5 @@ fn adaptive_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
 
 @compute @workgroup_size(WG)
 fn adaptive_avg_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  var at = walk_start(li, pu(18u));
-  for (var j = li; j < pu(17u) * pu(18u); j += WG) {
-    adaptive_bwd_cell(wg.y, wg.x, cell_origin(at));
-    walk_next(&at);
-  }
+  for (var at = walk_start(wg, li, pu(17u), pu(18u)); walk_more(at); walk_next(&at)) { adaptive_bwd_cell(at.n, wg.x, cell_origin(at)); }
 }

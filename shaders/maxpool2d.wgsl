@@ -3,7 +3,7 @@
 //   arg-max of each output as a plane index h*W + w stored as f32; written by forward, read by backward).
 // Dispatch (helpers and parameter layout in pool_common.wgsl, composed after this body); OUT and IDX
 //   are contiguous.
-//   One workgroup per (channel c, image n) = workgroup_id (x, y), its invocations walking the plane.
+//   Workgroup (channel, group of images), its invocations walking the images' planes (pool_common.wgsl).
 //   max_pool_fwd: one invocation per output; y = max over the window's in-bounds elements, scanning rows
 //                 then columns; the first maximum wins, and a NaN wins over everything (as PyTorch's
 //                 `val > max || isnan(val)`).
@@ -20,15 +20,13 @@ fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u
 
 @compute @workgroup_size(WG)
 fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x; let n = wg.y;
-  let H = pi(2u); let W = pi(3u); let OW = pu(5u);
-  let plane = pu(4u) * OW;
+  let c = wg.x;
+  let H = pi(2u); let W = pi(3u); let OH = pu(4u); let OW = pu(5u);
   let st_h = pu(8u); let st_w = pu(9u); let kh = pi(6u); let kw = pi(7u); let ph = pi(10u); let pw = pi(11u);
-  let base = pu(12u) + n * pu(13u) + c * pu(14u);
   let sh = pu(15u); let sw = pu(16u);
-  let obase = (n * pu(1u) + c) * plane;
-  var at = walk_start(li, OW);
-  for (var p = li; p < plane; p += WG) {
+  for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
+    let n = at.n;
+    let base = pu(12u) + n * pu(13u) + c * pu(14u);
     let hs = i32(at.row * st_h) - ph;
     let ws = i32(at.col * st_w) - pw;
     let h0 = u32(max(hs, 0)); let h1 = u32(min(hs + kh, H));
@@ -41,9 +39,9 @@ fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         if ((v > best) | is_nan(v)) { best = v; bi = h * u32(W) + w; }
       }
     }
-    OUT[obase + p] = best;
-    IDX[obase + p] = f32(bi);
-    walk_next(&at);
+    let o = ((n * pu(1u) + c) * OH + at.row) * OW + at.col;
+    OUT[o] = best;
+    IDX[o] = f32(bi);
   }
 }
 
@@ -71,9 +69,5 @@ fn max_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
 
 @compute @workgroup_size(WG)
 fn max_pool_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  var at = walk_start(li, pu(18u));
-  for (var j = li; j < pu(17u) * pu(18u); j += WG) {
-    max_bwd_cell(wg.y, wg.x, cell_origin(at));
-    walk_next(&at);
-  }
+  for (var at = walk_start(wg, li, pu(17u), pu(18u)); walk_more(at); walk_next(&at)) { max_bwd_cell(at.n, wg.x, cell_origin(at)); }
 }

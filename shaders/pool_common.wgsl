@@ -3,6 +3,7 @@
 //   0 N  1 C  2 H  3 W  4 OH  5 OW  6 kh  7 kw  8 sh  9 sw  10 ph  11 pw
 //   12 A offset  13 A stride n  14 A stride c  15 A stride h  16 A stride w
 //   17 cell rows CH  18 cells per row CW  19 cell row shift ah  20 cell column shift aw (backward kernels)
+//   21 images per workgroup G
 
 // x / d for small x (< 2^22) without an integer division (scalarised on CPU adapters): a float estimate
 // with rcp = 1/d, corrected by one step either way.
@@ -12,21 +13,26 @@ fn div_small(x: u32, d: u32, rcp: f32) -> u32 {
   return select(q, q + 1u, (q + 1u) * d <= x);
 }
 
-// Walks a plane of width `width`: (row, col) of element p = li, li + WG, ..., stepping
-// the row and column without a division per element.
-struct Walk { row: u32, col: u32, drow: u32, dcol: u32, width: u32 }
-fn walk_start(li: u32, width: u32) -> Walk {
-  let r = li / width;
-  let d = WG / width;
-  return Walk(r, li - r * width, d, WG - d * width, width);
+// Dispatch of every kernel: workgroup (x, y) = (channel c, group g of G = word 21 images); its
+// invocations walk the (image n, row, col) positions of images [g*G, min(N, g*G + G)) of the channel
+// (outputs in forward, 2x2 cells of dx in backward), position f = li, li + WG, ..., stepping the image,
+// row and column without a division per position.
+struct Walk { n: u32, row: u32, col: u32, n1: u32, dn: u32, drow: u32, dcol: u32, rows: u32, cols: u32 }
+fn walk_start(wg: vec3<u32>, li: u32, rows: u32, cols: u32) -> Walk {
+  let G = pu(21u); let plane = rows * cols;
+  let n0 = wg.y * G;
+  let r = li % plane;
+  let dr = WG % plane;
+  return Walk(n0 + li / plane, r / cols, r % cols, min(n0 + G, pu(0u)), WG / plane, dr / cols, dr % cols, rows, cols);
 }
+fn walk_more(w: Walk) -> bool { return w.n < w.n1; }
 fn walk_next(w: ptr<function, Walk>) {
-  (*w).col += (*w).dcol; (*w).row += (*w).drow;
-  if ((*w).col >= (*w).width) { (*w).col -= (*w).width; (*w).row += 1u; }
+  (*w).col += (*w).dcol; (*w).row += (*w).drow; (*w).n += (*w).dn;
+  if ((*w).col >= (*w).cols) { (*w).col -= (*w).cols; (*w).row += 1u; }
+  if ((*w).row >= (*w).rows) { (*w).row -= (*w).rows; (*w).n += 1u; }
 }
 
-// Backward kernels: one workgroup per (channel c, image n) = workgroup_id (x, y), its invocations
-// walking the plane's CH*CW cells of 2x2 dx pixels. Cell (cy, cx) holds input rows r0, r0 + 1 with
+// Backward kernels walk the CH*CW cells of 2x2 dx pixels of each image. Cell (cy, cx) holds input rows r0, r0 + 1 with
 // r0 = 2*cy - ah and columns q0, q0 + 1 with q0 = 2*cx - aw; the shift (1 for stride 2 with odd padding,
 // else 0) lines cells up with stride-2 windows, so each window overlapping a cell is read once for its
 // four pixels.

@@ -6,6 +6,7 @@ import { Generator } from '../engine/random.js';
 import { batchNorm2d, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
+import { planeImagesPerWorkgroup } from '../engine/variants.js';
 import { linear } from '../engine/ops/linear.js';
 import { map, nd, slice, type ND } from './reference/ndarray.js';
 import * as R from './reference/layers.js';
@@ -254,6 +255,9 @@ describe('maxPool2d', () => {
     [[3, 2, 5, 5], 3, 1, 1],
     [[1, 3, 9, 8], [5, 3], [3, 2], [2, 1]],
     [[2, 2, 7, 6], [2, 4], [2, 3], [0, 2]],
+    // On a CPU adapter a workgroup walks several images of a channel (engine/variants.ts
+    // planeImagesPerWorkgroup): 5 images of 8 channels make groups of 2, the last one short.
+    [[5, 8, 7, 6], 3, 2, 1],
   ];
   const p2 = (v: number | P2): P2 => (typeof v === 'number' ? [v, v] : v);
 
@@ -263,6 +267,13 @@ describe('maxPool2d', () => {
       gpu: ([x]) => maxPool2d(x, { kernel: k, stride: s, padding: p }),
       ref: ([x]) => R.maxPool(x, p2(k), p2(s ?? k), p2(p)),
     });
+  });
+
+  it('walks several images per workgroup on CPU adapters only', () => {
+    const features = E.gpu().features;
+    expect(planeImagesPerWorkgroup(8, 64, { features, isFallbackAdapter: true })).toBe(8);
+    expect(planeImagesPerWorkgroup(5, 8, { features, isFallbackAdapter: true })).toBe(2);
+    expect(planeImagesPerWorkgroup(8, 64, { features, isFallbackAdapter: false })).toBe(1);
   });
 
   it('routes the gradient to the first maximum when the window has ties', async () => {
@@ -318,6 +329,7 @@ describe('avgPool2d', () => {
     [[2, 5, 6, 7], [3, 2], [2, 1], [1, 1]],
     [[2, 3, 11, 10], 4, 3, 2],
     [[1, 4, 9, 7], [5, 3], [2, 3], [1, 0]],
+    [[5, 8, 6, 7], 2, 2, 0],
   ] as Array<[number[], number | P2, number | P2, number | P2]>)('forward and backward for %j kernel %j stride %j padding %j', async (shape, k, s, p) => {
     await gradCheck({
       inputs: [randND(shape, 13)],
@@ -351,6 +363,7 @@ describe('adaptiveAvgPool2d', () => {
     [[1, 3, 1, 1], [2, 2]],
     [[3, 2, 7, 5], [2, 3]],
     [[1, 2, 3, 2], [5, 3]],
+    [[5, 8, 5, 3], [2, 2]],
   ] as Array<[number[], P2]>)('forward and backward for %j to %j', async (shape, [oh, ow]) => {
     await gradCheck({
       inputs: [randND(shape, 15)],

@@ -9,7 +9,7 @@ import { compose, dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js
 import { fmt, pair } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
-import { planeWorkgroupSize } from '../variants.js';
+import { planeImagesPerWorkgroup, planeWorkgroupSize } from '../variants.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
 import avgSrc from '../../shaders/avgpool2d.wgsl';
 import commonSrc from '../../shaders/pool_common.wgsl';
@@ -65,14 +65,16 @@ function poolParams(a: Tensor, [N, C, H, W]: readonly number[], g: Geometry): Ui
   return p;
 }
 
-/** Runs a forward `entry` with one workgroup per (c, n) plane. */
+/** Runs `entry` with one workgroup per (channel, group of images) (see engine/variants.ts). */
 function run(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], N: number, C: number): void {
-  dispatch({ shader, entry, constants: { WG: workgroupSize() } }, { params: p, buffers: buffers.map((t) => t.buffer), workgroups: [C, N] });
+  const G = planeImagesPerWorkgroup(N, C);
+  p[21] = G;
+  dispatch({ shader, entry, constants: { WG: workgroupSize() } }, { params: p, buffers: buffers.map((t) => t.buffer), workgroups: [C, Math.ceil(N / G)] });
 }
 
 /**
- * Runs a backward `entry` with one workgroup per (c, n) plane, its invocations walking the plane's 2x2
- * cells of input pixels (pool_common.wgsl). With stride 2 the cells are shifted by the padding's parity
+ * Runs a backward `entry` (see run()), its invocations walking the 2x2 cells of input pixels
+ * (pool_common.wgsl). With stride 2 the cells are shifted by the padding's parity
  * so that they line up with the windows.
  */
 function runCells(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], [N, C, H, W]: readonly number[], g: Geometry): void {
