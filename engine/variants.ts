@@ -187,7 +187,7 @@ export function planeWorkgroupSize(caps: Caps = currentCaps()): number {
 }
 
 /**
- * Images per workgroup of the per-channel plane kernels (pooling): a CPU adapter pays for every
+ * Images per workgroup of the per-channel plane kernels (pooling, batch norm's apply): a CPU adapter pays for every
  * workgroup and runs only a few at once, so one workgroup takes as many images of its channel as still
  * leaves targetWorkgroups() of them (small planes then fill the lanes); a GPU wants one workgroup per
  * (channel, image).

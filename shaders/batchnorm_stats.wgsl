@@ -1,10 +1,10 @@
-// batchnorm_stats.wgsl: per-channel reductions of batch norm. How the lanes of a workgroup are summed,
+// batchnorm_stats.wgsl: batch norm's per-channel kernels: its reductions, its backward and its apply. How the lanes of a workgroup are summed,
 // wg_sum(v, li) (the total returned to invocation 0), is a snippet composed with this body
 // (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
 // batchnorm_stats_subgroup.wgsl (subgroupAdd, then one workgroup-memory step; needs `subgroups`).
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
-//   5 GAMMA, 6 BETA (read), 7 DX (read_write), 8 DGAMMA (read_write). bn_stats uses 1 and 4 only; the
-//   others get any buffers (distinct ones for the writable bindings).
+//   5 GAMMA, 6 BETA (read), 7 DX (read_write: dx, or bn_apply's output), 8 DGAMMA (read_write). Unused
+//   bindings get any buffers (distinct ones for the writable bindings).
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view).
 //   The invocations walk the channel's N planes as one flat range (vec4 units when VEC; see Walk), each
 //   folding its partial sums into its totals every FOLD steps; then the workgroup sums the lanes.
@@ -22,7 +22,7 @@
 // Parameters: 0 N  1 HW  2 x offset  3 x stride n  4 x stride c  5 out column offset oc  6 out row stride rs
 //   7 eps (f32)  8 dy offset  9 dy stride n  10 dy stride c  11 stats column offset  12 stats row stride
 //   13 gamma offset  14 gamma stride  15 beta offset  16 beta stride  17 dx offset  18 dx stride n
-//   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)
+//   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)  23 images per workgroup G (bn_apply)
 //   Offsets and strides are in floats; with VEC they are multiples of 4 and HW too.
 override WG: u32 = 64u;
 override VEC: bool = true;
@@ -49,10 +49,10 @@ fn dys(i: u32) -> f32 { return DY[i >> 2u][i & 3u]; }
 // plane), stepped without a division. Partial sums are folded into the totals every FOLD steps.
 const FOLD = 32u;
 struct Walk { n: u32, j: u32, dn: u32, dj: u32, q: u32 }
-fn walk_start(li: u32, q: u32) -> Walk {
+fn walk_start(li: u32, q: u32, n0: u32) -> Walk {
   let n = li / q;
   let d = WG / q;
-  return Walk(n, li - n * q, d, WG - d * q, q);
+  return Walk(n0 + n, li - n * q, d, WG - d * q, q);
 }
 fn walk_next(w: ptr<function, Walk>) {
   (*w).j += (*w).dj; (*w).n += (*w).dn;
@@ -81,7 +81,7 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
   let Q = units(HW);
   var s = 0.0; var q = 0.0;
   var ps = vec4<f32>(); var pq = vec4<f32>();
-  var w = walk_start(li, Q);
+  var w = walk_start(li, Q, 0u);
   var k = 0u;
   for (var f = li; f < N * Q; f += WG) {
     let v = (ld_x(cbase + w.n * xsn, w.j) - K) * live;
@@ -100,6 +100,34 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     OUT[o] = K + m;
     OUT[o + rs] = inverseSqrt(v + pf(7u));
     OUT[o + 2u * rs] = v;
+  }
+}
+
+// bn_apply: workgroup (x, y) = (channel c, group y of G = word 23 images): DX = fma(x, scale, shift)
+// over images [y*G, min(N, y*G + G)), with scale = invstd * gamma and shift = beta - mean * scale (with
+// RELU, max(that, 0); NaN stays NaN), into the view at words 17-19.
+@compute @workgroup_size(WG)
+fn bn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let c = wg.x;
+  let N = pu(0u); let HW = pu(1u); let G = pu(23u);
+  let sc = pu(11u) + c; let srs = pu(12u);
+  let scale = ST[sc + srs] * GAMMA[pu(13u) + c * pu(14u)];
+  let shift = BETA[pu(15u) + c * pu(16u)] - ST[sc] * scale;
+  let xb = pu(2u) + c * pu(4u); let xsn = pu(3u);
+  let ob = pu(17u) + c * pu(19u); let osn = pu(18u);
+  let Q = units(HW);
+  let n0 = wg.y * G;
+  var w = walk_start(li, Q, n0);
+  for (var f = li; f < (min(N, n0 + G) - n0) * Q; f += WG) {
+    var v = fma(ld_x(xb + w.n * xsn, w.j), vec4<f32>(scale), vec4<f32>(shift));
+    if (RELU) { v = select(v, vec4<f32>(), v <= vec4<f32>()); }
+    if (VEC) {
+      let o = ob + w.n * osn + 4u * w.j;
+      DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
+    } else {
+      DX[ob + w.n * osn + w.j] = v.x;
+    }
+    walk_next(&w);
   }
 }
 
@@ -123,7 +151,7 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let Q = units(HW);
   var s = 0.0; var q = 0.0;
   var ps = vec4<f32>(); var pq = vec4<f32>();
-  var w = walk_start(li, Q);
+  var w = walk_start(li, Q, 0u);
   var k = 0u;
   // d is 0 in the unused components of scalar mode, so they add nothing.
   for (var f = li; f < N * Q; f += WG) {
@@ -157,7 +185,7 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     kk = -a * mdy - b * mean;
   }
   let ob = pu(17u) + c * pu(19u); let osn = pu(18u);
-  w = walk_start(li, Q);
+  w = walk_start(li, Q, 0u);
   for (var f = li; f < N * Q; f += WG) {
     let x = ld_x(xb + w.n * xsn, w.j);
     var v = a * masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift) + b * x + kk;

@@ -17,7 +17,7 @@ import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { compose, dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, heuristicVariant, planeWorkgroupSize, type VariantName } from '../variants.js';
+import { forceVariant, heuristicVariant, planeImagesPerWorkgroup, planeWorkgroupSize, type VariantName } from '../variants.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor, view } from '../tensor.js';
@@ -109,7 +109,7 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   p.set([rv.offset, rv.strides[0]], 21);
   dispatch(
     { shader: bnShader, entry: 'bn_eval_stats' },
-    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
+    { params: p, buffers: [rm.buffer, rv.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
   );
   return stats;
 }
@@ -200,12 +200,15 @@ export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta:
   checkGrid('batchNorm2d', x);
   const xp = planar(x);
   const out = empty([N, C, H, W]);
+  const G = planeImagesPerWorkgroup(N, C);
   const p = new Uint32Array(PARAM_WORDS);
-  p.set([N, C, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
-    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0]]);
+  p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
+    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0], out.offset, out.strides[0], out.strides[1]]);
+  p[23] = G;
+  const d = spares();
   dispatch(
-    { shader: bnShader, entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0, RELU: relu ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer], workgroups: [C, N] },
+    { shader: statsKernel(), entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0, RELU: relu ? 1 : 0 } },
+    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, d[0], gamma.buffer, beta.buffer, out.buffer, d[1]], workgroups: [C, Math.ceil(N / G)] },
   );
   if (xp !== x) xp.dispose();
   return out;
