@@ -11,24 +11,27 @@
 //   bn_stats:    OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
 //                NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
 //                E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
-//   bn_backward: batch norm's whole backward for the channel: with d = dy (RELU = 0), or d = dy where
+//   bn_backward: batch norm's backward for the channel, with d = dy (RELU = 0), or d = dy where
 //                x * scale + shift > 0 (RELU = 1: the gradient through a ReLU after the batch norm,
-//                scale = invstd * gamma and shift = beta - mean * scale as bn_apply computes them),
-//                first OUT[oc + c] = sum(d), OUT[oc + rs + c] = sum(d * (x - mean)) * invstd (the
-//                gradients of beta and gamma; also into DGAMMA[dg] when word 22 is 1), then, with every
-//                lane given the sums, DX = gamma * invstd * (d - sum(d)/M - xhat * sum(d xhat)/M), M = N*HW
-//                (TRAIN = 1), or gamma * invstd * d with the statistics held fixed (TRAIN = 0); with ACC
-//                added to what DX holds (the dense block's gradient buffer).
+//                scale = invstd * gamma and shift = beta - mean * scale as bn_apply computes them):
+//                first the sums OUT[oc + c] = sum(d), OUT[oc + rs + c] = sum(d * (x - mean)) * invstd
+//                (the gradients of beta and gamma; also into DGAMMA[dg] when word 21 is 1), then
+//                DX = gamma * invstd * (d - sum(d)/M - xhat * sum(d xhat)/M), M = N*HW (TRAIN = 1), or
+//                gamma * invstd * d with the statistics held fixed (TRAIN = 0); with ACC added to what
+//                DX holds (the dense block's gradient buffer). PHASE 0 does both in one workgroup per
+//                channel (G = N); PHASE 1 only the sums; PHASE 2 only dx, from the sums in OUT, with
+//                workgroup (x, y) = (channel, group y of G images) (engine/variants.ts bnBackward).
 // Parameters: 0 N  1 HW  2 x offset  3 x stride n  4 x stride c  5 out column offset oc  6 out row stride rs
 //   7 eps (f32)  8 dy offset  9 dy stride n  10 dy stride c  11 stats column offset  12 stats row stride
 //   13 gamma offset  14 gamma stride  15 beta offset  16 beta stride  17 dx offset  18 dx stride n
-//   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)  23 images per workgroup G (bn_apply)
+//   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)  23 images per workgroup G
 //   Offsets and strides are in floats; with VEC they are multiples of 4 and HW too.
 override WG: u32 = 64u;
 override VEC: bool = true;
 override TRAIN: bool = true;
 override ACC: bool = false;
 override RELU: bool = false;
+override PHASE: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> DY: array<vec4<f32>>;
@@ -149,44 +152,52 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let xb = pu(2u) + c * pu(4u); let xsn = pu(3u);
   let db = pu(8u) + c * pu(10u); let dsn = pu(9u);
   let Q = units(HW);
-  var s = 0.0; var q = 0.0;
-  var ps = vec4<f32>(); var pq = vec4<f32>();
-  var w = walk_start(li, Q, 0u);
-  var k = 0u;
-  // d is 0 in the unused components of scalar mode, so they add nothing.
-  for (var f = li; f < N * Q; f += WG) {
-    let x = ld_x(xb + w.n * xsn, w.j);
-    let d = masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift);
-    ps += d; pq += d * (x - mean);
-    k++;
-    if (k == FOLD) { s += hsum(ps); q += hsum(pq); ps = vec4<f32>(); pq = vec4<f32>(); k = 0u; }
-    walk_next(&w);
+  let o = pu(5u) + c; let rs = pu(6u);
+  // g = (sum(d), sum(d * xhat)): computed here (PHASE 0, 1) or read back from OUT (PHASE 2).
+  var g = vec2<f32>();
+  if (PHASE != 2u) {
+    var s = 0.0; var q = 0.0;
+    var ps = vec4<f32>(); var pq = vec4<f32>();
+    var w = walk_start(li, Q, 0u);
+    var k = 0u;
+    // d is 0 in the unused components of scalar mode, so they add nothing.
+    for (var f = li; f < N * Q; f += WG) {
+      let x = ld_x(xb + w.n * xsn, w.j);
+      let d = masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift);
+      ps += d; pq += d * (x - mean);
+      k++;
+      if (k == FOLD) { s += hsum(ps); q += hsum(pq); ps = vec4<f32>(); pq = vec4<f32>(); k = 0u; }
+      walk_next(&w);
+    }
+    s += hsum(ps); q += hsum(pq);
+    let t = wg_sum(vec2<f32>(s, q), li);
+    workgroupBarrier();
+    if (li == 0u) {
+      OUT[o] = t.x;
+      OUT[o + rs] = t.y * invstd;
+      if (pu(21u) == 1u) { DGAMMA[pu(22u) + c] = t.y * invstd; }
+      part[0] = vec2<f32>(t.x, t.y * invstd);
+    }
+    workgroupBarrier();
+    g = part[0];
+    if (PHASE == 1u) { return; }
+  } else {
+    g = vec2<f32>(OUT[o], OUT[o + rs]);
   }
-  s += hsum(ps); q += hsum(pq);
-  let t = wg_sum(vec2<f32>(s, q), li);
-  workgroupBarrier();
-  if (li == 0u) {
-    let o = pu(5u) + c; let rs = pu(6u);
-    OUT[o] = t.x;
-    OUT[o + rs] = t.y * invstd;
-    if (pu(21u) == 1u) { DGAMMA[pu(22u) + c] = t.y * invstd; }
-    part[0] = t;
-  }
-  workgroupBarrier();
-  let tot = part[0];
   // dx = a*d + b*x + k
   let a = gamma * invstd;
   var b = 0.0; var kk = 0.0;
   if (TRAIN) {
     let inv = pf(20u);
-    let mdy = tot.x * inv;                // mean of d
-    let mdg = tot.y * invstd * inv;       // mean of d * xhat
+    let mdy = g.x * inv;                  // mean of d
+    let mdg = g.y * inv;                  // mean of d * xhat
     b = -a * invstd * mdg;
     kk = -a * mdy - b * mean;
   }
   let ob = pu(17u) + c * pu(19u); let osn = pu(18u);
-  w = walk_start(li, Q, 0u);
-  for (var f = li; f < N * Q; f += WG) {
+  let n0 = wg.y * pu(23u);
+  var w = walk_start(li, Q, n0);
+  for (var f = li; f < (min(N, n0 + pu(23u)) - n0) * Q; f += WG) {
     let x = ld_x(xb + w.n * xsn, w.j);
     var v = a * masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift) + b * x + kk;
     if (VEC) {

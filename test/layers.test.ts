@@ -1,9 +1,9 @@
 // Layer ops (batch norm, pooling, cross-entropy, linear, SGD) against the float64 CPU reference.
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { Generator } from '../engine/random.js';
-import { batchNorm2d, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
+import { batchNorm2d, batchNormBackwardRaw, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
 import { planeImagesPerWorkgroup } from '../engine/variants.js';
@@ -200,6 +200,49 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     expectClose(await rm.data(), nd([C], rmv), { what: 'running mean unchanged in eval' });
     rm.dispose();
     rv.dispose();
+  });
+});
+
+describe.each(E.allVariants('bnBackward'))('batch norm backward (%s)', (variant) => {
+  const force = () => E.forceVariant('bnBackward', variant);
+  afterEach(() => E.forceVariant('bnBackward', null));
+
+  it.each([
+    [[3, 3, 5, 7]],
+    // 5 images of 8 channels: dx in groups of 2 images on CPU adapters, the last one short
+    [[5, 8, 4, 4]],
+  ])('training backward of batchNorm2d and batchNormRelu2d matches the reference for %j', async (shape) => {
+    force();
+    const C = shape[1];
+    const inputs = () => [randND(shape, 71, -1, 2), randND([C], 72, 0.5, 1.5), randND([C], 73)];
+    await gradCheck({ inputs: inputs(), gpu: ([x, g, b]) => batchNorm2d(x, g, b, null, null, { training: true }), ref: ([x, g, b]) => R.batchNormTrain(x, g, b), rtol: 2e-3, atol: 2e-4 });
+    await gradCheck({
+      inputs: inputs(),
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => map(R.batchNormTrain(x, g, b), (v) => Math.max(v, 0)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  it.runIf(variant === 'split')('adds dx into a channel view of a gradient buffer exactly as the fused variant does', async () => {
+    const [N, Cb, C, H, W] = [5, 12, 8, 4, 6];
+    const buf = toTensor(randND([N, Cb, H, W], 81));
+    const x = E.slice(buf, 1, 2, 2 + C);
+    const dy = toTensor(randND([N, C, H, W], 82));
+    const gamma = toTensor(randND([C], 83, 0.5, 1.5));
+    const stats = batchNormStats(x);
+    const results: number[][] = [];
+    for (const v of E.allVariants('bnBackward')) {
+      E.forceVariant('bnBackward', v);
+      const grad = toTensor(randND([N, Cb, H, W], 84));
+      const dgamma = E.empty([C]);
+      const { sums } = batchNormBackwardRaw(x, dy, stats, gamma, true, { out: E.slice(grad, 1, 3, 3 + C), accumulate: true, dgammaOut: dgamma });
+      results.push([...(await grad.data()), ...(await sums.data()), ...(await dgamma.data())]);
+      for (const t of [grad, dgamma, sums]) t.dispose();
+    }
+    expect(results[0]).toEqual(results[1]);
+    for (const t of [buf, x, dy, gamma, stats]) t.dispose();
   });
 });
 

@@ -5,8 +5,8 @@
 // shifted sums, see batchnorm_stats.wgsl), the running statistics and the batch counter are updated in
 // place in one dispatch (with the unbiased variance, as PyTorch; batchnorm_update.wgsl), and bn_apply
 // normalises. Eval: the statistics come from the running
-// ones. Backward: one dispatch, one workgroup per channel: the sums (sum(dy), sum(dy * xhat): the
-// gradients of beta and gamma), then dx (the full batch-statistics gradient in training).
+// ones. Backward: the sums (sum(dy), sum(dy * xhat): the gradients of beta and gamma), then dx (the full
+// batch-statistics gradient in training), in one dispatch (a workgroup per channel) or two.
 // batchNormRelu2d fuses a following ReLU into the same kernels (its mask recomputed in backward).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
 // other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
@@ -229,8 +229,8 @@ export interface BnBackwardOptions {
 }
 
 /**
- * Batch norm's backward in one dispatch (one workgroup per channel, bn_backward in
- * batchnorm_stats.wgsl): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the gradients of beta
+ * Batch norm's backward (bn_backward in batchnorm_stats.wgsl; one dispatch, or two on GPUs, see
+ * engine/variants.ts bnBackward): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the gradients of beta
  * and gamma) and dx from dy (both with contiguous planes), the statistics and gamma: the full
  * batch-statistics gradient when `training`, else gamma * invstd * dy. No autograd.
  */
@@ -254,10 +254,17 @@ export function batchNormBackwardRaw(
     dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0]);
   const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
   const constants = { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0, RELU: reluBeta ? 1 : 0 };
-  dispatch(
-    { shader: statsKernel(), entry: 'bn_backward', constants },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, sums.buffer, gamma.buffer, beta.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]], workgroups: [C] },
-  );
+  const buffers = [x.buffer, dy.buffer, stats.buffer, sums.buffer, gamma.buffer, beta.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]];
+  const shader = statsKernel();
+  if (selectVariant('bnBackward', '') === 'fused') {
+    p[23] = N;
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 0 } }, { params: p, buffers, workgroups: [C] });
+  } else {
+    const G = planeImagesPerWorkgroup(N, C);
+    p[23] = G;
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 1 } }, { params: p, buffers, workgroups: [C] });
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 2 } }, { params: p, buffers, workgroups: [C, Math.ceil(N / G)] });
+  }
   return { dx: o, sums };
 }
 
