@@ -150,7 +150,8 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
       if (input !== xin) input.dispose();
       if (!last) input = y;
     });
-    if (shared) batchNormStats(out, a.eps, { stats: shared, channel: cin });
+    // The new channels' statistics, for the layers after this one (the last layer's are read by none).
+    if (shared && i < L - 1) batchNormStats(out, a.eps, { stats: shared, channel: cin });
     saved.push(layerSaved);
     xin.dispose();
     out.dispose();
