@@ -1,13 +1,16 @@
-// batchnorm_stats.wgsl: batch norm's per-channel kernels: its reductions, its backward and its apply. How the lanes of a workgroup are summed,
-// wg_sum(v, li) (the total returned to invocation 0), is a snippet composed with this body
-// (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
+// batchnorm_stats.wgsl: batch norm's per-channel kernels: its reductions, its backward and its apply.
+// How the lanes of a workgroup are summed, wg_sum(v, li) (the total returned to invocation 0), is a
+// snippet composed with this body (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
 // batchnorm_stats_subgroup.wgsl (subgroupAdd, then one workgroup-memory step; needs `subgroups`).
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
 //   5 GAMMA, 6 BETA (read), 7 DX (read_write: dx, or bn_apply's output), 8 DGAMMA (read_write). Unused
 //   bindings get any buffers (distinct ones for the writable bindings).
-// Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view).
-//   The invocations walk the channel's N planes as one flat range (vec4 units when VEC; see Walk), each
-//   folding its partial sums into its totals every FOLD steps; then the workgroup sums the lanes.
+// Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view; for
+//   bn_apply and bn_backward's PHASE 2, workgroup_id.y = a group of images).
+//   bn_stats folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the partial of
+//   each plane added into its running total; bn_backward and bn_apply walk the channel's planes as one
+//   flat range (see Walk) so that small planes fill the lanes, folding partial sums every FOLD steps.
+//   Then the workgroup sums the lanes.
 //   bn_stats:    OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
 //                NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
 //                E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
@@ -77,23 +80,28 @@ fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let c = wg.x;
   let N = pu(0u); let HW = pu(1u);
-  let cbase = pu(2u) + c * pu(4u); let xsn = pu(3u);
+  let cbase = pu(2u) + c * pu(4u);
   let K = xs(cbase);
-  // In scalar mode only .x is data.
-  let live = select(vec4<f32>(1.0, 0.0, 0.0, 0.0), vec4<f32>(1.0), VEC);
-  let Q = units(HW);
   var s = 0.0; var q = 0.0;
-  var ps = vec4<f32>(); var pq = vec4<f32>();
-  var w = walk_start(li, Q, 0u);
-  var k = 0u;
-  for (var f = li; f < N * Q; f += WG) {
-    let v = (ld_x(cbase + w.n * xsn, w.j) - K) * live;
-    ps += v; pq += v * v;
-    k++;
-    if (k == FOLD) { s += hsum(ps); q += hsum(pq); ps = vec4<f32>(); pq = vec4<f32>(); k = 0u; }
-    walk_next(&w);
+  for (var n = 0u; n < N; n++) {
+    let base = cbase + n * pu(3u);
+    if (VEC) {
+      var ps = vec4<f32>(); var pq = vec4<f32>();
+      let b4 = base >> 2u;
+      for (var j = li; j < (HW >> 2u); j += WG) {
+        let v = X[b4 + j] - K;
+        ps += v; pq += v * v;
+      }
+      s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
+    } else {
+      var ps = 0.0; var pq = 0.0;
+      for (var j = li; j < HW; j += WG) {
+        let v = xs(base + j) - K;
+        ps += v; pq += v * v;
+      }
+      s += ps; q += pq;
+    }
   }
-  s += hsum(ps); q += hsum(pq);
   let t = wg_sum(vec2<f32>(s, q), li);
   if (li == 0u) {
     let inv = 1.0 / f32(N * HW);
