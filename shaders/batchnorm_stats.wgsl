@@ -1,7 +1,8 @@
 // batchnorm_stats.wgsl: batch norm's per-channel kernels: its reductions, its backward and its apply.
 // How the lanes of a workgroup are summed, wg_sum(v, li) (the total returned to invocation 0), is a
-// snippet composed with this body (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a workgroup-memory tree with barriers) or
-// batchnorm_stats_subgroup.wgsl (subgroupAdd, then one workgroup-memory step; needs `subgroups`).
+// snippet composed with this body (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a
+// workgroup-memory tree with barriers) or batchnorm_stats_subgroup.wgsl (subgroupAdd, then one
+// workgroup-memory step; needs `subgroups`).
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
 //   5 GAMMA, 6 BETA (read), 7 DX (read_write: dx, or bn_apply's output), 8 DGAMMA (read_write). Unused
 //   bindings get any buffers (distinct ones for the writable bindings).
