@@ -193,10 +193,10 @@ export function planeWorkgroupSize(caps: Caps = currentCaps()): number {
 }
 
 /**
- * Images per workgroup of the per-channel plane kernels (pooling, batch norm's apply): a CPU adapter pays for every
- * workgroup and runs only a few at once, so one workgroup takes as many images of its channel as still
- * leaves targetWorkgroups() of them (small planes then fill the lanes); a GPU wants one workgroup per
- * (channel, image).
+ * Images per workgroup of the per-channel plane kernels (pooling, batch norm's apply and split
+ * backward): a CPU adapter pays for every workgroup and runs only a few at once, so one workgroup takes
+ * as many images of its channel as still leaves targetWorkgroups() of them (small planes then fill the
+ * lanes); a GPU wants one workgroup per (channel, image).
  */
 export function planeImagesPerWorkgroup(N: number, C: number, caps: Caps = currentCaps()): number {
   if (!caps.isFallbackAdapter) return 1;

@@ -230,9 +230,9 @@ export interface BnBackwardOptions {
 
 /**
  * Batch norm's backward (bn_backward in batchnorm_stats.wgsl; one dispatch, or two on GPUs, see
- * engine/variants.ts bnBackward): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the gradients of beta
- * and gamma) and dx from dy (both with contiguous planes), the statistics and gamma: the full
- * batch-statistics gradient when `training`, else gamma * invstd * dy. No autograd.
+ * engine/variants.ts bnBackward): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the
+ * gradients of beta and gamma) and dx from dy (both with contiguous planes), the statistics and gamma:
+ * the full batch-statistics gradient when `training`, else gamma * invstd * dy. No autograd.
  */
 export function batchNormBackwardRaw(
   x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, training: boolean,
