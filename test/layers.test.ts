@@ -209,8 +209,10 @@ describe.each(E.allVariants('bnBackward'))('batch norm backward (%s)', (variant)
 
   it.each([
     [[3, 3, 5, 7]],
-    // 5 images of 8 channels: dx in groups of 2 images on CPU adapters, the last one short
+    // 5 images of 8 channels: dx in groups of 2 images on CPU adapters, the last one short (vec4 and
+    // scalar planes)
     [[5, 8, 4, 4]],
+    [[5, 8, 3, 3]],
   ])('training backward of batchNorm2d and batchNormRelu2d matches the reference for %j', async (shape) => {
     force();
     const C = shape[1];
