@@ -86,6 +86,10 @@ const table = {
     { name: 'subgroup', about: 'lanes combined with subgroupAdd, one workgroup-memory step', missing: sgAny },
     { name: 'fallback', about: 'workgroup-memory tree with barriers', missing: always },
   ],
+  bnBackward: [
+    { name: 'fused', about: 'one dispatch: a workgroup per channel sums, then writes dx', missing: always },
+    { name: 'split', about: 'two dispatches: the sums (a workgroup per channel), then dx (a workgroup per channel and image)', missing: always },
+  ],
 } as const satisfies Record<string, readonly Variant[]>;
 
 export type Family = keyof typeof table;
@@ -127,13 +131,15 @@ export function supportedVariants<F extends Family>(family: F, caps: Caps = curr
 /**
  * The heuristic default, a pure function of the adapter: on 8-lane subgroups (lavapipe) the
  * subgroup-broadcast kernels, on other multiples of 4 the quad ones; matmul on a hardware GPU without
- * them the workgroup-memory tile; else the register tiles that need nothing.
+ * them the workgroup-memory tile; else the register tiles that need nothing. Batch norm's backward is
+ * one dispatch on a CPU adapter (few, fat workgroups) and two on a GPU (dx wants a workgroup per image).
  */
 export function heuristicVariant<F extends Family>(family: F, caps: Caps = currentCaps()): VariantName<F> {
   const ok = (n: string) => missingFor(family, n, caps) === null;
   const first = (names: string[]) => names.find(ok) as VariantName<F>;
   if (family === 'matmul') return first(['sg8', 'quad', ...(caps.isFallbackAdapter === false ? ['wg64x64'] : []), 'tiled']);
   if (family === 'conv') return first(['subgroup', 'quad', 'tiled']);
+  if (family === 'bnBackward') return first(caps.isFallbackAdapter ? ['fused', 'split'] : ['split', 'fused']);
   return first(['subgroup', 'fallback']);
 }
 
@@ -184,4 +190,15 @@ export function targetWorkgroups(caps: Caps = currentCaps()): number {
  */
 export function planeWorkgroupSize(caps: Caps = currentCaps()): number {
   return caps.isFallbackAdapter ? 8 : 64;
+}
+
+/**
+ * Images per workgroup of the per-channel plane kernels (pooling, batch norm's apply and split
+ * backward): a CPU adapter pays for every workgroup and runs only a few at once, so one workgroup takes
+ * as many images of its channel as still leaves targetWorkgroups() of them (small planes then fill the
+ * lanes); a GPU wants one workgroup per (channel, image).
+ */
+export function planeImagesPerWorkgroup(N: number, C: number, caps: Caps = currentCaps()): number {
+  if (!caps.isFallbackAdapter) return 1;
+  return Math.max(1, Math.min(N, Math.floor((N * C) / targetWorkgroups(caps))));
 }

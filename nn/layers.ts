@@ -3,7 +3,7 @@
 // LazyLinear are the eager classes constructed with an unknown input size).
 
 import {
-  Tensor, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
+  Tensor, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
   type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -202,6 +202,15 @@ export class BatchNorm2d extends LazyCapable {
   }
 
   forward(x: Tensor): Tensor {
+    return this.run(x, false);
+  }
+
+  /** relu(this.forward(x)) as one fused op (Sequential runs a BatchNorm2d followed by a ReLU this way). */
+  forwardRelu(x: Tensor): Tensor {
+    return this.run(x, true);
+  }
+
+  private run(x: Tensor, withRelu: boolean): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
     if (this.numFeatures === null) this.build(x.shape[1]);
     if (x.shape[1] !== this.numFeatures) {
@@ -212,7 +221,7 @@ export class BatchNorm2d extends LazyCapable {
       recordFlops(0, 0, 2 * x.size);
       recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
     }
-    return batchNorm2d(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
+    return (withRelu ? batchNormRelu2d : batchNorm2d)(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
       training: this.training,
       momentum: this.momentum,
       eps: this.eps,
@@ -300,9 +309,13 @@ export class LazyLinear extends Linear {
 
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
-    recordFlops(0, 0, x.size);
-    recordLayer({ kind: 'relu', input: [...x.shape], output: [...x.shape] });
+    this.record(x.shape);
     return relu(x);
+  }
+  /** The FLOP and layer records of one call (also made when Sequential fuses this ReLU into a BatchNorm2d). */
+  record(shape: readonly number[]): void {
+    recordFlops(0, 0, shape.reduce((a, b) => a * b, 1));
+    recordLayer({ kind: 'relu', input: [...shape], output: [...shape] });
   }
   override describe(): string {
     return 'ReLU()';
@@ -398,14 +411,28 @@ export class Flatten extends Module {
 }
 
 /** Runs children in order; children are named 0, 1, ... unless added with addModule(name, m). */
+/** A BatchNorm2d directly followed by a ReLU, neither with a forward of its own (a subclass's). */
+function fusesWithRelu(m: Module, next: Module | undefined): boolean {
+  return m instanceof BatchNorm2d && next instanceof ReLU && m.forward === BatchNorm2d.prototype.forward && next.forward === ReLU.prototype.forward;
+}
+
 export class Sequential extends Module {
   constructor(...modules: Module[]) {
     super();
     modules.forEach((m, i) => this.addModule(String(i), m));
   }
   forward(x: Tensor): Tensor {
+    const mods = this.children();
     let y = x;
-    for (const m of this.children()) y = m.forward(y);
+    for (let i = 0; i < mods.length; i++) {
+      const [m, next] = [mods[i], mods[i + 1]];
+      if (fusesWithRelu(m, next)) {
+        // The same function as m then next, in batch norm's kernels alone (no ReLU pass, no BN output kept).
+        y = (m as BatchNorm2d).forwardRelu(y);
+        (next as ReLU).record(y.shape);
+        i++;
+      } else y = m.forward(y);
+    }
     return y;
   }
   /** Appends a module under the next free number. */

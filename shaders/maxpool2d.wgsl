@@ -1,15 +1,15 @@
 // maxpool2d.wgsl: 2-D max pooling over NCHW (PyTorch: padding counts as -inf, floor mode) and its backward.
 // Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write: y, or dx), 3 IDX (read_write: the
 //   arg-max of each output as a plane index h*W + w stored as f32; written by forward, read by backward).
-// Dispatch: one workgroup per (channel c, image n) = workgroup_id (x, y); its invocations walk the plane's
-//   elements p = li, li + WG, ... (forward: the OH*OW outputs; backward: the H*W inputs), stepping the
-//   row and column without a division per element. OUT and IDX are contiguous.
-//   max_pool_fwd: y = max over the window's in-bounds elements, scanning rows then columns; the first
-//                 maximum wins, and a NaN wins over everything (as PyTorch's `val > max || isnan(val)`).
-//   max_pool_bwd: dx[h, w] = sum of dy over the windows holding (h, w) whose arg-max is (h, w) (a gather:
-//                 no atomics, each input visits the at most ceil(k/s)^2 windows that hold it).
-// Parameters: 0 N  1 C  2 H  3 W  4 OH  5 OW  6 kh  7 kw  8 sh  9 sw  10 ph  11 pw
-//   12 A offset  13 A stride n  14 A stride c  15 A stride h  16 A stride w
+// Dispatch (helpers and parameter layout in pool_common.wgsl, composed after this body); OUT and IDX
+//   are contiguous.
+//   Workgroup (channel, group of images), its invocations walking the images' planes (pool_common.wgsl).
+//   max_pool_fwd: one invocation per output; y = max over the window's in-bounds elements, scanning rows
+//                 then columns; the first maximum wins, and a NaN wins over everything (as PyTorch's
+//                 `val > max || isnan(val)`).
+//   max_pool_bwd: one invocation per 2x2 cell of dx (cell_origin): dx[h, w] = sum of dy over the windows
+//                 holding (h, w) whose arg-max is (h, w), in window order (a gather: no atomics; each
+//                 window overlapping the cell is read once for its four pixels).
 override WG: u32 = 64u;
 
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -18,36 +18,15 @@ override WG: u32 = 64u;
 
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 
-// Walks a plane of width `width`: (row, col) of element p = li, li + WG, ... (see the header).
-// x / d for small x (< 2^22) without an integer division (scalarised on CPU adapters): a float estimate
-// with rcp = 1/d, corrected by one step either way.
-fn div_small(x: u32, d: u32, rcp: f32) -> u32 {
-  var q = u32(f32(x) * rcp);
-  q = select(q, q - 1u, q * d > x);
-  return select(q, q + 1u, (q + 1u) * d <= x);
-}
-struct Walk { row: u32, col: u32, drow: u32, dcol: u32, width: u32 }
-fn walk_start(li: u32, width: u32) -> Walk {
-  let r = li / width;
-  let d = WG / width;
-  return Walk(r, li - r * width, d, WG - d * width, width);
-}
-fn walk_next(w: ptr<function, Walk>) {
-  (*w).col += (*w).dcol; (*w).row += (*w).drow;
-  if ((*w).col >= (*w).width) { (*w).col -= (*w).width; (*w).row += 1u; }
-}
-
 @compute @workgroup_size(WG)
 fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x; let n = wg.y;
-  let H = pi(2u); let W = pi(3u); let OW = pu(5u);
-  let plane = pu(4u) * OW;
+  let c = wg.x;
+  let H = pi(2u); let W = pi(3u); let OH = pu(4u); let OW = pu(5u);
   let st_h = pu(8u); let st_w = pu(9u); let kh = pi(6u); let kw = pi(7u); let ph = pi(10u); let pw = pi(11u);
-  let base = pu(12u) + n * pu(13u) + c * pu(14u);
   let sh = pu(15u); let sw = pu(16u);
-  let obase = (n * pu(1u) + c) * plane;
-  var at = walk_start(li, OW);
-  for (var p = li; p < plane; p += WG) {
+  for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
+    let n = at.n;
+    let base = pu(12u) + n * pu(13u) + c * pu(14u);
     let hs = i32(at.row * st_h) - ph;
     let ws = i32(at.col * st_w) - pw;
     let h0 = u32(max(hs, 0)); let h1 = u32(min(hs + kh, H));
@@ -60,40 +39,35 @@ fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         if ((v > best) | is_nan(v)) { best = v; bi = h * u32(W) + w; }
       }
     }
-    OUT[obase + p] = best;
-    IDX[obase + p] = f32(bi);
-    walk_next(&at);
+    let o = ((n * pu(1u) + c) * OH + at.row) * OW + at.col;
+    OUT[o] = best;
+    IDX[o] = f32(bi);
   }
+}
+
+// dx of the cell at rows rq.x, rq.x + 1 and columns rq.y, rq.y + 1 of plane (n, c).
+fn max_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
+  let W = pi(3u); let OW = pu(5u);
+  let base = pu(12u) + n * pu(13u) + c * pu(14u);
+  let sh = pu(15u); let sw = pu(16u);
+  let plane = n * pu(1u) + c;
+  let obase = plane * pu(4u) * OW;
+  let rows = window_range(rq.x, pi(6u), pu(8u), pi(10u), pu(4u));
+  let cols = window_range(rq.y, pi(7u), pu(9u), pi(11u), OW);
+  // The plane indices of the cell's four pixels, as the forward pass stored its arg-max.
+  let p00 = f32(rq.x * W + rq.y);
+  let me = vec4<f32>(p00, p00 + 1.0, p00 + f32(W), p00 + f32(W + 1));
+  var acc = vec4<f32>();
+  for (var oh = rows.x; oh < rows.y; oh++) {
+    for (var ow = cols.x; ow < cols.y; ow++) {
+      let d = A[base + oh * sh + ow * sw];
+      acc += select(vec4<f32>(), vec4<f32>(d), vec4<f32>(IDX[obase + oh * OW + ow]) == me);
+    }
+  }
+  store_cell(plane * pu(2u) * u32(W), rq, acc);
 }
 
 @compute @workgroup_size(WG)
 fn max_pool_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x; let n = wg.y;
-  let H = pu(2u); let W = pu(3u); let OH = pu(4u); let OW = pu(5u);
-  let st_h = pu(8u); let st_w = pu(9u);
-  let kh = pi(6u); let kw = pi(7u); let ph = pu(10u); let pw = pu(11u);
-  let rh = 1.0 / f32(st_h); let rw = 1.0 / f32(st_w);
-  let base = pu(12u) + n * pu(13u) + c * pu(14u);
-  let sh = pu(15u); let sw = pu(16u);
-  let obase = (n * pu(1u) + c) * OH * OW;
-  let xbase = (n * pu(1u) + c) * H * W;
-  var at = walk_start(li, W);
-  for (var p = li; p < H * W; p += WG) {
-    // Windows oh with oh*st_h - ph <= h < oh*st_h - ph + kh (and the same for columns).
-    let lh = i32(at.row + ph) - kh + 1;
-    let lw = i32(at.col + pw) - kw + 1;
-    let oh0 = select(0u, div_small(u32(lh) + st_h - 1u, st_h, rh), lh > 0);
-    let ow0 = select(0u, div_small(u32(lw) + st_w - 1u, st_w, rw), lw > 0);
-    let oh1 = min(div_small(at.row + ph, st_h, rh) + 1u, OH);
-    let ow1 = min(div_small(at.col + pw, st_w, rw) + 1u, OW);
-    let me = f32(p);
-    var acc = 0.0;
-    for (var oh = oh0; oh < oh1; oh++) {
-      for (var ow = ow0; ow < ow1; ow++) {
-        if (IDX[obase + oh * OW + ow] == me) { acc += A[base + oh * sh + ow * sw]; }
-      }
-    }
-    OUT[xbase + p] = acc;
-    walk_next(&at);
-  }
+  for (var at = walk_start(wg, li, pu(17u), pu(18u)); walk_more(at); walk_next(&at)) { max_bwd_cell(at.n, wg.x, cell_origin(at)); }
 }

@@ -1,13 +1,14 @@
 // Layer ops (batch norm, pooling, cross-entropy, linear, SGD) against the float64 CPU reference.
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { Generator } from '../engine/random.js';
-import { batchNorm2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
+import { batchNorm2d, batchNormBackwardRaw, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
+import { planeImagesPerWorkgroup } from '../engine/variants.js';
 import { linear } from '../engine/ops/linear.js';
-import { nd, slice, type ND } from './reference/ndarray.js';
+import { map, nd, slice, type ND } from './reference/ndarray.js';
 import * as R from './reference/layers.js';
 import { expectClose, gradCheck, randND, toND, toTensor, useEngine } from './helpers.js';
 
@@ -46,6 +47,8 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     [[1, 23, 8, 8]],
     [[5, 33, 5, 5]],
     [[2, 3, 1, 1]],
+    // groups of 2 images per workgroup on CPU adapters, the last one short (planeImagesPerWorkgroup)
+    [[5, 8, 3, 4]],
   ])('training forward matches the reference for %j', async (shape) => {
     setKernel();
     const C = shape[1];
@@ -128,6 +131,60 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     });
   });
 
+  // The fused BN-ReLU: vec4 and scalar paths (odd planes), a channel view, eval mode.
+  const reluRef = (t: ND) => map(t, (v) => Math.max(v, 0));
+  run.each([
+    [[3, 3, 5, 7]],
+    [[2, 4, 4, 4]],
+  ])('batchNormRelu2d: training forward and backward match relu(batch norm) for %j', async (shape) => {
+    setKernel();
+    const C = shape[1];
+    await gradCheck({
+      inputs: [randND(shape, 34, -1, 2), randND([C], 35, 0.5, 1.5), randND([C], 36)],
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => reluRef(R.batchNormTrain(x, g, b)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  run('batchNormRelu2d through a channel view, and in eval mode', async () => {
+    setKernel();
+    await gradCheck({
+      inputs: [randND([2, 9, 4, 6], 44), randND([5], 45, 0.5, 1.5), randND([5], 46)],
+      gpu: ([x, g, b]) => batchNormRelu2d(E.slice(x, 1, 2, 7), g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => reluRef(R.batchNormTrain(slice(x, 1, 2, 7), g, b)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+    const rmv = [0.3, -0.2, 1.1];
+    const rvv = [0.5, 2.0, 0.8];
+    const rm = toTensor(nd([3], rmv));
+    const rv = toTensor(nd([3], rvv));
+    await gradCheck({
+      inputs: [randND([3, 3, 5, 3], 54), randND([3], 55, 0.5, 1.5), randND([3], 56)],
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, rm, rv, { training: false }),
+      ref: ([x, g, b]) => reluRef(R.batchNorm(x, g, b, rmv, rvv)),
+    });
+    rm.dispose();
+    rv.dispose();
+  });
+
+  run('batchNormRelu2d equals relu(batchNorm2d) exactly, gradients included', async () => {
+    setKernel();
+    const shape = [4, 6, 5, 4];
+    const run2 = async (fused: boolean) => {
+      const [x, g, b] = [toTensor(randND(shape, 61), true), toTensor(randND([6], 62, 0.5, 1.5), true), toTensor(randND([6], 63), true)];
+      const y = fused ? batchNormRelu2d(x, g, b, null, null, { training: true }) : E.relu(batchNorm2d(x, g, b, null, null, { training: true }));
+      y.backward(toTensor(randND(shape, 64)));
+      const out = await Promise.all([y, x.grad!, g.grad!, b.grad!].map((t) => t.data()));
+      for (const t of [x, g, b, y]) t.dispose();
+      return out;
+    };
+    const [fused, plain] = [await run2(true), await run2(false)];
+    fused.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(plain[i])));
+  });
+
   run('eval mode uses the running statistics, forward and backward', async () => {
     setKernel();
     const C = 3;
@@ -143,6 +200,51 @@ describe.each(bnKernels)('batchNorm2d (%s reduction)', (kernel) => {
     expectClose(await rm.data(), nd([C], rmv), { what: 'running mean unchanged in eval' });
     rm.dispose();
     rv.dispose();
+  });
+});
+
+describe.each(E.allVariants('bnBackward'))('batch norm backward (%s)', (variant) => {
+  const force = () => E.forceVariant('bnBackward', variant);
+  afterEach(() => E.forceVariant('bnBackward', null));
+
+  it.each([
+    [[3, 3, 5, 7]],
+    // 5 images of 8 channels: dx in groups of 2 images on CPU adapters, the last one short (vec4 and
+    // scalar planes)
+    [[5, 8, 4, 4]],
+    [[5, 8, 3, 3]],
+  ])('training backward of batchNorm2d and batchNormRelu2d matches the reference for %j', async (shape) => {
+    force();
+    const C = shape[1];
+    const inputs = () => [randND(shape, 71, -1, 2), randND([C], 72, 0.5, 1.5), randND([C], 73)];
+    await gradCheck({ inputs: inputs(), gpu: ([x, g, b]) => batchNorm2d(x, g, b, null, null, { training: true }), ref: ([x, g, b]) => R.batchNormTrain(x, g, b), rtol: 2e-3, atol: 2e-4 });
+    await gradCheck({
+      inputs: inputs(),
+      gpu: ([x, g, b]) => batchNormRelu2d(x, g, b, null, null, { training: true }),
+      ref: ([x, g, b]) => map(R.batchNormTrain(x, g, b), (v) => Math.max(v, 0)),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  it.runIf(variant === 'split')('adds dx into a channel view of a gradient buffer exactly as the fused variant does', async () => {
+    const [N, Cb, C, H, W] = [5, 12, 8, 4, 6];
+    const buf = toTensor(randND([N, Cb, H, W], 81));
+    const x = E.slice(buf, 1, 2, 2 + C);
+    const dy = toTensor(randND([N, C, H, W], 82));
+    const gamma = toTensor(randND([C], 83, 0.5, 1.5));
+    const stats = batchNormStats(x);
+    const results: number[][] = [];
+    for (const v of E.allVariants('bnBackward')) {
+      E.forceVariant('bnBackward', v);
+      const grad = toTensor(randND([N, Cb, H, W], 84));
+      const dgamma = E.empty([C]);
+      const { sums } = batchNormBackwardRaw(x, dy, stats, gamma, true, { out: E.slice(grad, 1, 3, 3 + C), accumulate: true, dgammaOut: dgamma });
+      results.push([...(await grad.data()), ...(await sums.data()), ...(await dgamma.data())]);
+      for (const t of [grad, dgamma, sums]) t.dispose();
+    }
+    expect(results[0]).toEqual(results[1]);
+    for (const t of [buf, x, dy, gamma, stats]) t.dispose();
   });
 });
 
@@ -193,6 +295,16 @@ describe('maxPool2d', () => {
     [[2, 3, 1, 1], 1, 1, 0],
     [[1, 3, 9, 9], 2, 2, 0],
     [[2, 33, 6, 7], [3, 2], [1, 2], [1, 0]],
+    // The backward kernel works on 2x2 cells, shifted by the padding's parity at stride 2: odd sizes,
+    // strides 1 to 3, overlapping windows and windows wider than the cells.
+    [[2, 3, 11, 9], 3, 3, 1],
+    [[1, 4, 10, 13], 5, 2, 2],
+    [[3, 2, 5, 5], 3, 1, 1],
+    [[1, 3, 9, 8], [5, 3], [3, 2], [2, 1]],
+    [[2, 2, 7, 6], [2, 4], [2, 3], [0, 2]],
+    // On a CPU adapter a workgroup walks several images of a channel (engine/variants.ts
+    // planeImagesPerWorkgroup): 5 images of 8 channels make groups of 2, the last one short.
+    [[5, 8, 7, 6], 3, 2, 1],
   ];
   const p2 = (v: number | P2): P2 => (typeof v === 'number' ? [v, v] : v);
 
@@ -202,6 +314,13 @@ describe('maxPool2d', () => {
       gpu: ([x]) => maxPool2d(x, { kernel: k, stride: s, padding: p }),
       ref: ([x]) => R.maxPool(x, p2(k), p2(s ?? k), p2(p)),
     });
+  });
+
+  it('walks several images per workgroup on CPU adapters only', () => {
+    const features = E.gpu().features;
+    expect(planeImagesPerWorkgroup(8, 64, { features, isFallbackAdapter: true })).toBe(8);
+    expect(planeImagesPerWorkgroup(5, 8, { features, isFallbackAdapter: true })).toBe(2);
+    expect(planeImagesPerWorkgroup(8, 64, { features, isFallbackAdapter: false })).toBe(1);
   });
 
   it('routes the gradient to the first maximum when the window has ties', async () => {
@@ -255,6 +374,9 @@ describe('avgPool2d', () => {
     [[2, 3, 5, 6], 3, 1, 1],
     [[1, 2, 1, 1], 1, 1, 0],
     [[2, 5, 6, 7], [3, 2], [2, 1], [1, 1]],
+    [[2, 3, 11, 10], 4, 3, 2],
+    [[1, 4, 9, 7], [5, 3], [2, 3], [1, 0]],
+    [[5, 8, 6, 7], 2, 2, 0],
   ] as Array<[number[], number | P2, number | P2, number | P2]>)('forward and backward for %j kernel %j stride %j padding %j', async (shape, k, s, p) => {
     await gradCheck({
       inputs: [randND(shape, 13)],
@@ -286,6 +408,9 @@ describe('adaptiveAvgPool2d', () => {
     [[1, 2, 4, 6], [5, 7]],
     [[2, 33, 10, 10], [3, 3]],
     [[1, 3, 1, 1], [2, 2]],
+    [[3, 2, 7, 5], [2, 3]],
+    [[1, 2, 3, 2], [5, 3]],
+    [[5, 8, 5, 3], [2, 2]],
   ] as Array<[number[], P2]>)('forward and backward for %j to %j', async (shape, [oh, ow]) => {
     await gradCheck({
       inputs: [randND(shape, 15)],

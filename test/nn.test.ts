@@ -15,6 +15,35 @@ describe('Module', () => {
     expect(net.children().length).toBe(3);
   });
 
+  test('Sequential runs BatchNorm2d then ReLU as one fused op: same values and gradients, fewer dispatches', async () => {
+    class LeakyReLU extends nn.ReLU {
+      override forward(x: E.Tensor): E.Tensor {
+        return E.sub(E.relu(x), E.mulScalar(E.relu(E.neg(x)), 0.1));
+      }
+    }
+    const x = E.randn([3, 4, 5, 6]);
+    const step = async (bn: nn.BatchNorm2d, forward: (x: E.Tensor) => E.Tensor) => {
+      const before = E.dispatches();
+      const y = forward(x);
+      const dispatches = E.dispatches() - before;
+      E.mean(E.square(y)).backward();
+      const out = await Promise.all([y, bn.weight.grad!, bn.bias.grad!, bn.runningMean].map(async (t) => Array.from(await t.data())));
+      y.dispose();
+      return { out, dispatches };
+    };
+    const bn1 = new nn.BatchNorm2d(4);
+    const fused = await step(bn1, (t) => new nn.Sequential(bn1, new nn.ReLU()).forward(t));
+    const bn2 = new nn.BatchNorm2d(4);
+    const apart = await step(bn2, (t) => E.relu(bn2.forward(t)));
+    expect(fused.out).toEqual(apart.out);
+    expect(fused.dispatches).toBe(apart.dispatches - 1);
+    // A ReLU subclass with a forward of its own runs as written.
+    const bn3 = new nn.BatchNorm2d(4);
+    const leaky = await step(bn3, (t) => new nn.Sequential(bn3, new LeakyReLU()).forward(t));
+    expect(leaky.out[0].some((v) => v < 0)).toBe(true);
+    x.dispose();
+  });
+
   test('buffers, train/eval, apply order, zeroGrad', async () => {
     const bn = new nn.BatchNorm2d(3);
     const seq = new nn.Sequential(new nn.Conv2d(2, 3, 3, { padding: 1 }), bn);

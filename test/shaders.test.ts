@@ -1,4 +1,5 @@
 import { describe, test } from 'vitest';
+import { poolShaders } from '../engine/ops/pool2d.js';
 import * as E from '../engine/index.js';
 import { checkShader, compose } from '../engine/runtime.js';
 import { shaders } from '../engine/shaders.js';
@@ -33,11 +34,14 @@ describe('every shader compiles', () => {
   for (const [path, source] of Object.entries(files)) {
     const file = path.split('/').pop()!;
     if (file === 'common.wgsl' || composedParts.test(file)) continue;
+    if (/pool/.test(file)) continue; // composed with pool_common.wgsl: below
     const needsSubgroups = /subgroup|quadBroadcast/.test(source);
     test.skipIf(needsSubgroups && !features.subgroups)(file, async () => {
       await checkShader({ file, source: loaded.get(file) ?? source });
     });
   }
+
+  for (const shader of poolShaders) test(`${shader.file} composed with pool_common.wgsl`, () => checkShader(shader));
 
   test('a compile error in a composed snippet names the snippet, line and column', async () => {
     const { expect } = await import('vitest');

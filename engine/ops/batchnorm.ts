@@ -5,18 +5,19 @@
 // shifted sums, see batchnorm_stats.wgsl), the running statistics and the batch counter are updated in
 // place in one dispatch (with the unbiased variance, as PyTorch; batchnorm_update.wgsl), and bn_apply
 // normalises. Eval: the statistics come from the running
-// ones. Backward: one reduction pass (sum(dy), sum(dy * xhat): the gradients of beta and gamma) and
-// one elementwise pass for dx (the full batch-statistics gradient in training).
+// ones. Backward: the sums (sum(dy), sum(dy * xhat): the gradients of beta and gamma), then dx (the full
+// batch-statistics gradient in training), in one dispatch (a workgroup per channel) or two.
+// batchNormRelu2d fuses a following ReLU into the same kernels (its mask recomputed in backward).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
 // other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
-// pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormGradSums() and
-// batchNormBackwardDxRaw().
+// pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormPrologue() and
+// batchNormBackwardRaw().
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { compose, dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, heuristicVariant, planeWorkgroupSize, type VariantName } from '../variants.js';
+import { forceVariant, heuristicVariant, planeImagesPerWorkgroup, planeWorkgroupSize, type VariantName } from '../variants.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor, view } from '../tensor.js';
@@ -89,7 +90,7 @@ export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; cha
   p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], stats.offset + (out?.channel ?? 0), stats.shape[1], f32bits(eps)]);
   dispatch(
     { shader: statsKernel(), entry: 'bn_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, xp.buffer, stats.buffer], workgroups: [C] },
+    { params: p, buffers: [xp.buffer, xp.buffer, xp.buffer, stats.buffer, xp.buffer, xp.buffer, spares()[0], spares()[1]], workgroups: [C] },
   );
   if (xp !== x) xp.dispose();
   return stats;
@@ -108,7 +109,7 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   p.set([rv.offset, rv.strides[0]], 21);
   dispatch(
     { shader: bnShader, entry: 'bn_eval_stats' },
-    { params: p, buffers: [rm.buffer, rv.buffer, rm.buffer, rm.buffer, rm.buffer, stats.buffer, spares()[0]], workgroups: [Math.ceil(C / 64)] },
+    { params: p, buffers: [rm.buffer, rv.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
   );
   return stats;
 }
@@ -190,70 +191,87 @@ export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, ru
   return out;
 }
 
-/** y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W]; stats as batchNormStats(). No autograd. */
-export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta: Tensor, statsChannel = 0): Tensor {
+/**
+ * y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W] (with `relu`, max(y, 0));
+ * stats as batchNormStats(). No autograd.
+ */
+export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta: Tensor, statsChannel = 0, relu = false): Tensor {
   const [N, C, H, W] = x.shape;
   checkGrid('batchNorm2d', x);
   const xp = planar(x);
   const out = empty([N, C, H, W]);
+  const G = planeImagesPerWorkgroup(N, C);
   const p = new Uint32Array(PARAM_WORDS);
-  p.set([N, C, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
-    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0]]);
+  p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
+    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0], out.offset, out.strides[0], out.strides[1]]);
+  p[23] = G;
+  const d = spares();
   dispatch(
-    { shader: bnShader, entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, gamma.buffer, beta.buffer, out.buffer, spares()[0]], workgroups: [C, N] },
+    { shader: statsKernel(), entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0, RELU: relu ? 1 : 0 } },
+    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, d[0], gamma.buffer, beta.buffer, out.buffer, d[1]], workgroups: [C, Math.ceil(N / G)] },
   );
   if (xp !== x) xp.dispose();
   return out;
 }
 
-/** [2, C]: sum(dy) and sum(dy * xhat) per channel (the gradients of beta and gamma). No autograd. */
-export function batchNormGradSums(x: Tensor, dy: Tensor, stats: Tensor): Tensor {
-  const [N, C, H, W] = x.shape;
-  const out = empty([2, C], 'bn-grad');
-  const p = new Uint32Array(PARAM_WORDS);
-  p.set([N, H * W, x.offset, x.strides[0], x.strides[1], out.offset, C, 0, dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1]]);
-  dispatch(
-    { shader: statsKernel(), entry: 'bn_grad_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(x, dy) ? 1 : 0 } },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, out.buffer], workgroups: [C] },
-  );
-  return out;
+export interface BnBackwardOptions {
+  /** Where dx goes: a view of x's shape with contiguous planes (default: a new tensor). */
+  out?: Tensor;
+  /** Add dx to what `out` holds instead of overwriting it. */
+  accumulate?: boolean;
+  /** A contiguous [C] that also gets gamma's gradient (row 1 of the sums), as a tensor of its own. */
+  dgammaOut?: Tensor | null;
+  /**
+   * beta, when a ReLU follows the batch norm: dy is then the gradient at the ReLU's output, masked in
+   * the kernel by the recomputed sign of x * invstd * gamma + (beta - mean * invstd * gamma).
+   */
+  reluBeta?: Tensor | null;
 }
 
 /**
- * dx of batch norm from dy (both with contiguous planes), the statistics, gamma and the gradient sums
- * (used in training; in eval only for `dgammaOut`). Writes a new tensor, or writes (accumulate = false)
- * or adds (accumulate = true) into `out`, a view of x's shape with contiguous planes. With `dgammaOut`
- * (a contiguous [C]), the same dispatch copies gamma's gradient (row 1 of `sums`) there, so it is a
- * tensor of its own rather than a view. No autograd.
+ * Batch norm's backward (bn_backward in batchnorm_stats.wgsl; one dispatch, or two on GPUs, see
+ * engine/variants.ts bnBackward): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the
+ * gradients of beta and gamma) and dx from dy (both with contiguous planes), the statistics and gamma:
+ * the full batch-statistics gradient when `training`, else gamma * invstd * dy. No autograd.
  */
-export function batchNormBackwardDxRaw(
-  x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, sums: Tensor | null, training: boolean,
-  { out, accumulate = false, dgammaOut }: { out?: Tensor; accumulate?: boolean; dgammaOut?: Tensor | null } = {},
-): Tensor {
-  if (dgammaOut && (!sums || dgammaOut.ndim !== 1 || dgammaOut.shape[0] !== x.shape[1] || dgammaOut.strides[0] !== 1)) {
-    throw new Error(`batchNorm backward: dgammaOut ${fmt(dgammaOut.shape)} needs the gradient sums and a contiguous [${x.shape[1]}]`);
-  }
+export function batchNormBackwardRaw(
+  x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, training: boolean,
+  { out, accumulate = false, dgammaOut = null, reluBeta = null }: BnBackwardOptions = {},
+): { dx: Tensor; sums: Tensor } {
   const [N, C, H, W] = x.shape;
+  if (dgammaOut && (dgammaOut.ndim !== 1 || dgammaOut.shape[0] !== C || dgammaOut.strides[0] !== 1)) {
+    throw new Error(`batchNorm backward: dgammaOut ${fmt(dgammaOut.shape)} must be a contiguous [${C}]`);
+  }
   const o = out ?? empty([N, C, H, W]);
   if (out && (out.shape.join() !== x.shape.join() || (W > 1 && out.strides[3] !== 1) || (H > 1 && out.strides[2] !== W))) {
     throw new Error(`batchNorm backward: the output view ${fmt(out.shape)} must match x ${fmt(x.shape)} with contiguous planes`);
   }
+  const sums = empty([2, C], 'bn-grad');
+  const beta = reluBeta ?? gamma;
   const p = new Uint32Array(PARAM_WORDS);
-  p.set([N, C, H * W, x.offset, x.strides[0], x.strides[1], dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
-    gamma.offset, gamma.strides[0], sums?.offset ?? 0, C, 0, f32bits(1 / (N * H * W))]);
-  p.set([o.offset, o.strides[0], o.strides[1], dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0], 23);
-  const aux = sums ?? stats;
+  p.set([N, H * W, x.offset, x.strides[0], x.strides[1], sums.offset, C, 0, dy.offset, dy.strides[0], dy.strides[1], stats.offset, stats.shape[1],
+    gamma.offset, gamma.strides[0], beta.offset, beta.strides[0], o.offset, o.strides[0], o.strides[1], f32bits(1 / (N * H * W)),
+    dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0]);
   const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
-  dispatch(
-    { shader: bnShader, entry: 'bn_backward_dx', constants: { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0 } },
-    { params: p, buffers: [x.buffer, dy.buffer, stats.buffer, gamma.buffer, aux.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]], workgroups: [C, N] },
-  );
-  return o;
+  const constants = { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0, RELU: reluBeta ? 1 : 0 };
+  const buffers = [x.buffer, dy.buffer, stats.buffer, sums.buffer, gamma.buffer, beta.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]];
+  const shader = statsKernel();
+  if (selectVariant('bnBackward', '') === 'fused') {
+    p[23] = N;
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 0 } }, { params: p, buffers, workgroups: [C] });
+  } else {
+    const G = planeImagesPerWorkgroup(N, C);
+    p[23] = G;
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 1 } }, { params: p, buffers, workgroups: [C] });
+    dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 2 } }, { params: p, buffers, workgroups: [C, Math.ceil(N / G)] });
+  }
+  return { dx: o, sums };
 }
 
 interface BnAttrs {
   training: boolean;
+  /** A ReLU follows, fused into the same kernels (batchNormRelu2d). */
+  relu: boolean;
   momentum: number;
   eps: number;
   runningMean: Tensor | null;
@@ -276,19 +294,17 @@ const batchNormOp = defineOp<BnAttrs>({
     } else {
       stats = batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
     }
-    const out = batchNormApplyRaw(xp, stats, gamma, beta);
+    const out = batchNormApplyRaw(xp, stats, gamma, beta, 0, a.relu);
     saved.push(stats, xp);
     return out;
   },
   backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp] }, g) => {
     const dy = planar(g);
-    const needSums = attrs.training || gamma.requiresGrad || beta.requiresGrad;
-    const sums = needSums ? batchNormGradSums(xp, dy, stats) : null;
     const C = xp.shape[1];
     // gamma's gradient gets a buffer of its own (a view at an offset would be copied by autograd).
-    const dgamma = gamma.requiresGrad && sums ? empty([C], 'bn-grad') : null;
-    const dx = batchNormBackwardDxRaw(xp, dy, stats, gamma, sums, attrs.training, { dgammaOut: dgamma });
-    return [dx, dgamma, beta.requiresGrad && sums ? view(sums, [C], [1], sums.offset) : null];
+    const dgamma = gamma.requiresGrad ? empty([C], 'bn-grad') : null;
+    const { dx, sums } = batchNormBackwardRaw(xp, dy, stats, gamma, attrs.training, { dgammaOut: dgamma, reluBeta: attrs.relu ? beta : null });
+    return [dx, dgamma, beta.requiresGrad ? view(sums, [C], [1], sums.offset) : null];
   },
 });
 
@@ -308,10 +324,26 @@ export interface BatchNormOptions {
  * batch, with the unbiased variance. Differentiable in x, gamma and beta.
  */
 export function batchNorm2d(
-  x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
+  x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions,
+): Tensor {
+  return batchNormOrRelu('batchNorm2d', false, x, gamma, beta, runningMean, runningVar, options);
+}
+
+/**
+ * relu(batchNorm2d(...)) in the same kernels as batchNorm2d alone: the ReLU is applied where batch norm
+ * writes its output, and its gradient mask is recomputed from x inside batch norm's backward, so neither
+ * the normalised tensor nor a ReLU pass exists. Same arguments as batchNorm2d.
+ */
+export function batchNormRelu2d(
+  x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions,
+): Tensor {
+  return batchNormOrRelu('batchNormRelu2d', true, x, gamma, beta, runningMean, runningVar, options);
+}
+
+function batchNormOrRelu(
+  op: string, relu: boolean, x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
   { training, momentum = 0.1, eps = 1e-5, numBatchesTracked = null }: BatchNormOptions,
 ): Tensor {
-  const op = 'batchNorm2d';
   for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) checkTensor(op, what, t);
   if (x.ndim !== 4) throw new Error(`${op}: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
   const [N, C, H, W] = x.shape;
@@ -327,5 +359,5 @@ export function batchNorm2d(
   if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   if (!(eps > 0) || !Number.isFinite(momentum)) throw new Error(`${op}: invalid eps ${eps} or momentum ${momentum}`);
   if (runningMean && runningMean.storage === x.storage) throw new Error(`${op}: the running statistics share storage with x`);
-  return batchNormOp([x, gamma, beta], { training, momentum, eps, runningMean, runningVar, numBatchesTracked });
+  return batchNormOp([x, gamma, beta], { training, relu, momentum, eps, runningMean, runningVar, numBatchesTracked });
 }

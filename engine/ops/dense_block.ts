@@ -25,7 +25,7 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardDxRaw, batchNormEvalStats, batchNormGradSums, batchNormPrologue, batchNormStats,
+  batchNormBackwardRaw, batchNormEvalStats, batchNormPrologue, batchNormStats,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
@@ -150,7 +150,8 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
       if (input !== xin) input.dispose();
       if (!last) input = y;
     });
-    if (shared) batchNormStats(out, a.eps, { stats: shared, channel: cin });
+    // The new channels' statistics, for the layers after this one (the last layer's are read by none).
+    if (shared && i < L - 1) batchNormStats(out, a.eps, { stats: shared, channel: cin });
     saved.push(layerSaved);
     xin.dispose();
     out.dispose();
@@ -172,11 +173,10 @@ function stageBackward(
   grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro, biasOut: db }) : null);
   // The gradient at the BN output, masked by the recomputed ReLU sign.
   const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: s.pro.scale, shift: s.pro.shift } });
-  const sums = batchNormGradSums(x, da, s.stats);
   const C = x.shape[1];
   // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
   const dgamma = empty([C], 'bn-grad');
-  batchNormBackwardDxRaw(x, da, s.stats, bn.gamma, sums, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
+  const { sums } = batchNormBackwardRaw(x, da, s.stats, bn.gamma, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
   da.dispose();
   grads.set(bn.beta, view(sums, [C], [1], sums.offset));
   grads.set(bn.gamma, dgamma);

@@ -1,21 +1,24 @@
 // 2-D pooling over NCHW with autograd: maxPool2d, avgPool2d (PyTorch defaults: floor mode,
 // count_include_pad = true) and adaptiveAvgPool2d (PyTorch's window formula).
-// Forward: one invocation per output; backward: one per input element, gathering from the windows
-// that hold it (no atomics). Max pooling saves the arg-max of each output for backward.
+// Forward: one invocation per output; backward: one per 2x2 cell of input elements, gathering from the
+// windows that overlap it (no atomics). Max pooling saves the arg-max of each output for backward.
 // x may be any strided [N, C, H, W] view (channel views of a shared buffer included); outputs are contiguous.
 
 import { defineOp } from '../autograd.js';
-import { gpu } from '../gpu.js';
-import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { compose, dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, pair } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
-import { planeWorkgroupSize } from '../variants.js';
+import { planeImagesPerWorkgroup, planeWorkgroupSize } from '../variants.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
 import avgSrc from '../../shaders/avgpool2d.wgsl';
+import commonSrc from '../../shaders/pool_common.wgsl';
 
-const maxShader: KernelSource = { file: 'maxpool2d.wgsl', source: maxSrc };
-const avgShader: KernelSource = { file: 'avgpool2d.wgsl', source: avgSrc };
+const common: KernelSource = { file: 'pool_common.wgsl', source: commonSrc };
+const maxShader = compose({ file: 'maxpool2d.wgsl', source: maxSrc }, [common], { variant: '' });
+const avgShader = compose({ file: 'avgpool2d.wgsl', source: avgSrc }, [common], { variant: '' });
+/** The pooling modules as the engine compiles them (for the shader tests). */
+export const poolShaders = [maxShader, avgShader];
 /** Workgroup size (see engine/variants.ts). */
 const workgroupSize = () => planeWorkgroupSize();
 
@@ -62,9 +65,23 @@ function poolParams(a: Tensor, [N, C, H, W]: readonly number[], g: Geometry): Ui
   return p;
 }
 
-/** Runs `entry` with one workgroup per (c, n) plane. */
+/** Runs `entry` with one workgroup per (channel, group of images) (see engine/variants.ts). */
 function run(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], N: number, C: number): void {
-  dispatch({ shader, entry, constants: { WG: workgroupSize() } }, { params: p, buffers: buffers.map((t) => t.buffer), workgroups: [C, N] });
+  const G = planeImagesPerWorkgroup(N, C);
+  p[21] = G;
+  dispatch({ shader, entry, constants: { WG: workgroupSize() } }, { params: p, buffers: buffers.map((t) => t.buffer), workgroups: [C, Math.ceil(N / G)] });
+}
+
+/**
+ * Runs a backward `entry` (see run()), its invocations walking the 2x2 cells of input pixels
+ * (pool_common.wgsl). With stride 2 the cells are shifted by the padding's parity
+ * so that they line up with the windows.
+ */
+function runCells(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], [N, C, H, W]: readonly number[], g: Geometry): void {
+  const ah = g.sh === 2 ? g.ph % 2 : 0;
+  const aw = g.sw === 2 ? g.pw % 2 : 0;
+  p.set([Math.ceil((H + ah) / 2), Math.ceil((W + aw) / 2), ah, aw], 17);
+  run(shader, entry, p, buffers, N, C);
 }
 
 const maxPoolOp = defineOp<Geometry>({
@@ -78,9 +95,8 @@ const maxPoolOp = defineOp<Geometry>({
     return out;
   },
   backward: ({ inputs: [x], attrs: g, saved: [idx] }, dy) => {
-    const [N, C, H, W] = x.shape;
     const dx = empty(x.shape);
-    if (dx.size) run(maxShader, 'max_pool_bwd', poolParams(dy, x.shape, g), [dy, dx, idx], N, C);
+    if (dx.size) runCells(maxShader, 'max_pool_bwd', poolParams(dy, x.shape, g), [dy, dx, idx], x.shape, g);
     return [dx];
   },
 });
@@ -94,9 +110,8 @@ const avgPoolOp = defineOp<Geometry & { adaptive: boolean }>({
     return out;
   },
   backward: ({ inputs: [x], attrs: g }, dy) => {
-    const [N, C, H, W] = x.shape;
     const dx = empty(x.shape);
-    if (dx.size) run(avgShader, g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, x.shape, g), [dy, dx], N, C);
+    if (dx.size) runCells(avgShader, g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, x.shape, g), [dy, dx], x.shape, g);
     return [dx];
   },
 });
