@@ -95,25 +95,14 @@ fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
   return v;
 }
 
-// The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
-// accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
-// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
-// acc[r % 8] element r / 8.
+// Column q of a GEMM over pixels, as (n, row, column) of images h x w.
+fn pixel(q: u32, h: u32, w: u32) -> vec3u {
+  let n = q / (h * w); let r = q - n * h * w; let y = r / w;
+  return vec3u(n, y, r - y * w);
+}
+
 fn tile_rows(row0: u32, rows: u32) -> u32 { return min(32u, rows - row0); }
 fn tile_cols(col0: u32, cols: u32) -> u32 { return min(4u, cols - min(col0, cols)); }
-
-fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
-  var m = acc;
-  var o = ob;
-  let nr = tile_rows(row0, pu(4u));
-  let nc = tile_cols(col0, pu(24u));
-  for (var r = 0u; r < nr; r++) {
-    let co = row0 + r;
-    var b = 0.0;
-    if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
-    for (var p = 0u; p < nc; p++) { G[o[p] + co * pu(17u)] = m[r % 8u][p][r / 8u] + b; }
-  }
-}
 
 fn put_o(i: u32, v: f32) {
   if (flag(GALIAS)) {
@@ -127,6 +116,44 @@ fn put_db(i: u32, v: f32) {
   if (flag(ACC)) { DB[i] += v; } else { DB[i] = v; }
 }
 
+// One element of each GEMM's output, as every GEMM tile stores it (here and conv2d_wgmem.wgsl).
+// conv2d_fwd: y[co] of the output pixel at G offset o, plus the bias.
+fn put_y(co: u32, o: u32, v: f32) {
+  var b = 0.0;
+  if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
+  G[o + co * pu(17u)] = v + b;
+}
+
+// conv2d_dgrad: dx[ci] of the input pixel at O offset o (x offset x for the mask).
+fn put_dx(ci: u32, o: u32, x: u32, v: f32) {
+  var u = v;
+  if (flag(MASK)) { u = select(0.0, v, fma(X[x + ci * pu(13u)], Scale[pu(22u) + ci], Shift[pu(23u) + ci]) > 0.0); }
+  put_o(o + ci * pu(20u), u);
+}
+
+// conv2d_wgrad: dw[row, col] of the split at O offset base. Column CK (present when word 28 is CK + 1)
+// is the bias gradient: it goes to DB, or with split-K into the partials with the rest.
+fn put_dw(row: u32, col: u32, base: u32, v: f32) {
+  let CK = pu(24u);
+  if (flag(PARTIAL)) { put_o(base + row * pu(28u) + col, v); }
+  else if (col < CK) { put_o(base + row * CK + col, v); }
+  else { put_db(pu(21u) + row, v); }
+}
+
+// The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
+// accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
+// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
+// acc[r % 8] element r / 8.
+fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
+  var m = acc;
+  var o = ob;
+  let nr = tile_rows(row0, pu(4u));
+  let nc = tile_cols(col0, pu(24u));
+  for (var r = 0u; r < nr; r++) {
+    for (var p = 0u; p < nc; p++) { put_y(row0 + r, o[p], m[r % 8u][p][r / 8u]); }
+  }
+}
+
 fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   var m = acc;
   var o = oo;
@@ -134,30 +161,16 @@ fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) 
   let nr = tile_rows(row0, pu(1u));
   let nc = tile_cols(col0, pu(24u));
   for (var r = 0u; r < nr; r++) {
-    let ci = row0 + r;
-    var sc = 1.0; var sh = 0.0;
-    if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    for (var p = 0u; p < nc; p++) {
-      var v = m[r % 8u][p][r / 8u];
-      if (flag(MASK)) { v = select(0.0, v, fma(X[x[p] + ci * pu(13u)], sc, sh) > 0.0); }
-      put_o(o[p] + ci * pu(20u), v);
-    }
+    for (var p = 0u; p < nc; p++) { put_dx(row0 + r, o[p], x[p], m[r % 8u][p][r / 8u]); }
   }
 }
 
-// Column CK (present when word 28 is CK + 1) is the bias gradient: it goes to DB, or with split-K into
-// the partials with the rest.
 fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
   var m = acc;
-  let CK = pu(24u);
-  let ld = select(CK, pu(28u), flag(PARTIAL));
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(28u));
   for (var r = 0u; r < nr; r++) {
-    for (var p = 0u; p < nc; p++) {
-      let v = m[r % 8u][p][r / 8u];
-      if (col0 + p < CK || flag(PARTIAL)) { put_o(base + (row0 + r) * ld + col0 + p, v); } else { put_db(pu(21u) + row0 + r, v); }
-    }
+    for (var p = 0u; p < nc; p++) { put_dw(row0 + r, col0 + p, base, m[r % 8u][p][r / 8u]); }
   }
 }
 
@@ -172,7 +185,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   var ih0: vec4i; var iw0: vec4i; var xb: vec4i; var ob: vec4u;
   for (var p = 0u; p < 4u; p++) {
     let q = min(col0 + p, NP - 1u);
-    let n = q / (OH * OW); let r = q - n * OH * OW; let oh = r / OW; let ow = r - oh * OW;
+    let px = pixel(q, OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
     ih0[p] = i32(oh * S) - pad;
     iw0[p] = i32(ow * S) - pad;
     xb[p] = i32(pu(11u) + n * pu(12u)) + ih0[p] * W + iw0[p];
@@ -235,7 +248,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   var qh0: vec4i; var rh0: vec4i; var qw0: vec4i; var rw0: vec4i; var gb: vec4i; var oo: vec4u; var xo: vec4u;
   for (var p = 0u; p < 4u; p++) {
     let q = min(col0 + p, NP - 1u);
-    let n = q / (H * W); let r = q - n * H * W; let ih = r / W; let iw = r - ih * W;
+    let px = pixel(q, H, W); let n = px.x; let ih = px.y; let iw = px.z;
     qh0[p] = i32((ih + pad) / S); rh0[p] = i32((ih + pad) % S);
     qw0[p] = i32((iw + pad) / S); rw0[p] = i32((iw + pad) % S);
     gb[p] = i32(pu(15u) + n * pu(16u));

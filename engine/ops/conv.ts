@@ -2,7 +2,9 @@
 //
 // Three GEMM kernels, written once in shaders/conv2d.wgsl and composed per variant with the snippet that
 // brings the tile's shared rows to the lanes (each lane loading its own, 8-lane subgroup or quad
-// broadcasts: shaders/conv2d_lanes_*.wgsl): the forward conv, the input gradient (a transposed conv) and
+// broadcasts: shaders/conv2d_lanes_*.wgsl), or, for the workgroup-memory variants (wg*), with
+// shaders/conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg, ...) stage both operands' tiles in
+// workgroup memory and reuse the body's loads, prologue and stores: the forward conv, the input gradient (a transposed conv) and
 // the weight gradient (split over the batch when its output is too small to occupy the device, then
 // summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
 // weight-gradient GEMM (x' = 1 there). Input gradients with few input
@@ -21,7 +23,7 @@ import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
+import { CONV_TILES, forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type GemmTile, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
@@ -31,8 +33,9 @@ import bodySrc from '../../shaders/conv2d.wgsl';
 import ownSrc from '../../shaders/conv2d_lanes_own.wgsl';
 import quadSrc from '../../shaders/conv2d_lanes_quad.wgsl';
 import sg8Src from '../../shaders/conv2d_lanes_sg8.wgsl';
+import wgmemSrc from '../../shaders/conv2d_wgmem.wgsl';
 
-/** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled. */
+/** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled, wg* (workgroup memory). */
 export type ConvKernel = VariantName<'conv'>;
 
 /** The heuristic kernels for adapter features (see engine/variants.ts). */
@@ -158,11 +161,21 @@ function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
 const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
 const snippet = (file: string, source: string): KernelSource => ({ file, source });
 const subgroups = { enables: ['subgroups'] };
+const own = snippet('conv2d_lanes_own.wgsl', ownSrc);
+/** A workgroup-memory variant's module: the body, the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
+const wgmem = (v: keyof typeof CONV_TILES): KernelSource => {
+  const t = CONV_TILES[v];
+  const consts = snippet(`conv2d[${v}] constants`, `const BM: u32 = ${t.BM}u; const BN: u32 = ${t.BN}u; const BK: u32 = ${t.BK}u; const TM: u32 = ${t.TM}u; const TN: u32 = ${t.TN}u;`);
+  return compose(body, [own, consts, snippet('conv2d_wgmem.wgsl', wgmemSrc)], { variant: v });
+};
 /** The module of each variant: the body composed with its lanes snippet, named for profiles (conv2d[quad]:conv2d_fwd). */
 const variantShaders: Record<ConvKernel, KernelSource> = {
   subgroup: compose(body, [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], { ...subgroups, variant: 'subgroup' }),
   quad: compose(body, [snippet('conv2d_lanes_quad.wgsl', quadSrc)], { ...subgroups, variant: 'quad' }),
-  tiled: compose(body, [snippet('conv2d_lanes_own.wgsl', ownSrc)], { variant: 'tiled' }),
+  tiled: compose(body, [own], { variant: 'tiled' }),
+  wg32x32: wgmem('wg32x32'),
+  wg64x64: wgmem('wg64x64'),
+  wg32x128: wgmem('wg32x128'),
 };
 /** The composed module of a variant (tests compile every one). */
 export function convSource(v: ConvKernel): KernelSource {
@@ -174,8 +187,10 @@ export function convSource(v: ConvKernel): KernelSource {
  */
 const plainShader: KernelSource = { ...variantShaders.tiled, variant: undefined };
 
-function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean } {
-  return { shader: variantShaders[k], subgroup: k !== 'tiled' };
+/** A variant's module, whether its register tiles share rows through subgroups, and its workgroup-memory tile (wg*). */
+function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean; tile: GemmTile | null } {
+  const tile = k in CONV_TILES ? CONV_TILES[k as keyof typeof CONV_TILES] : null;
+  return { shader: variantShaders[k], subgroup: k === 'subgroup' || k === 'quad', tile };
 }
 
 /** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
@@ -199,6 +214,17 @@ function launch(l: Launch): void {
 function launchVariant(variant: ConvKernel, l: Launch): void {
   const fam = kernelFamily(variant);
   const constants = { ...l.constants };
+  const t = fam.tile;
+  if (t) {
+    // One workgroup per BM x BN block (conv2d_wgmem.wgsl); the workgroup size is the tile's.
+    const colBlocks = Math.ceil(l.columns / t.BN);
+    const rowBlocks = Math.ceil(l.rows / t.BM);
+    const kernel = { shader: fam.shader, entry: `${l.entry}_wg`, constants };
+    const workgroups: [number, number, number] =
+      l.entry === 'conv2d_wgrad' ? [colBlocks, rowBlocks, l.splits ?? 1] : [...grid1d(colBlocks), rowBlocks] as [number, number, number];
+    dispatch(kernel, { params: l.params, buffers: l.buffers, workgroups });
+    return;
+  }
   const lanes = Math.ceil(l.columns / 4);
   const rowTiles = Math.ceil(l.rows / ROWS);
   if (l.entry === 'conv2d_wgrad') {
@@ -401,7 +427,9 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   // (The variant is chosen per launch, by the tuner when it is on; the forced or heuristic one sizes the split.)
   const fam = kernelFamily(forcedVariant('conv') ?? heuristicVariant('conv'));
   const small = fam.subgroup ? Math.max(8, gpu().features.subgroupMaxSize || 8) : 8;
-  const tiles = Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
+  const tiles = fam.tile
+    ? Math.ceil(LD / fam.tile.BN) * Math.ceil(g.Cout / fam.tile.BM)
+    : Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
   let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
   const perSplit = Math.ceil(rowsK / splits);
   splits = Math.ceil(rowsK / perSplit);
