@@ -33,7 +33,7 @@
 //   21 bias offset (conv2d_wgrad, reduce: db offset)  22 scale offset  23 shift offset
 //   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad); Cin*KH*KW = CK (wgrad, reduce: the columns of dw)
 //   25 conv2d_wgrad: (n, oh) rows per split; reduce: number of splits  26 conv2d_wgrad: N*OH
-//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below)
+//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below); 32 VECW (conv2d_wgmem.wgsl only)
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
@@ -62,6 +62,7 @@ const MASK = 2u;
 const ACC = 4u;
 const GALIAS = 8u;
 const PARTIAL = 16u;
+const VECW = 32u;
 
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;

@@ -11,18 +11,24 @@
 // the BM x BK slice of the row operand (the weights; conv2d_wgrad: dy) and the BK x BN slice of im2col
 // columns (gathered on the fly, with the fused prologue applied) in workgroup memory, meets at a
 // barrier, and every invocation accumulates its TM x TN register tile from there (invocation
-// li = ty (BN / TN) + tx: rows ty TM.., columns tx TN..). Invocation li stages column li % BN of the
-// column slice (every (NT / BN)-th k), so its column's coordinates are computed once (col_of), and
-// elements e = li, li + NT, .. of the row slice (k = e % BK: consecutive lanes read consecutive
-// weights). Rows and columns past the end load clamped addresses and are never stored; k past the end
-// stages zeros on both sides (so a NaN there cannot reach a sum). Every invocation runs every step (no
+// li = ty (BN / TN) + tx: rows ty TM.., columns tx TN..), reading both slices as vec4s. Invocation li
+// stages column li % BN of the column slice (every (NT / BN)-th k), so its column's coordinates are
+// computed once (col_of), and elements e = li, li + NT, .. of the row slice (k = e % BK: consecutive
+// lanes read consecutive weights; with flag VECW, conv2d_fwd's weights four k at a time through Wt4).
+// Rows and columns past the end load clamped addresses and are never stored; k past the end stages
+// zeros on both sides (so a NaN there cannot reach a sum). Every invocation runs every step (no
 // early return): the barriers stay in uniform control flow.
 // Dispatch: conv2d_fwd_wg, conv2d_dgrad_wg: (x, y) = grid1d(ceil(columns / BN)), z = ceil(rows / BM);
 //           conv2d_wgrad_wg: x = ceil(word 28 / BN), y = ceil(Cout / BM), z = splits.
 const NT = (BM / TM) * (BN / TN);
 
-var<workgroup> As: array<f32, BK * BM>; // [k][row]
-var<workgroup> Bs: array<f32, BK * BN>; // [k][column]
+// Binding 9: the weights again, as vec4s (flag VECW: conv2d_fwd with K = Cin KH KW and the weights'
+// offset multiples of 4, so that every row starts on a vec4).
+@group(0) @binding(9) var<storage, read> Wt4: array<vec4f>;
+
+// Element (k, r) of a slice is component r % 4 of vector (k BM + r) / 4 (Bs: BN).
+var<workgroup> As: array<vec4f, BK * BM / 4u>; // [k][row]
+var<workgroup> Bs: array<vec4f, BK * BN / 4u>; // [k][column]
 
 // Which GEMM a tile computes: the entry points pass a constant, so the switches fold away.
 const FWD = 0u;
@@ -125,24 +131,35 @@ fn gemm_tile(kind: u32, li: u32, row0: u32, col0: u32, rows: u32, cols: u32, k0:
   let tx = li % (BN / TN); let ty = li / (BN / TN);
   var acc: Acc;
   for (var kc = k0; kc < k1; kc += BK) {
-    for (var e = li; e < BM * BK; e += NT) {
-      let r = e / BK; let kk = e % BK;
-      let k = kc + kk;
-      As[kk * BM + r] = select(0.0, a_at(kind, min(row0 + r, rows - 1u), min(k, k1 - 1u)), k < k1);
+    if (kind == FWD && flag(VECW)) {
+      let K = k1;
+      for (var e = li; e < BM * BK / 4u; e += NT) {
+        let r = e / (BK / 4u); let kk = 4u * (e % (BK / 4u));
+        let k = kc + kk;
+        let v = select(vec4f(0.0), Wt4[(pu(14u) + min(row0 + r, rows - 1u) * K + min(k, K - 4u)) / 4u], k < K);
+        for (var q = 0u; q < 4u; q++) { As[((kk + q) * BM + r) / 4u][r % 4u] = v[q]; }
+      }
+    } else {
+      for (var e = li; e < BM * BK; e += NT) {
+        let r = e / BK; let kk = e % BK;
+        let k = kc + kk;
+        As[(kk * BM + r) / 4u][r % 4u] = select(0.0, a_at(kind, min(row0 + r, rows - 1u), min(k, k1 - 1u)), k < k1);
+      }
     }
+    let c = li % BN;
     for (var kk = li / BN; kk < BK; kk += NT / BN) {
       let k = kc + kk;
-      Bs[kk * BN + li % BN] = select(0.0, b_at(kind, col, min(k, k1 - 1u)), k < k1);
+      Bs[(kk * BN + c) / 4u][c % 4u] = select(0.0, b_at(kind, col, min(k, k1 - 1u)), k < k1);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
+      var a: array<vec4f, TM / 4u>;
       var b: array<vec4f, TN / 4u>;
-      let bo = kk * BN + tx * TN;
-      for (var j = 0u; j < TN / 4u; j++) { b[j] = vec4f(Bs[bo + 4u * j], Bs[bo + 4u * j + 1u], Bs[bo + 4u * j + 2u], Bs[bo + 4u * j + 3u]); }
-      let ao = kk * BM + ty * TM;
+      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * BM + ty * TM) / 4u + i]; }
+      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * BN + tx * TN) / 4u + j]; }
       for (var i = 0u; i < TM; i++) {
-        let a = vec4f(As[ao + i]);
-        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(a, b[j], acc[i][j]); }
+        let x = vec4f(a[i / 4u][i % 4u]);
+        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(x, b[j], acc[i][j]); }
       }
     }
     workgroupBarrier();

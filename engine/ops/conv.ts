@@ -222,7 +222,12 @@ function launchVariant(variant: ConvKernel, l: Launch): void {
     const kernel = { shader: fam.shader, entry: `${l.entry}_wg`, constants };
     const workgroups: [number, number, number] =
       l.entry === 'conv2d_wgrad' ? [colBlocks, rowBlocks, l.splits ?? 1] : [...grid1d(colBlocks), rowBlocks] as [number, number, number];
-    dispatch(kernel, { params: l.params, buffers: l.buffers, workgroups });
+    // The weights as vec4s where every row of them starts on one (binding 9, flag VECW).
+    const [, Cin, , , , , , KH, KW] = l.params;
+    const vecW = l.entry === 'conv2d_fwd' && (Cin * KH * KW) % 4 === 0 && l.params[14] % 4 === 0;
+    const params = vecW ? l.params.slice() : l.params;
+    if (vecW) params[27] |= F.VECW;
+    dispatch(kernel, { params, buffers: [...l.buffers, l.buffers[1]], workgroups });
     return;
   }
   const lanes = Math.ceil(l.columns / 4);
@@ -247,7 +252,7 @@ function baseParams(g: Geometry): Uint32Array {
 
 const flag = (b: boolean) => (b ? 1 : 0);
 /** Bits of parameter word 27. */
-const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16 } as const;
+const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16, VECW: 32 } as const;
 
 /** The storage of `t` must not be one of `outs` (the kernels cannot read a buffer they write through another binding). */
 function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, outs: Tensor[]): void {
