@@ -3,8 +3,10 @@
 // engine/ops/conv.ts composes this body with the snippet of a variant, which says how the tile's 32 rows
 // (the operand the whole workgroup shares) reach the lanes: conv2d_lanes_own.wgsl (each lane loads all
 // 32 itself), conv2d_lanes_sg8.wgsl (8 lanes each load 4 and share them with subgroupBroadcast),
-// conv2d_lanes_quad.wgsl (the 4 lanes of a quad each load 8 and share them with quadBroadcast). A
-// snippet declares
+// conv2d_lanes_quad.wgsl (the 4 lanes of a quad each load 8 and share them with quadBroadcast). The
+// workgroup-memory variants (wg*) also compose conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg,
+// conv2d_dgrad_wg, conv2d_wgrad_wg) compute the same GEMMs as tiles staged in workgroup memory with this
+// body's loads, prologue and per-element stores (put_y, put_dx, put_dw). A lanes snippet declares
 //   struct Lane: the GEMM entry points' per-invocation builtins (li = local_invocation_index, and the
 //     subgroup lane where it broadcasts);
 //   RowAddr and row_addr(lane, row0, last, stride, off): where this lane's rows lie (row row0 + r, clamped

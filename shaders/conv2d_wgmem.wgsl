@@ -30,7 +30,7 @@ const NT = (BM / TM) * (BN / TN);
 var<workgroup> As: array<vec4f, BK * BM / 4u>; // [k][row]
 var<workgroup> Bs: array<vec4f, BK * BN / 4u>; // [k][column]
 
-// Which GEMM a tile computes: the entry points pass a constant, so the switches fold away.
+// Which GEMM a tile computes: the entry points pass a constant, so the compiler can fold the switches.
 const FWD = 0u;
 const DGRAD = 1u;
 const WGRAD = 2u;

@@ -193,7 +193,7 @@ function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean;
   return { shader: variantShaders[k], subgroup: k === 'subgroup' || k === 'quad', tile };
 }
 
-/** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
+/** Rows (GEMM M) per invocation tile in the register-tile conv kernels (32 x 4 tiles, see conv2d.wgsl). */
 const ROWS = 32;
 /**
  * Input gradients with at most this many input channels (the stem) take conv2d_dgrad_phase, which visits
@@ -427,7 +427,8 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   checkNoAlias(op, 'prologue shift', o.prologue?.shift, [dw, dy]);
   const xAlias = x.storage === dy.storage;
   // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device, counting the workgroups of
-  // the smallest size launch() may pick: most layers then need no split (and no reduction pass).
+  // the smallest size launch() may pick (a wg* variant: its BM x BN blocks): most layers then need no
+  // split (and no reduction pass).
   const rowsK = g.N * g.OH;
   // (The variant is chosen per launch, by the tuner when it is on; the forced or heuristic one sizes the split.)
   const fam = kernelFamily(forcedVariant('conv') ?? heuristicVariant('conv'));
