@@ -27,6 +27,7 @@ const cases: Case[] = [
   [2, 5, 1, 1, 7, 3, 3, 1, 1], // 1x1 spatial input, 3x3 pad 1
   [2, 6, 7, 8, 4, 2, 3, 3, 1], // stride 3, non-square kernel
   [2, 6, 5, 7, 37, 1, 1, 2, 1], // 1x1 with stride 2 and padding (the 1x1 loops' bounds), two row tiles
+  [3, 1, 6, 5, 3, 3, 3, 2, 1], // Cin = 1 (K = 9: less than one BK chunk of the wg tiles)
   [2, 72, 9, 10, 67, 3, 3, 1, 1], // every GEMM more than one block of the wg tiles (64 rows, 128 columns) each way; K = 648 (vec4 weights)
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
