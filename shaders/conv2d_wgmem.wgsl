@@ -51,6 +51,14 @@ struct Col {
   bias: bool,
 }
 
+// k = (c, kh, kw) over channels c and kernel taps: (c, kh, kw) with no division for 1x1 kernels.
+fn split_k(k: u32) -> vec3u {
+  let KW = pu(8u); let KK = pu(7u) * KW;
+  if (KK == 1u) { return vec3u(k, 0u, 0u); }
+  let c = k / KK; let kk = k - c * KK; let kh = kk / KW;
+  return vec3u(c, kh, kk - kh * KW);
+}
+
 fn col_of(kind: u32, c: u32) -> Col {
   let S = pu(9u); let pad = pu(10u);
   var o = Col(0, 0, 0, 1.0, 0.0, false);
@@ -64,10 +72,9 @@ fn col_of(kind: u32, c: u32) -> Col {
       o.h = i32(px.y + pad); o.w = i32(px.z + pad); o.base = i32(pu(15u) + px.x * pu(16u));
     }
     default: {
-      let KW = pu(8u); let KK = pu(7u) * KW;
-      let cc = min(c, pu(24u) - 1u);
-      let ci = cc / KK; let kk = cc - ci * KK; let kh = kk / KW;
-      o.h = i32(kh) - i32(pad); o.w = i32(kk - kh * KW) - i32(pad); o.base = i32(pu(11u) + ci * pu(13u));
+      let t = split_k(min(c, pu(24u) - 1u));
+      let ci = t.x;
+      o.h = i32(t.y) - i32(pad); o.w = i32(t.z) - i32(pad); o.base = i32(pu(11u) + ci * pu(13u));
       if (PROLOGUE) { o.sc = Scale[pu(22u) + ci]; o.sh = Shift[pu(23u) + ci]; }
       o.bias = c == pu(24u);
     }
@@ -83,8 +90,8 @@ fn a_at(kind: u32, row: u32, k: u32) -> f32 {
   switch kind {
     case FWD: { return Wt[pu(14u) + row * pu(1u) * KK + k]; }
     case DGRAD: {
-      let co = k / KK;
-      return Wt[pu(14u) + (co * pu(1u) + row) * KK + k - co * KK];
+      let t = split_k(k);
+      return Wt[pu(14u) + (t.x * pu(1u) + row) * KK + t.y * pu(8u) + t.z];
     }
     default: {
       let OHW = pu(5u) * pu(6u); let n = k / OHW;
@@ -95,11 +102,12 @@ fn a_at(kind: u32, row: u32, k: u32) -> f32 {
 
 // Element (k, column c) of the im2col columns (0 where the tap falls in the padding).
 fn b_at(kind: u32, c: Col, k: u32) -> f32 {
-  let H = pi(2u); let W = pi(3u); let KW = pu(8u); let KK = pu(7u) * KW;
+  let H = pi(2u); let W = pi(3u);
   switch kind {
     case FWD: {
-      let ci = k / KK; let kk = k - ci * KK; let kh = kk / KW;
-      let ih = c.h + i32(kh); let iw = c.w + i32(kk - kh * KW);
+      let t = split_k(k);
+      let ci = t.x;
+      let ih = c.h + i32(t.y); let iw = c.w + i32(t.z);
       let ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
       var sc = 1.0; var sh = 0.0;
       if (PROLOGUE) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
@@ -108,9 +116,11 @@ fn b_at(kind: u32, c: Col, k: u32) -> f32 {
     case DGRAD: {
       // Input pixel (ih, iw) meets output pixel ((ih + pad - kh) / S, (iw + pad - kw) / S) where S divides.
       let S = pi(9u); let OW = pi(6u);
-      let co = k / KK; let kk = k - co * KK; let kh = kk / KW;
-      let th = c.h - i32(kh); let tw = c.w - i32(kk - kh * KW);
-      let oh = th / S; let ow = tw / S;
+      let t = split_k(k);
+      let co = t.x;
+      let th = c.h - i32(t.y); let tw = c.w - i32(t.z);
+      var oh = th; var ow = tw;
+      if (S != 1) { oh = th / S; ow = tw / S; }
       let ok = th >= 0 && tw >= 0 && oh * S == th && ow * S == tw && oh < pi(5u) && ow < OW;
       return select(0.0, G[u32(select(0, c.base + i32(co * pu(17u)) + oh * OW + ow, ok))], ok);
     }
