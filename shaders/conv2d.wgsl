@@ -35,7 +35,8 @@
 //   21 bias offset (conv2d_wgrad, reduce: db offset)  22 scale offset  23 shift offset
 //   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad); Cin*KH*KW = CK (wgrad, reduce: the columns of dw)
 //   25 conv2d_wgrad: (n, oh) rows per split; reduce: number of splits  26 conv2d_wgrad: N*OH
-//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below); 32 VECW (conv2d_wgmem.wgsl only)
+//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below); conv2d_wgmem.wgsl only: 32 VECW,
+//      64 PRO and 128 XAL (PROLOGUE and XALIAS as run-time bits)
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
@@ -65,6 +66,8 @@ const ACC = 4u;
 const GALIAS = 8u;
 const PARTIAL = 16u;
 const VECW = 32u;
+const PRO = 64u;
+const XAL = 128u;
 
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
@@ -90,11 +93,13 @@ fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
 
 // NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
 // (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
+fn bn_relu(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
+  let y = fma(v, sc, sh);
+  return select(y, vec4f(0.0), y <= vec4f(0.0));
+}
+
 fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
-  if (PROLOGUE) {
-    let y = fma(v, sc, sh);
-    return select(y, vec4f(0.0), y <= vec4f(0.0));
-  }
+  if (PROLOGUE) { return bn_relu(v, sc, sh); }
   return v;
 }
 

@@ -1,8 +1,10 @@
 // conv2d_wgmem.wgsl: conv2d.wgsl's three implicit GEMMs as workgroup-memory tiles (the GPU-shaped
 // variants wg32x32, wg64x64, wg32x128 of engine/variants.ts): entry points conv2d_fwd_wg,
-// conv2d_dgrad_wg and conv2d_wgrad_wg, with the bindings, parameters, override constants (PROLOGUE,
-// XALIAS) and flags (BIAS, MASK, ACC, GALIAS, PARTIAL) of conv2d_fwd, conv2d_dgrad and conv2d_wgrad,
-// and the body's loads (load_x), prologue and per-element stores (put_y, put_dx, put_dw). Composed
+// conv2d_dgrad_wg and conv2d_wgrad_wg, with the bindings, parameters and flags (BIAS, MASK, ACC, GALIAS,
+// PARTIAL) of conv2d_fwd, conv2d_dgrad and conv2d_wgrad, and the body's BN-ReLU (bn_relu) and
+// per-element stores (put_y, put_dx, put_dw). The body's override constants PROLOGUE and XALIAS come
+// as the flags PRO and XAL instead (checked while staging, outside the register-tile loop), so each
+// entry point is one pipeline: fewer compiles when the tuner tries these variants. Composed
 // (engine/ops/conv.ts) after the body, conv2d_lanes_own.wgsl (the body's own entry points need a lanes
 // snippet to compile; these variants do not run them) and the tile constants BM BN BK TM TN.
 //
@@ -75,14 +77,23 @@ fn col_of(kind: u32, c: u32) -> Col {
       let t = split_k(min(c, pu(24u) - 1u));
       let ci = t.x;
       o.h = i32(t.y) - i32(pad); o.w = i32(t.z) - i32(pad); o.base = i32(pu(11u) + ci * pu(13u));
-      if (PROLOGUE) { o.sc = Scale[pu(22u) + ci]; o.sh = Shift[pu(23u) + ci]; }
+      if (flag(PRO)) { o.sc = Scale[pu(22u) + ci]; o.sh = Shift[pu(23u) + ci]; }
       o.bias = c == pu(24u);
     }
   }
   return o;
 }
 
-fn prologue1(v: f32, sc: f32, sh: f32) -> f32 { return prologue(vec4f(v), vec4f(sc), vec4f(sh)).x; }
+// x (from G where the output shares its buffer: XAL) and the prologue (PRO), as the body's load_x and
+// prologue with run-time flags.
+fn x_at(i: u32) -> f32 {
+  if (flag(XAL)) { return G[i]; }
+  return X[i];
+}
+fn prologue1(v: f32, sc: f32, sh: f32) -> f32 {
+  if (flag(PRO)) { return bn_relu(vec4f(v), vec4f(sc), vec4f(sh)).x; }
+  return v;
+}
 
 // Element (row, k) of the row operand.
 fn a_at(kind: u32, row: u32, k: u32) -> f32 {
@@ -110,8 +121,8 @@ fn b_at(kind: u32, c: Col, k: u32) -> f32 {
       let ih = c.h + i32(t.y); let iw = c.w + i32(t.z);
       let ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
       var sc = 1.0; var sh = 0.0;
-      if (PROLOGUE) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-      return select(0.0, prologue1(load_x(u32(select(0, c.base + i32(ci * pu(13u)) + ih * W + iw, ok))), sc, sh), ok);
+      if (flag(PRO)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
+      return select(0.0, prologue1(x_at(u32(select(0, c.base + i32(ci * pu(13u)) + ih * W + iw, ok))), sc, sh), ok);
     }
     case DGRAD: {
       // Input pixel (ih, iw) meets output pixel ((ih + pad - kh) / S, (iw + pad - kw) / S) where S divides.
@@ -130,7 +141,7 @@ fn b_at(kind: u32, c: Col, k: u32) -> f32 {
       let n = k / OHW; let p = k - n * OHW; let oh = p / OW; let ow = p - oh * OW;
       let ih = i32(oh * S) + c.h; let iw = i32(ow * S) + c.w;
       let ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
-      return select(0.0, prologue1(load_x(u32(select(0, c.base + i32(n * pu(12u)) + ih * W + iw, ok))), c.sc, c.sh), ok);
+      return select(0.0, prologue1(x_at(u32(select(0, c.base + i32(n * pu(12u)) + ih * W + iw, ok))), c.sc, c.sh), ok);
     }
   }
 }

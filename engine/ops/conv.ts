@@ -219,14 +219,15 @@ function launchVariant(variant: ConvKernel, l: Launch): void {
     // One workgroup per BM x BN block (conv2d_wgmem.wgsl); the workgroup size is the tile's.
     const colBlocks = Math.ceil(l.columns / t.BN);
     const rowBlocks = Math.ceil(l.rows / t.BM);
-    const kernel = { shader: fam.shader, entry: `${l.entry}_wg`, constants };
+    const kernel = { shader: fam.shader, entry: `${l.entry}_wg` };
     const workgroups: [number, number, number] =
       l.entry === 'conv2d_wgrad' ? [colBlocks, rowBlocks, l.splits ?? 1] : [...grid1d(colBlocks), rowBlocks] as [number, number, number];
-    // The weights as vec4s where every row of them starts on one (binding 9, flag VECW).
+    // The weights as vec4s where every row of them starts on one (binding 9, flag VECW); PROLOGUE and
+    // XALIAS as the flags PRO and XAL (one pipeline per entry point: fewer compiles when tuning).
     const [, Cin, , , , , , KH, KW] = l.params;
     const vecW = l.entry === 'conv2d_fwd' && (Cin * KH * KW) % 4 === 0 && l.params[14] % 4 === 0;
-    const params = vecW ? l.params.slice() : l.params;
-    if (vecW) params[27] |= F.VECW;
+    const params = l.params.slice();
+    params[27] |= (vecW ? F.VECW : 0) | (constants.PROLOGUE ? F.PRO : 0) | (constants.XALIAS ? F.XAL : 0);
     dispatch(kernel, { params, buffers: [...l.buffers, l.buffers[1]], workgroups });
     return;
   }
@@ -252,7 +253,7 @@ function baseParams(g: Geometry): Uint32Array {
 
 const flag = (b: boolean) => (b ? 1 : 0);
 /** Bits of parameter word 27. */
-const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16, VECW: 32 } as const;
+const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16, VECW: 32, PRO: 64, XAL: 128 } as const;
 
 /** The storage of `t` must not be one of `outs` (the kernels cannot read a buffer they write through another binding). */
 function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, outs: Tensor[]): void {
