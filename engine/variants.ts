@@ -71,7 +71,7 @@ export const CONV_TILES = {
 } as const satisfies Record<string, GemmTile>;
 
 /** Invocations of a workgroup-memory tile. */
-export const tileInvocations = (t: GemmTile): number => (t.BM / t.TM) * (t.BN / t.TN);
+const tileInvocations = (t: GemmTile): number => (t.BM / t.TM) * (t.BN / t.TN);
 
 const tileVariant = <N extends string>(name: N, t: GemmTile) => {
   const inv = tileInvocations(t);

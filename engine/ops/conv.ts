@@ -4,8 +4,8 @@
 // brings the tile's shared rows to the lanes (each lane loading its own, 8-lane subgroup or quad
 // broadcasts: shaders/conv2d_lanes_*.wgsl), or, for the workgroup-memory variants (wg*), with
 // shaders/conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg, ...) stage both operands' tiles in
-// workgroup memory and reuse the body's loads, prologue and stores: the forward conv, the input gradient (a transposed conv) and
-// the weight gradient (split over the batch when its output is too small to occupy the device, then
+// workgroup memory and reuse the body's BN-ReLU and stores: the forward conv, the input gradient (a
+// transposed conv) and the weight gradient (split over the batch when its output is too small to occupy the device, then
 // summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
 // weight-gradient GEMM (x' = 1 there). Input gradients with few input
 // channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
