@@ -5,11 +5,11 @@
 // broadcasts: shaders/conv2d_lanes_*.wgsl), or, for the workgroup-memory variants (wg*), with
 // shaders/conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg, ...) stage both operands' tiles in
 // workgroup memory and reuse the body's BN-ReLU and stores: the forward conv, the input gradient (a
-// transposed conv) and the weight gradient (split over the batch when its output is too small to occupy the device, then
-// summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
-// weight-gradient GEMM (x' = 1 there). Input gradients with few input
-// channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
-// stride phase that visits only the taps that hit.
+// transposed conv) and the weight gradient (split over the batch when its output is too small to occupy
+// the device, then summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one
+// more column of the weight-gradient GEMM (x' = 1 there). Input gradients with few input channels (the
+// stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by stride phase that
+// visits only the taps that hit.
 //
 // Every tensor a kernel touches may be a view: x, y, dy and dx need only their rows and columns
 // contiguous (any offset, batch stride and channel stride), so the memory-efficient dense block can read
