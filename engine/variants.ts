@@ -44,8 +44,8 @@ const workgroup = (invocations: number, storage: number) => (c: Caps) => {
   return null;
 };
 
-/** A workgroup-memory matmul tile: BM x BN outputs per workgroup, TM x TN per invocation, BK deep. */
-export interface MatmulTile {
+/** A workgroup-memory GEMM tile: BM x BN outputs per workgroup, TM x TN per invocation, BK deep. */
+export interface GemmTile {
   BM: number;
   BN: number;
   BK: number;
@@ -53,34 +53,51 @@ export interface MatmulTile {
   TN: number;
 }
 /** The workgroup-memory matmul tiles, by variant name (invocations = BM/TM * BN/TN). */
-export const MATMUL_TILES: Record<string, MatmulTile> = {
+export const MATMUL_TILES: Record<string, GemmTile> = {
   wg32x32: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 }, // 64 invocations
   wg64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }, // 256 invocations
   wg128x64: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 4 }, // 256 invocations
   wg64x64r8: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 }, // 64 invocations
 };
-const tileVariant = (name: string): Variant => {
-  const t = MATMUL_TILES[name];
-  const inv = (t.BM / t.TM) * (t.BN / t.TN);
+/**
+ * The workgroup-memory conv tiles (shaders/conv2d_wgmem.wgsl), by variant name: BM GEMM rows (output
+ * channels; input gradient: input channels) by BN columns (pixels; weight gradient: weights). Staging
+ * needs NT = BM/TM * BN/TN invocations to be a multiple of BN and to divide BM * BK and BK * BN.
+ */
+export const CONV_TILES = {
+  wg32x32: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 }, // 64 invocations
+  wg64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }, // 256 invocations
+  wg32x128: { BM: 32, BN: 128, BK: 8, TM: 4, TN: 8 }, // 128 invocations (DenseNet's growth-rate 32 convs fill BM)
+} as const satisfies Record<string, GemmTile>;
+
+/** Invocations of a workgroup-memory tile. */
+const tileInvocations = (t: GemmTile): number => (t.BM / t.TM) * (t.BN / t.TN);
+
+const tileVariant = <N extends string>(name: N, t: GemmTile) => {
+  const inv = tileInvocations(t);
   return {
     name,
     about: `workgroup-memory tiles ${t.BM}x${t.BK} and ${t.BK}x${t.BN} staged with barriers, ${t.TM}x${t.TN} per invocation, ${inv} invocations`,
     missing: workgroup(inv, 4 * t.BK * (t.BM + t.BN)),
   };
 };
+const convTile = <N extends keyof typeof CONV_TILES>(name: N) => tileVariant(name, CONV_TILES[name]);
 
 const table = {
   matmul: [
     { name: 'sg8', about: '32x32 tile per 8-lane subgroup, A rows shared with subgroupBroadcast', missing: sgExactly8 },
     { name: 'quad', about: '16x8 register tile, A rows shared with quadBroadcast', missing: sgQuads },
     { name: 'tiled', about: '16x8 register tile, every lane loads its own rows', missing: always },
-    ...Object.keys(MATMUL_TILES).map(tileVariant),
+    ...Object.keys(MATMUL_TILES).map((n) => tileVariant(n, MATMUL_TILES[n])),
     { name: 'naive', about: 'one output per invocation (the reference-grade kernel)', missing: always },
   ],
   conv: [
     { name: 'subgroup', about: '32x4 register tiles, the 32 rows shared with subgroupBroadcast among 8 lanes', missing: sgAtLeast8 },
     { name: 'quad', about: '32x4 register tiles, the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
     { name: 'tiled', about: '32x4 register tiles, every lane loads its own rows', missing: always },
+    convTile('wg32x32'),
+    convTile('wg64x64'),
+    convTile('wg32x128'),
   ],
   bnStats: [
     { name: 'subgroup', about: 'lanes combined with subgroupAdd, one workgroup-memory step', missing: sgAny },
@@ -131,8 +148,10 @@ export function supportedVariants<F extends Family>(family: F, caps: Caps = curr
 /**
  * The heuristic default, a pure function of the adapter: on 8-lane subgroups (lavapipe) the
  * subgroup-broadcast kernels, on other multiples of 4 the quad ones; matmul on a hardware GPU without
- * them the workgroup-memory tile; else the register tiles that need nothing. Batch norm's backward is
- * one dispatch on a CPU adapter (few, fat workgroups) and two on a GPU (dx wants a workgroup per image).
+ * them the workgroup-memory tile; else the register tiles that need nothing. The conv
+ * workgroup-memory tiles are never the default: their speed on GPUs is unmeasured, so only the tuner
+ * (which times every supported candidate) picks them. Batch norm's backward is one dispatch on a CPU
+ * adapter (few, fat workgroups) and two on a GPU (dx wants a workgroup per image).
  */
 export function heuristicVariant<F extends Family>(family: F, caps: Caps = currentCaps()): VariantName<F> {
   const ok = (n: string) => missingFor(family, n, caps) === null;

@@ -3,8 +3,10 @@
 // engine/ops/conv.ts composes this body with the snippet of a variant, which says how the tile's 32 rows
 // (the operand the whole workgroup shares) reach the lanes: conv2d_lanes_own.wgsl (each lane loads all
 // 32 itself), conv2d_lanes_sg8.wgsl (8 lanes each load 4 and share them with subgroupBroadcast),
-// conv2d_lanes_quad.wgsl (the 4 lanes of a quad each load 8 and share them with quadBroadcast). A
-// snippet declares
+// conv2d_lanes_quad.wgsl (the 4 lanes of a quad each load 8 and share them with quadBroadcast). The
+// workgroup-memory variants (wg*) also compose conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg,
+// conv2d_dgrad_wg, conv2d_wgrad_wg) compute the same GEMMs as tiles staged in workgroup memory with this
+// body's loads, prologue and per-element stores (put_y, put_dx, put_dw). A lanes snippet declares
 //   struct Lane: the GEMM entry points' per-invocation builtins (li = local_invocation_index, and the
 //     subgroup lane where it broadcasts);
 //   RowAddr and row_addr(lane, row0, last, stride, off): where this lane's rows lie (row row0 + r, clamped
@@ -33,7 +35,8 @@
 //   21 bias offset (conv2d_wgrad, reduce: db offset)  22 scale offset  23 shift offset
 //   24 GEMM columns: N*OH*OW (fwd), N*H*W (dgrad); Cin*KH*KW = CK (wgrad, reduce: the columns of dw)
 //   25 conv2d_wgrad: (n, oh) rows per split; reduce: number of splits  26 conv2d_wgrad: N*OH
-//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below)
+//   27 flags: 1 BIAS, 2 MASK, 4 ACC, 8 GALIAS, 16 PARTIAL (below); conv2d_wgmem.wgsl only: 32 VECW,
+//      64 PRO and 128 XAL (PROLOGUE and XALIAS as run-time bits)
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
@@ -62,6 +65,9 @@ const MASK = 2u;
 const ACC = 4u;
 const GALIAS = 8u;
 const PARTIAL = 16u;
+const VECW = 32u;
+const PRO = 64u;
+const XAL = 128u;
 
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
@@ -87,33 +93,24 @@ fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
 
 // NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
 // (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
+fn bn_relu(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
+  let y = fma(v, sc, sh);
+  return select(y, vec4f(0.0), y <= vec4f(0.0));
+}
+
 fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
-  if (PROLOGUE) {
-    let y = fma(v, sc, sh);
-    return select(y, vec4f(0.0), y <= vec4f(0.0));
-  }
+  if (PROLOGUE) { return bn_relu(v, sc, sh); }
   return v;
 }
 
-// The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
-// accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
-// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
-// acc[r % 8] element r / 8.
+// Column q of a GEMM over pixels, as (n, row, column) of images h x w.
+fn pixel(q: u32, h: u32, w: u32) -> vec3u {
+  let n = q / (h * w); let r = q - n * h * w; let y = r / w;
+  return vec3u(n, y, r - y * w);
+}
+
 fn tile_rows(row0: u32, rows: u32) -> u32 { return min(32u, rows - row0); }
 fn tile_cols(col0: u32, cols: u32) -> u32 { return min(4u, cols - min(col0, cols)); }
-
-fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
-  var m = acc;
-  var o = ob;
-  let nr = tile_rows(row0, pu(4u));
-  let nc = tile_cols(col0, pu(24u));
-  for (var r = 0u; r < nr; r++) {
-    let co = row0 + r;
-    var b = 0.0;
-    if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
-    for (var p = 0u; p < nc; p++) { G[o[p] + co * pu(17u)] = m[r % 8u][p][r / 8u] + b; }
-  }
-}
 
 fn put_o(i: u32, v: f32) {
   if (flag(GALIAS)) {
@@ -127,6 +124,44 @@ fn put_db(i: u32, v: f32) {
   if (flag(ACC)) { DB[i] += v; } else { DB[i] = v; }
 }
 
+// One element of each GEMM's output, as every GEMM tile stores it (here and conv2d_wgmem.wgsl).
+// conv2d_fwd: y[co] of the output pixel at G offset o, plus the bias.
+fn put_y(co: u32, o: u32, v: f32) {
+  var b = 0.0;
+  if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
+  G[o + co * pu(17u)] = v + b;
+}
+
+// conv2d_dgrad: dx[ci] of the input pixel at O offset o (x offset x for the mask).
+fn put_dx(ci: u32, o: u32, x: u32, v: f32) {
+  var u = v;
+  if (flag(MASK)) { u = select(0.0, v, fma(X[x + ci * pu(13u)], Scale[pu(22u) + ci], Shift[pu(23u) + ci]) > 0.0); }
+  put_o(o + ci * pu(20u), u);
+}
+
+// conv2d_wgrad: dw[row, col] of the split at O offset base. Column CK (present when word 28 is CK + 1)
+// is the bias gradient: it goes to DB, or with split-K into the partials with the rest.
+fn put_dw(row: u32, col: u32, base: u32, v: f32) {
+  let CK = pu(24u);
+  if (flag(PARTIAL)) { put_o(base + row * pu(28u) + col, v); }
+  else if (col < CK) { put_o(base + row * CK + col, v); }
+  else { put_db(pu(21u) + row, v); }
+}
+
+// The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
+// accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
+// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
+// acc[r % 8] element r / 8.
+fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
+  var m = acc;
+  var o = ob;
+  let nr = tile_rows(row0, pu(4u));
+  let nc = tile_cols(col0, pu(24u));
+  for (var r = 0u; r < nr; r++) {
+    for (var p = 0u; p < nc; p++) { put_y(row0 + r, o[p], m[r % 8u][p][r / 8u]); }
+  }
+}
+
 fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   var m = acc;
   var o = oo;
@@ -134,30 +169,16 @@ fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) 
   let nr = tile_rows(row0, pu(1u));
   let nc = tile_cols(col0, pu(24u));
   for (var r = 0u; r < nr; r++) {
-    let ci = row0 + r;
-    var sc = 1.0; var sh = 0.0;
-    if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    for (var p = 0u; p < nc; p++) {
-      var v = m[r % 8u][p][r / 8u];
-      if (flag(MASK)) { v = select(0.0, v, fma(X[x[p] + ci * pu(13u)], sc, sh) > 0.0); }
-      put_o(o[p] + ci * pu(20u), v);
-    }
+    for (var p = 0u; p < nc; p++) { put_dx(row0 + r, o[p], x[p], m[r % 8u][p][r / 8u]); }
   }
 }
 
-// Column CK (present when word 28 is CK + 1) is the bias gradient: it goes to DB, or with split-K into
-// the partials with the rest.
 fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
   var m = acc;
-  let CK = pu(24u);
-  let ld = select(CK, pu(28u), flag(PARTIAL));
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(28u));
   for (var r = 0u; r < nr; r++) {
-    for (var p = 0u; p < nc; p++) {
-      let v = m[r % 8u][p][r / 8u];
-      if (col0 + p < CK || flag(PARTIAL)) { put_o(base + (row0 + r) * ld + col0 + p, v); } else { put_db(pu(21u) + row0 + r, v); }
-    }
+    for (var p = 0u; p < nc; p++) { put_dw(row0 + r, col0 + p, base, m[r % 8u][p][r / 8u]); }
   }
 }
 
@@ -172,7 +193,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   var ih0: vec4i; var iw0: vec4i; var xb: vec4i; var ob: vec4u;
   for (var p = 0u; p < 4u; p++) {
     let q = min(col0 + p, NP - 1u);
-    let n = q / (OH * OW); let r = q - n * OH * OW; let oh = r / OW; let ow = r - oh * OW;
+    let px = pixel(q, OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
     ih0[p] = i32(oh * S) - pad;
     iw0[p] = i32(ow * S) - pad;
     xb[p] = i32(pu(11u) + n * pu(12u)) + ih0[p] * W + iw0[p];
@@ -235,7 +256,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   var qh0: vec4i; var rh0: vec4i; var qw0: vec4i; var rw0: vec4i; var gb: vec4i; var oo: vec4u; var xo: vec4u;
   for (var p = 0u; p < 4u; p++) {
     let q = min(col0 + p, NP - 1u);
-    let n = q / (H * W); let r = q - n * H * W; let ih = r / W; let iw = r - ih * W;
+    let px = pixel(q, H, W); let n = px.x; let ih = px.y; let iw = px.z;
     qh0[p] = i32((ih + pad) / S); rh0[p] = i32((ih + pad) % S);
     qw0[p] = i32((iw + pad) / S); rw0[p] = i32((iw + pad) % S);
     gb[p] = i32(pu(15u) + n * pu(16u));

@@ -27,6 +27,8 @@ const cases: Case[] = [
   [2, 5, 1, 1, 7, 3, 3, 1, 1], // 1x1 spatial input, 3x3 pad 1
   [2, 6, 7, 8, 4, 2, 3, 3, 1], // stride 3, non-square kernel
   [2, 6, 5, 7, 37, 1, 1, 2, 1], // 1x1 with stride 2 and padding (the 1x1 loops' bounds), two row tiles
+  [3, 1, 6, 5, 3, 3, 3, 2, 1], // Cin = 1 (K = 9: less than one BK chunk of the wg tiles)
+  [2, 72, 9, 10, 67, 3, 3, 1, 1], // every GEMM more than one block of the wg tiles (64 rows, 128 columns) each way; K = 648 (vec4 weights)
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
@@ -210,6 +212,22 @@ describe('conv2d op', () => {
     expect(chooseConvKernel(f)).toBe('subgroup');
     expect(chooseConvKernel({ ...f, subgroupMinSize: 4, subgroupMaxSize: 4 })).toBe('quad');
     expect(chooseConvKernel({ ...f, subgroups: false })).toBe('tiled');
+    // The workgroup-memory tiles are never the heuristic choice (the tuner may pick them), on any adapter.
+    for (const isFallbackAdapter of [true, false]) {
+      expect(E.heuristicVariant('conv', { features: { ...f, subgroups: false }, isFallbackAdapter })).toBe('tiled');
+    }
+  });
+
+  test('the workgroup-memory variants need their invocations and workgroup memory from the adapter', () => {
+    const features = { subgroups: false, subgroupMinSize: 0, subgroupMaxSize: 0, timestampQuery: false, shaderF16: false };
+    // WebGPU's default limits (256 invocations, 16 KiB) run them all.
+    expect(E.supportedVariants('conv', { features })).toEqual(['tiled', 'wg32x32', 'wg64x64', 'wg32x128']);
+    expect(() => E.checkRunnable('conv', 'wg64x64', { features, limits: { maxComputeInvocationsPerWorkgroup: 128 } })).toThrow(
+      /conv kernel variant 'wg64x64' cannot run on this adapter: it needs 256 invocations per workgroup \(this adapter: 128\)/,
+    );
+    // wg64x64 stages 4 * 16 * (64 + 64) = 8192 bytes.
+    expect(E.missingFor('conv', 'wg64x64', { features, limits: { maxComputeWorkgroupStorageSize: 8191 } })).toMatch(/needs 8192 bytes of workgroup memory \(this adapter: 8191\)/);
+    expect(E.supportedVariants('conv', { features, limits: { maxComputeInvocationsPerWorkgroup: 64, maxComputeWorkgroupStorageSize: 4096 } })).toEqual(['tiled', 'wg32x32']);
   });
 
   test.each([

@@ -2,12 +2,14 @@
 //
 // Three GEMM kernels, written once in shaders/conv2d.wgsl and composed per variant with the snippet that
 // brings the tile's shared rows to the lanes (each lane loading its own, 8-lane subgroup or quad
-// broadcasts: shaders/conv2d_lanes_*.wgsl): the forward conv, the input gradient (a transposed conv) and
-// the weight gradient (split over the batch when its output is too small to occupy the device, then
-// summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one more column of the
-// weight-gradient GEMM (x' = 1 there). Input gradients with few input
-// channels (the stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by
-// stride phase that visits only the taps that hit.
+// broadcasts: shaders/conv2d_lanes_*.wgsl), or, for the workgroup-memory variants (wg*), with
+// shaders/conv2d_wgmem.wgsl, whose entry points (conv2d_fwd_wg, ...) stage both operands' tiles in
+// workgroup memory and reuse the body's BN-ReLU and stores: the forward conv, the input gradient (a
+// transposed conv) and the weight gradient (split over the batch when its output is too small to occupy
+// the device, then summed by conv2d_wgrad_reduce). The bias gradient, a sum of dy over (N, H, W), is one
+// more column of the weight-gradient GEMM (x' = 1 there). Input gradients with few input channels (the
+// stem, strided) take conv2d_dgrad_phase instead: a gather over input pixels grouped by stride phase that
+// visits only the taps that hit.
 //
 // Every tensor a kernel touches may be a view: x, y, dy and dx need only their rows and columns
 // contiguous (any offset, batch stride and channel stride), so the memory-efficient dense block can read
@@ -21,7 +23,7 @@ import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
 import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type VariantName } from '../variants.js';
+import { CONV_TILES, forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type GemmTile, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
@@ -31,8 +33,9 @@ import bodySrc from '../../shaders/conv2d.wgsl';
 import ownSrc from '../../shaders/conv2d_lanes_own.wgsl';
 import quadSrc from '../../shaders/conv2d_lanes_quad.wgsl';
 import sg8Src from '../../shaders/conv2d_lanes_sg8.wgsl';
+import wgmemSrc from '../../shaders/conv2d_wgmem.wgsl';
 
-/** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled. */
+/** The conv kernel variants (engine/variants.ts): subgroup (8-lane broadcast), quad, tiled, wg* (workgroup memory). */
 export type ConvKernel = VariantName<'conv'>;
 
 /** The heuristic kernels for adapter features (see engine/variants.ts). */
@@ -158,11 +161,21 @@ function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
 const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
 const snippet = (file: string, source: string): KernelSource => ({ file, source });
 const subgroups = { enables: ['subgroups'] };
+const own = snippet('conv2d_lanes_own.wgsl', ownSrc);
+/** A workgroup-memory variant's module: the body, the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
+const wgmem = (v: keyof typeof CONV_TILES): KernelSource => {
+  const t = CONV_TILES[v];
+  const consts = snippet(`conv2d[${v}] constants`, `const BM: u32 = ${t.BM}u; const BN: u32 = ${t.BN}u; const BK: u32 = ${t.BK}u; const TM: u32 = ${t.TM}u; const TN: u32 = ${t.TN}u;`);
+  return compose(body, [own, consts, snippet('conv2d_wgmem.wgsl', wgmemSrc)], { variant: v });
+};
 /** The module of each variant: the body composed with its lanes snippet, named for profiles (conv2d[quad]:conv2d_fwd). */
 const variantShaders: Record<ConvKernel, KernelSource> = {
   subgroup: compose(body, [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], { ...subgroups, variant: 'subgroup' }),
   quad: compose(body, [snippet('conv2d_lanes_quad.wgsl', quadSrc)], { ...subgroups, variant: 'quad' }),
-  tiled: compose(body, [snippet('conv2d_lanes_own.wgsl', ownSrc)], { variant: 'tiled' }),
+  tiled: compose(body, [own], { variant: 'tiled' }),
+  wg32x32: wgmem('wg32x32'),
+  wg64x64: wgmem('wg64x64'),
+  wg32x128: wgmem('wg32x128'),
 };
 /** The composed module of a variant (tests compile every one). */
 export function convSource(v: ConvKernel): KernelSource {
@@ -174,11 +187,13 @@ export function convSource(v: ConvKernel): KernelSource {
  */
 const plainShader: KernelSource = { ...variantShaders.tiled, variant: undefined };
 
-function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean } {
-  return { shader: variantShaders[k], subgroup: k !== 'tiled' };
+/** A variant's module, whether its register tiles share rows through subgroups, and its workgroup-memory tile (wg*). */
+function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean; tile: GemmTile | null } {
+  const tile = k in CONV_TILES ? CONV_TILES[k as keyof typeof CONV_TILES] : null;
+  return { shader: variantShaders[k], subgroup: k === 'subgroup' || k === 'quad', tile };
 }
 
-/** Rows (GEMM M) per invocation tile in every conv kernel (32 x 4 tiles, see the shaders). */
+/** Rows (GEMM M) per invocation tile in the register-tile conv kernels (32 x 4 tiles, see conv2d.wgsl). */
 const ROWS = 32;
 /**
  * Input gradients with at most this many input channels (the stem) take conv2d_dgrad_phase, which visits
@@ -199,6 +214,23 @@ function launch(l: Launch): void {
 function launchVariant(variant: ConvKernel, l: Launch): void {
   const fam = kernelFamily(variant);
   const constants = { ...l.constants };
+  const t = fam.tile;
+  if (t) {
+    // One workgroup per BM x BN block (conv2d_wgmem.wgsl); the workgroup size is the tile's.
+    const colBlocks = Math.ceil(l.columns / t.BN);
+    const rowBlocks = Math.ceil(l.rows / t.BM);
+    const kernel = { shader: fam.shader, entry: `${l.entry}_wg` };
+    const workgroups: [number, number, number] =
+      l.entry === 'conv2d_wgrad' ? [colBlocks, rowBlocks, l.splits ?? 1] : [...grid1d(colBlocks), rowBlocks] as [number, number, number];
+    // The weights as vec4s where every row of them starts on one (binding 9, flag VECW); PROLOGUE and
+    // XALIAS as the flags PRO and XAL (one pipeline per entry point: fewer compiles when tuning).
+    const [, Cin, , , , , , KH, KW] = l.params;
+    const vecW = l.entry === 'conv2d_fwd' && (Cin * KH * KW) % 4 === 0 && l.params[14] % 4 === 0;
+    const params = l.params.slice();
+    params[27] |= (vecW ? F.VECW : 0) | (constants.PROLOGUE ? F.PRO : 0) | (constants.XALIAS ? F.XAL : 0);
+    dispatch(kernel, { params, buffers: [...l.buffers, l.buffers[1]], workgroups });
+    return;
+  }
   const lanes = Math.ceil(l.columns / 4);
   const rowTiles = Math.ceil(l.rows / ROWS);
   if (l.entry === 'conv2d_wgrad') {
@@ -221,7 +253,7 @@ function baseParams(g: Geometry): Uint32Array {
 
 const flag = (b: boolean) => (b ? 1 : 0);
 /** Bits of parameter word 27. */
-const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16 } as const;
+const F = { BIAS: 1, MASK: 2, ACC: 4, GALIAS: 8, PARTIAL: 16, VECW: 32, PRO: 64, XAL: 128 } as const;
 
 /** The storage of `t` must not be one of `outs` (the kernels cannot read a buffer they write through another binding). */
 function checkNoAlias(op: string, what: string, t: Tensor | null | undefined, outs: Tensor[]): void {
@@ -396,12 +428,15 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   checkNoAlias(op, 'prologue shift', o.prologue?.shift, [dw, dy]);
   const xAlias = x.storage === dy.storage;
   // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device, counting the workgroups of
-  // the smallest size launch() may pick: most layers then need no split (and no reduction pass).
+  // the smallest size launch() may pick (a wg* variant: its BM x BN blocks): most layers then need no
+  // split (and no reduction pass).
   const rowsK = g.N * g.OH;
   // (The variant is chosen per launch, by the tuner when it is on; the forced or heuristic one sizes the split.)
   const fam = kernelFamily(forcedVariant('conv') ?? heuristicVariant('conv'));
   const small = fam.subgroup ? Math.max(8, gpu().features.subgroupMaxSize || 8) : 8;
-  const tiles = Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
+  const tiles = fam.tile
+    ? Math.ceil(LD / fam.tile.BN) * Math.ceil(g.Cout / fam.tile.BM)
+    : Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
   let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
   const perSplit = Math.ceil(rowsK / splits);
   splits = Math.ceil(rowsK / perSplit);
