@@ -90,9 +90,23 @@ export abstract class LRScheduler {
     return [...this.lastLr];
   }
 
+  /** The schedule's numeric settings in its state dict: PyTorch's attribute name -> this scheduler's property. */
+  protected readonly numericSettings: Readonly<Record<string, string>> = {};
+
   /** Settings specific to the schedule (PyTorch's attribute names), for stateDict(). */
-  protected abstract settings(): SchedulerState;
-  protected abstract loadSettings(s: SchedulerState): void;
+  protected settings(): SchedulerState {
+    const self = this as unknown as Record<string, number>;
+    return Object.fromEntries(Object.entries(this.numericSettings).map(([key, prop]) => [key, self[prop]]));
+  }
+
+  protected loadSettings(s: SchedulerState): void {
+    const self = this as unknown as Record<string, number>;
+    for (const [key, prop] of Object.entries(this.numericSettings)) {
+      const v = s[key];
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${this.constructor.name}.loadStateDict: '${key}' must be a finite number, got ${JSON.stringify(v)}`);
+      self[prop] = v;
+    }
+  }
 
   /** The schedule's state (JSON values; PyTorch's attribute names). */
   stateDict(): SchedulerState {
@@ -139,13 +153,7 @@ export class StepLR extends LRScheduler {
   protected override closedFormLr(): number[] {
     return this.baseLrs.map((b) => b * this.gamma ** Math.floor(this.lastEpoch / this.stepSize));
   }
-  protected settings(): SchedulerState {
-    return { step_size: this.stepSize, gamma: this.gamma };
-  }
-  protected loadSettings(s: SchedulerState): void {
-    this.stepSize = s.step_size as number;
-    this.gamma = s.gamma as number;
-  }
+  protected override readonly numericSettings = { step_size: 'stepSize', gamma: 'gamma' };
 }
 
 /** Multiplies the rate by gamma at each milestone (a milestone listed twice multiplies twice). */
@@ -173,13 +181,15 @@ export class MultiStepLR extends LRScheduler {
     const passed = this.milestones.filter((m) => m <= this.lastEpoch).length;
     return this.baseLrs.map((b) => b * this.gamma ** passed);
   }
-  protected settings(): SchedulerState {
+  protected override readonly numericSettings = { gamma: 'gamma' };
+  protected override settings(): SchedulerState {
     // PyTorch stores a Counter {milestone: count}; a list keeps repeats and order as JSON.
-    return { milestones: [...this.milestones], gamma: this.gamma };
+    return { ...super.settings(), milestones: [...this.milestones] };
   }
-  protected loadSettings(s: SchedulerState): void {
+  protected override loadSettings(s: SchedulerState): void {
+    super.loadSettings(s);
+    if (!Array.isArray(s.milestones) || s.milestones.some((m) => !isInt(m, 0))) throw new Error(`MultiStepLR.loadStateDict: 'milestones' must be a list of integers >= 0, got ${JSON.stringify(s.milestones)}`);
     this.milestones = [...(s.milestones as number[])];
-    this.gamma = s.gamma as number;
   }
 }
 
@@ -206,13 +216,7 @@ export class CosineAnnealingLR extends LRScheduler {
   protected override closedFormLr(): number[] {
     return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.tMax))) / 2);
   }
-  protected settings(): SchedulerState {
-    return { T_max: this.tMax, eta_min: this.etaMin };
-  }
-  protected loadSettings(s: SchedulerState): void {
-    this.tMax = s.T_max as number;
-    this.etaMin = s.eta_min as number;
-  }
+  protected override readonly numericSettings = { T_max: 'tMax', eta_min: 'etaMin' };
 }
 
 /** Scales the rate linearly from startFactor to endFactor over totalIters steps (a warm-up). */
@@ -240,14 +244,7 @@ export class LinearLR extends LRScheduler {
     const { startFactor: s, endFactor: f, totalIters: n } = this;
     return this.baseLrs.map((b) => b * (s + ((f - s) * Math.min(n, this.lastEpoch)) / n));
   }
-  protected settings(): SchedulerState {
-    return { start_factor: this.startFactor, end_factor: this.endFactor, total_iters: this.totalIters };
-  }
-  protected loadSettings(s: SchedulerState): void {
-    this.startFactor = s.start_factor as number;
-    this.endFactor = s.end_factor as number;
-    this.totalIters = s.total_iters as number;
-  }
+  protected override readonly numericSettings = { start_factor: 'startFactor', end_factor: 'endFactor', total_iters: 'totalIters' };
 }
 
 /** Runs schedulers one after another, switching at the milestones (e.g. LinearLR warm-up, then cosine). */
@@ -284,10 +281,10 @@ export class SequentialLR extends LRScheduler {
     else s.step();
     this.lastLr = s.getLastLr();
   }
-  protected settings(): SchedulerState {
+  protected override settings(): SchedulerState {
     return { _milestones: [...this.milestones], _schedulers: this.schedulers.map((s) => s.stateDict()) };
   }
-  protected loadSettings(s: SchedulerState): void {
+  protected override loadSettings(s: SchedulerState): void {
     const subs = s._schedulers;
     if (!Array.isArray(subs) || subs.length !== this.schedulers.length) throw new Error(`SequentialLR.loadStateDict: expected ${this.schedulers.length} scheduler states`);
     subs.forEach((sub, i) => this.schedulers[i].loadStateDict(sub as SchedulerState));

@@ -66,6 +66,15 @@ describe('state', () => {
       }
     });
   }
+
+  test('a state dict with a non-numeric setting is refused, naming the key', () => {
+    const o = optimizer();
+    const s = new nn.StepLR(o, 3, 0.5);
+    expect(() => s.loadStateDict({ ...s.stateDict(), gamma: 'half' })).toThrow(/StepLR\.loadStateDict: 'gamma' must be a finite number, got "half"/);
+    const m = new nn.MultiStepLR(o, [2, 4]);
+    expect(() => m.loadStateDict({ ...m.stateDict(), milestones: [2, 'x'] })).toThrow(/MultiStepLR\.loadStateDict: 'milestones' must be a list of integers/);
+    expect(s.stateDict()).toMatchObject({ step_size: 3, gamma: 0.5 });
+  });
 });
 
 describe('misuse', () => {
