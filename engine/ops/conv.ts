@@ -94,6 +94,17 @@ interface Geometry {
 // ---- checks -------------------------------------------------------------------------------------
 
 /** Output size and checks of a conv of x [N, Cin, H, W] by w [Cout, Cin, KH, KW]. */
+/** What both gradient launchers check first: x and the weight 4-D, dy 4-D and of the output's shape. */
+function gradGeometry(op: string, dy: Tensor, xShape: readonly number[], wShape: readonly number[], o: Conv2dOptions): Geometry {
+  checkRank(op, 'dy', dy, 4);
+  for (const [what, shape] of [['x', xShape], ['the weight', wShape]] as const) {
+    if (shape.length !== 4) throw new Error(`${op}: ${what} must have 4 dimensions, got shape ${fmt(shape)}`);
+  }
+  const g = geometry(op, xShape, wShape, o);
+  checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
+  return g;
+}
+
 function geometry(op: string, xShape: readonly number[], wShape: readonly number[], o: Conv2dOptions): Geometry {
   const stride = checkInt(op, 'stride', o.stride ?? 1, 1);
   const padding = checkInt(op, 'padding', o.padding ?? 0, 0);
@@ -328,11 +339,8 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, o: Conv2dForwardOptions =
  */
 export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly number[], o: Conv2dInputGradOptions = {}): Tensor {
   const op = 'conv2d input gradient';
-  checkRank(op, 'dy', dy, 4);
   checkRank(op, 'weight', w, 4);
-  if (xShape.length !== 4) throw new Error(`${op}: x must have 4 dimensions, got shape ${fmt(xShape)}`);
-  const g = geometry(op, xShape, w.shape, o);
-  checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
+  const g = gradGeometry(op, dy, xShape, w.shape, o);
   checkPlane(op, 'dy', dy);
   checkContiguous(op, 'weight', w);
   const m = o.mask;
@@ -388,10 +396,7 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
 export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly number[], o: Conv2dWeightGradOptions = {}): Tensor {
   const op = 'conv2d weight gradient';
   checkRank(op, 'x', x, 4);
-  checkRank(op, 'dy', dy, 4);
-  if (wShape.length !== 4) throw new Error(`${op}: the weight must have 4 dimensions, got shape ${fmt(wShape)}`);
-  const g = geometry(op, x.shape, wShape, o);
-  checkShapeIs(op, 'dy', dy, [g.N, g.Cout, g.OH, g.OW]);
+  const g = gradGeometry(op, dy, x.shape, wShape, o);
   checkPlane(op, 'x', x);
   checkPlane(op, 'dy', dy);
   if (o.prologue) checkScaleShift(op, 'prologue', o.prologue, g.Cin);
