@@ -125,17 +125,26 @@ fn put_db(i: u32, v: f32) {
 }
 
 // One element of each GEMM's output, as every GEMM tile stores it (here and conv2d_wgmem.wgsl).
-// conv2d_fwd: y[co] of the output pixel at G offset o, plus the bias.
-fn put_y(co: u32, o: u32, v: f32) {
-  var b = 0.0;
-  if (flag(BIAS)) { b = Bias[pu(21u) + co]; }
+// The bias of output channel co (0 without BIAS), and the mask's batch-norm scale and shift of input
+// channel ci: loaded once per row by the register tiles (loads are what costs on CPU adapters).
+fn bias_of(co: u32) -> f32 {
+  if (flag(BIAS)) { return Bias[pu(21u) + co]; }
+  return 0.0;
+}
+fn mask_of(ci: u32) -> vec2f {
+  if (flag(MASK)) { return vec2f(Scale[pu(22u) + ci], Shift[pu(23u) + ci]); }
+  return vec2f(1.0, 0.0);
+}
+
+// conv2d_fwd: y[co] of the output pixel at G offset o, plus the bias b = bias_of(co).
+fn put_y(co: u32, o: u32, v: f32, b: f32) {
   G[o + co * pu(17u)] = v + b;
 }
 
-// conv2d_dgrad: dx[ci] of the input pixel at O offset o (x offset x for the mask).
-fn put_dx(ci: u32, o: u32, x: u32, v: f32) {
+// conv2d_dgrad: dx[ci] of the input pixel at O offset o (x offset x for the mask, bn = mask_of(ci)).
+fn put_dx(ci: u32, o: u32, x: u32, v: f32, bn: vec2f) {
   var u = v;
-  if (flag(MASK)) { u = select(0.0, v, fma(X[x + ci * pu(13u)], Scale[pu(22u) + ci], Shift[pu(23u) + ci]) > 0.0); }
+  if (flag(MASK)) { u = select(0.0, v, fma(X[x + ci * pu(13u)], bn.x, bn.y) > 0.0); }
   put_o(o + ci * pu(20u), u);
 }
 
@@ -158,7 +167,8 @@ fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(24u));
   for (var r = 0u; r < nr; r++) {
-    for (var p = 0u; p < nc; p++) { put_y(row0 + r, o[p], m[r % 8u][p][r / 8u]); }
+    let b = bias_of(row0 + r);
+    for (var p = 0u; p < nc; p++) { put_y(row0 + r, o[p], m[r % 8u][p][r / 8u], b); }
   }
 }
 
@@ -169,7 +179,8 @@ fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) 
   let nr = tile_rows(row0, pu(1u));
   let nc = tile_cols(col0, pu(24u));
   for (var r = 0u; r < nr; r++) {
-    for (var p = 0u; p < nc; p++) { put_dx(row0 + r, o[p], x[p], m[r % 8u][p][r / 8u]); }
+    let bn = mask_of(row0 + r);
+    for (var p = 0u; p < nc; p++) { put_dx(row0 + r, o[p], x[p], m[r % 8u][p][r / 8u], bn); }
   }
 }
 

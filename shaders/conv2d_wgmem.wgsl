@@ -201,7 +201,7 @@ fn conv2d_fwd_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg:
   for (var j = 0u; j < TN && c0 + j < NP; j++) {
     let px = pixel(c0 + j, OH, OW);
     let ob = pu(15u) + px.x * pu(16u) + px.y * OW + px.z;
-    for (var i = 0u; i < TM && r0 + i < Cout; i++) { put_y(r0 + i, ob, acc[i][j / 4u][j % 4u]); }
+    for (var i = 0u; i < TM && r0 + i < Cout; i++) { put_y(r0 + i, ob, acc[i][j / 4u][j % 4u], bias_of(r0 + i)); }
   }
 }
 
@@ -216,7 +216,7 @@ fn conv2d_dgrad_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw
     let p = px.y * W + px.z;
     let oo = pu(18u) + px.x * pu(19u) + p;
     let xo = pu(11u) + px.x * pu(12u) + p;
-    for (var i = 0u; i < TM && r0 + i < Cin; i++) { put_dx(r0 + i, oo, xo, acc[i][j / 4u][j % 4u]); }
+    for (var i = 0u; i < TM && r0 + i < Cin; i++) { put_dx(r0 + i, oo, xo, acc[i][j / 4u][j % 4u], mask_of(r0 + i)); }
   }
 }
 
