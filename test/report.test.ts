@@ -2,12 +2,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
+import * as E from '../engine/index.js';
 import { runReport } from '../bench/adapter_report.js';
 import { useEngine } from './helpers.js';
 
 useEngine();
 const out = mkdtempSync(join(tmpdir(), 'densenet-report-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+// The report tunes: keep its choices in memory, not in the user's cache directory.
+E.setTuneStore(E.memoryTuneStore());
+afterAll(() => {
+  E.setTuneStore(null);
+  E.setTuneMode('off');
+  rmSync(out, { recursive: true, force: true });
+});
 
 test('report --quick writes report.json, report.md and the plots, with the adapter first and every self-check passing', async () => {
   await runReport({ out, quick: true });
