@@ -1,6 +1,6 @@
 // `densenet-bench train` and `densenet-bench eval`: the seed's DenseNet on Fashion-MNIST as d2l.ai
 // trains it (SGD, lr 0.1, batch 256, 10 epochs, images resized to 96x96; here --size 32 is the quick
-// default for a CPU-only machine: the model's stem and three transitions need at least 32 pixels).
+// default for a CPU-only machine: the model's stem and three transitions need at least 29 pixels).
 // `--recipe densenet` is the DenseNet paper's: SGD with Nesterov momentum 0.9, weight decay 1e-4 (none
 // on biases and batch-norm weights), the rate divided by 10 at 50% and 75% of the epochs; --optimizer,
 // --schedule, --warmup-epochs and --augment change one part of a recipe. Batches come from the

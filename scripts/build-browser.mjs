@@ -1,6 +1,6 @@
 // Browser builds, called by scripts/build.mjs (or run alone: `node scripts/build-browser.mjs`):
-//   dist/browser/{engine,nn,models}/index.js  the library for browsers: the same three entry points as
-//                          for Node, split so that they share one copy of the engine (chunks in
+//   dist/browser/{engine,nn,models,data}/index.js  the library for browsers: the same entry points as
+//                          for Node (not data/node.js), split so that they share one copy of the engine (chunks in
 //                          dist/browser/). package.json's `browser` export condition points at them.
 //   dist/web/main.js       the demo page's script (bench/web/main.ts); it imports the library modules
 //                          above at run time (../browser/<entry>/index.js), so the demo and its test run

@@ -1,6 +1,7 @@
 // Builds dist/ (`npm run build`; `npm pack` runs it through `prepack`):
-//   dist/{engine,nn,models}/index.js   the library for Node, bundled with esbuild; code splitting keeps one
-//                                      copy of the engine shared by the three entries (dist/chunk-*.js),
+//   dist/{engine,nn,models,data}/index.js, dist/data/node.js
+//                                      the library for Node, bundled with esbuild; code splitting keeps one
+//                                      copy of the engine shared by the entries (dist/chunk-*.js),
 //                                      so a process never ends up with two devices or two buffer pools
 //   dist/**/*.d.ts                     their type declarations (tsc, tsconfig.build.json)
 //   dist/bench/cli.js                  the benchmark CLI (`densenet-bench`)
