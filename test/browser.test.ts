@@ -3,8 +3,9 @@
 // shader-f16, 256 invocations per workgroup), so this also checks the kernel choices on a second adapter.
 // The page runs its kernel self-checks against the CPU reference, the seed's DenseNet with fixed weights
 // (test/fixtures/d2l_small.safetensors) whose logits must match this process's (Dawn) and PyTorch's,
-// trains a few steps, checks that the page fits a 1024 px window and a phone's width, and a screenshot is
-// saved to out/browser-demo.png.
+// trains a few steps (reading the losses back once per window of steps, freeing every tensor, and stopping
+// on a NaN loss with the step named), checks that the page fits a 1024 px window and a phone's width, and
+// a screenshot is saved to out/browser-demo.png.
 // The suite is opt-in, because it needs Chromium, which the README's `npm test` does not install: run it
 // with `npm run test:browser` (DENSENET_TEST_BROWSER=1). .ci/run installs Chromium and runs it.
 
@@ -170,13 +171,24 @@ describe.skipIf(!enabled)('the demo page in headless Chromium (WebGPU on SwiftSh
     }
   });
 
-  test('training in the page lowers the loss; the screenshot is saved', async () => {
+  test('training in the page lowers the loss, reads the losses back once per window of steps, and frees its tensors; the screenshot is saved', async () => {
     await page.evaluate(() => window.demo.buildModel({ growth: 8, arch: [2, 2], seed: 0 }));
-    const losses = await page.evaluate(() => window.demo.train({ steps: 10, batch: 16, lr: 0.1, seed: 1 }));
-    console.log(`losses in the page: ${losses.map((v) => v.toFixed(3)).join(' ')}`);
-    expect(losses).toHaveLength(10);
+    // One step first: the engine's and the optimiser's process-wide constants (768 bytes here) are made on first use.
+    await page.evaluate(() => window.demo.train({ steps: 1, batch: 16, lr: 0.1, seed: 1 }));
+    const steps = 12; // not a multiple of the read-back window: the last read covers the 2 steps left
+    const before = await page.evaluate(() => ({ readbacks: window.demo.readbacks(), live: window.demo.memory().liveBytes }));
+    const losses = await page.evaluate((steps) => window.demo.train({ steps, batch: 16, lr: 0.1, seed: 1 }), steps);
+    const after = await page.evaluate(() => ({ readbacks: window.demo.readbacks(), live: window.demo.memory().liveBytes, history: window.demo.lossHistory() }));
+    const readEvery = await page.evaluate(() => window.demo.readEvery);
+    console.log(`losses in the page: ${losses.map((v) => v.toFixed(3)).join(' ')}; ${after.readbacks - before.readbacks} read-backs`);
+    expect(readEvery).toBeGreaterThan(1);
+    expect(after.readbacks - before.readbacks, 'read-backs during training').toBeLessThanOrEqual(Math.ceil(steps / readEvery));
+    expect(after.live, 'live GPU bytes after training').toBe(before.live);
+    expect(losses).toHaveLength(steps);
+    expect(after.history.slice(1)).toEqual(losses); // the curve: one point per step
+    expect(losses.every(Number.isFinite)).toBe(true);
     const first = (losses[0] + losses[1] + losses[2]) / 3;
-    const last = (losses[7] + losses[8] + losses[9]) / 3;
+    const last = (losses[steps - 3] + losses[steps - 2] + losses[steps - 1]) / 3;
     expect(last).toBeLessThan(first);
     await page.evaluate(() => window.demo.classify());
     const mem = await page.evaluate(() => window.demo.memory());
@@ -185,6 +197,20 @@ describe.skipIf(!enabled)('the demo page in headless Chromium (WebGPU on SwiftSh
     mkdirSync(join(root, 'out'), { recursive: true });
     await page.screenshot({ path: join(root, 'out/browser-demo.png'), fullPage: true });
     expect(existsSync(join(root, 'out/browser-demo.png'))).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
+  test('a NaN loss stops training in the page, naming the step and the later steps of its read-back window that had run', async () => {
+    await page.evaluate(() => window.demo.buildModel({ growth: 8, arch: [2, 2], seed: 0 }));
+    const live = await page.evaluate(() => window.demo.memory().liveBytes);
+    const message = await page.evaluate(() =>
+      window.demo.train({ steps: 6, batch: 16, lr: 0.1, seed: 1, injectNanAt: 3 }).then(() => 'no error', (e: Error) => e.message));
+    expect(message).toBe('the loss is NaN at step 3; stopping (steps 4-6, in the same read-back window, had already run)');
+    const history = await page.evaluate(() => window.demo.lossHistory());
+    expect(history).toHaveLength(2); // the good steps before the NaN
+    expect(history.every(Number.isFinite)).toBe(true);
+    expect(await page.evaluate(() => window.demo.memory().liveBytes), 'live GPU bytes after the stop').toBe(live);
+    expect(await page.locator('#train').isDisabled()).toBe(false);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -125,6 +125,18 @@ describe('DataLoader', () => {
     expect(E.memory().liveBytes).toBeLessThanOrEqual(before + 4096);
   });
 
+  test('leaving an epoch early (break) frees the batch in hand and the next one already uploaded', () => {
+    const big = new D.IdxDataset(synthetic(40, 16, 16));
+    const before = E.memory().liveBytes;
+    let taken = 0;
+    for (const [x] of new D.DataLoader(big, { batchSize: 10 })) {
+      expect(x.shape).toEqual([10, 1, 16, 16]);
+      if (++taken === 2) break;
+    }
+    E.flush();
+    expect(E.memory().liveBytes).toBe(before);
+  });
+
   test('bad input: empty dataset, batch size, dropLast leaving nothing, transform size against the model', () => {
     const empty = new D.TensorDataset([{ data: new Float32Array(0), shape: [0, 3] }]);
     expect(() => new D.DataLoader(empty)).toThrow(/DataLoader: the dataset \(TensorDataset\) is empty: length 0/);

@@ -298,9 +298,14 @@ export interface TrainOptions {
   lr?: number;
   momentum?: number;
   seed?: number;
+  /** For tests: make the loss NaN at this step (1-based), as the CLI's --inject-nan-at does. */
+  injectNanAt?: number;
 }
 
-async function train({ steps = 200, batch = 32, lr = 0.1, momentum = 0, seed = 1 }: TrainOptions = {}): Promise<number[]> {
+/** Training reads its losses back once every this many steps (every step when fewer remain). */
+export const READ_EVERY = 10;
+
+async function train({ steps = 200, batch = 32, lr = 0.1, momentum = 0, seed = 1, injectNanAt = 0 }: TrainOptions = {}): Promise<number[]> {
   return exclusive(async () => {
     if (!state || !trainSet) throw new Error('no model or no training images yet');
     const { model, size } = state;
@@ -313,31 +318,55 @@ async function train({ steps = 200, batch = 32, lr = 0.1, momentum = 0, seed = 1
     ($('stop') as HTMLButtonElement).disabled = false;
     ($('train') as HTMLButtonElement).disabled = true;
     const t0 = performance.now();
+    // The steps of a window run without reading anything back (and without yielding to the page); then
+    // the window's losses come back in one read, are checked for NaN step by step, and extend the curve
+    // (one point per step). The Stop button and the status line therefore act at the next read-back.
+    let pending: E.Tensor[] = [];
+    let step = 0;
+    const readPending = async () => {
+      const w = pending;
+      pending = [];
+      const all = E.scope(() => E.cat(w.map((l) => E.reshape(l, [1]))));
+      for (const l of w) l.dispose();
+      const host = await all.data().finally(() => all.dispose());
+      const first = step - w.length; // steps first+1 .. step are in this window
+      for (let i = 0; i < host.length; i++) {
+        const v = host[i];
+        if (!Number.isFinite(v)) {
+          const bad = first + i + 1;
+          const later = bad + 1 === step ? `step ${step}` : `steps ${bad + 1}-${step}`;
+          const after = bad < step ? ` (${later}, in the same read-back window, had already run)` : '';
+          drawLoss(); // the good steps before it
+          throw new Error(`the loss is ${v} at step ${bad}; stopping${after}`);
+        }
+        losses.push(v);
+        got.push(v);
+      }
+      drawLoss();
+      const secs = (performance.now() - t0) / 1000;
+      setStatus('train-status', `step ${step}/${steps}: loss ${host[host.length - 1].toFixed(4)}, ${((step * batch) / secs).toFixed(1)} images/s`);
+      updateMemory();
+    };
     try {
-      let step = 0;
       while (step < steps && !stopRequested) {
         for (const [x, y] of loader) {
           const loss = E.scope(() => {
             opt.zeroGrad();
-            const l = nn.crossEntropy(model(x), y);
+            let l = nn.crossEntropy(model(x), y);
+            if (step + 1 === injectNanAt) l = E.mul(l, E.tensor(Number.NaN));
             l.backward();
             opt.step();
             return l;
           });
-          const v = await loss.item();
-          loss.dispose();
-          if (!Number.isFinite(v)) throw new Error(`the loss is ${v} at step ${step + 1}; stopping`);
-          losses.push(v);
-          got.push(v);
-          drawLoss();
+          pending.push(loss);
           step++;
-          const secs = (performance.now() - t0) / 1000;
-          setStatus('train-status', `step ${step}/${steps}: loss ${v.toFixed(4)}, ${((step * batch) / secs).toFixed(1)} images/s`);
-          updateMemory();
+          if (pending.length === READ_EVERY || step >= steps) await readPending();
           if (step >= steps || stopRequested) break;
         }
       }
     } finally {
+      for (const l of pending) l.dispose();
+      opt.zeroGrad(); // the last step's gradients are not needed after training: the page's live memory returns to what it was
       opt.dispose();
       ($('stop') as HTMLButtonElement).disabled = true;
       ($('train') as HTMLButtonElement).disabled = false;
@@ -560,5 +589,8 @@ const demo = {
   train,
   memory: () => E.memory(),
   lossHistory: () => [...losses],
+  /** Reads from the GPU so far (the test counts those of a training run) and the steps per loss read-back. */
+  readbacks: () => E.readbacks(),
+  readEvery: READ_EVERY,
 };
 window.demo = demo;
