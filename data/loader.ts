@@ -95,17 +95,20 @@ export class DataLoader implements Iterable<Tensor[]> {
     const nb = this.length;
     const slice = (k: number) => order.subarray(k * this.batchSize, Math.min(order.length, (k + 1) * this.batchSize));
     let cur = this.loadBatch(slice(0));
+    let next: Tensor[] = [];
     try {
       for (let k = 0; k < nb; k++) {
         // Submit what the caller encoded for the previous batch, then prepare the next while it runs.
         flush();
-        const next = k + 1 < nb ? this.loadBatch(slice(k + 1)) : null;
+        next = k + 1 < nb ? this.loadBatch(slice(k + 1)) : [];
         yield cur;
         for (const t of cur) if (!t.kept) t.dispose();
-        cur = next ?? [];
+        cur = next;
+        next = [];
       }
     } finally {
-      for (const t of cur) if (!t.kept) t.dispose();
+      // Also on a break out of the loop: the batch handed out and the one prepared after it.
+      for (const t of [...cur, ...next]) if (!t.kept && !t.disposed) t.dispose();
     }
   }
 }

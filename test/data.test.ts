@@ -125,6 +125,18 @@ describe('DataLoader', () => {
     expect(E.memory().liveBytes).toBeLessThanOrEqual(before + 4096);
   });
 
+  test('breaking out of an epoch frees the current and the prefetched batch', () => {
+    const big = new D.IdxDataset(synthetic(23, 32, 32));
+    E.flush();
+    const before = E.memory().liveBytes;
+    for (const [x] of new D.DataLoader(big, { batchSize: 5 })) {
+      expect(x.shape[0]).toBe(5);
+      break;
+    }
+    E.flush();
+    expect(E.memory().liveBytes).toBe(before);
+  });
+
   test('bad input: empty dataset, batch size, dropLast leaving nothing, transform size against the model', () => {
     const empty = new D.TensorDataset([{ data: new Float32Array(0), shape: [0, 3] }]);
     expect(() => new D.DataLoader(empty)).toThrow(/DataLoader: the dataset \(TensorDataset\) is empty: length 0/);
