@@ -137,6 +137,28 @@ describe('DataLoader', () => {
     expect(E.memory().liveBytes).toBe(before);
   });
 
+  test('a transform that throws leaves no uploaded tensor behind', () => {
+    const big = new D.IdxDataset(synthetic(23, 32, 32));
+    const failing: D.Transform = {
+      name: 'failing',
+      outShape: (s) => [...s],
+      apply: () => {
+        throw new Error('failing: no');
+      },
+    };
+    // A first batch through normalize, so that the engine's own once-made buffers (uniforms) exist.
+    for (const t of new D.DataLoader(big, { batchSize: 5, transforms: [D.normalize([0.5], [0.25])] }).loadBatch([0])) t.dispose();
+    E.flush();
+    const before = E.memory().liveBytes;
+    const loader = new D.DataLoader(big, { batchSize: 5, transforms: [D.normalize([0.5], [0.25]), failing] });
+    expect(() => loader.loadBatch([0, 1, 2, 3, 4])).toThrow(/failing: no/);
+    expect(() => {
+      for (const _ of loader) break;
+    }).toThrow(/failing: no/);
+    E.flush();
+    expect(E.memory().liveBytes).toBe(before);
+  });
+
   test('bad input: empty dataset, batch size, dropLast leaving nothing, transform size against the model', () => {
     const empty = new D.TensorDataset([{ data: new Float32Array(0), shape: [0, 3] }]);
     expect(() => new D.DataLoader(empty)).toThrow(/DataLoader: the dataset \(TensorDataset\) is empty: length 0/);
