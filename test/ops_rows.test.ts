@@ -54,6 +54,28 @@ describe('topk and argmax', () => {
     });
   }
 
+  test('topk of a tensor that requires grad, outside a scope, leaks nothing once its results are disposed', async () => {
+    const x = E.tensor([[1, 3, 3, 2], [0, 7, 5, 5], [-1, -1, -1, -1]]);
+    x.requiresGrad = true;
+    const once = () => {
+      const { values, indices } = E.topk(x, 2);
+      values.dispose();
+      indices.dispose();
+    };
+    once();
+    E.flush();
+    const after1 = E.memory().liveBytes;
+    for (let i = 0; i < 4; i++) once();
+    E.flush();
+    expect(E.memory().liveBytes).toBe(after1);
+    // The gradient still flows after the caller disposed the indices.
+    const { values, indices } = E.topk(x, 2);
+    indices.dispose();
+    E.sum(values).backward();
+    expect(await x.grad!.toArray()).toEqual([[0, 1, 1, 0], [0, 1, 1, 0], [1, 1, 0, 0]]);
+    x.dispose();
+  });
+
   test('ties keep the lower index first; NaN counts as the largest; argmax with and without an axis', async () => {
     const x = E.tensor([[1, 3, 3, 2], [0, NaN, 5, 5], [-1, -1, -1, -1]]);
     const { values, indices } = E.topk(x, 2);

@@ -6,7 +6,7 @@
 import { defineOp, noGrad } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, normAxis } from '../shape.js';
-import { empty, keep, scope, Tensor } from '../tensor.js';
+import { empty, keep, scope, Tensor, view } from '../tensor.js';
 import { toRows, viaRows } from './rows.js';
 import { contiguous, reshape } from './views.js';
 import topkSrc from '../../shaders/topk.wgsl';
@@ -20,13 +20,13 @@ let dummy: Tensor | null = null;
 
 interface TopkAttrs {
   k: number;
-  /** Set by forward: the indices [R, k]. */
+  /** Set by forward: a view of the indices [R, k] for the caller (topk takes it and clears this). */
   indices?: Tensor;
 }
 
 const topkOp = defineOp<TopkAttrs>({
   name: 'topk',
-  forward: ([x], attrs) => {
+  forward: ([x], attrs, saved) => {
     const [R, C] = x.shape;
     const { k } = attrs;
     const vals = empty([R, k]);
@@ -34,10 +34,12 @@ const topkOp = defineOp<TopkAttrs>({
     const p = new Uint32Array(PARAM_WORDS);
     p.set([R, C, x.offset, 0, k]);
     dispatch({ shader: topkShader, entry: 'topk_fwd' }, { params: p, buffers: [x.buffer, x.buffer, vals.buffer, idx.buffer], workgroups: grid1d(Math.ceil(R / 256)) });
-    attrs.indices = idx;
+    // The node owns idx (freed with the graph, or at once without one); the caller gets its own view.
+    saved.push(idx);
+    attrs.indices = view(idx, idx.shape, idx.strides, idx.offset);
     return vals;
   },
-  backward: ({ inputs: [x], attrs: { k, indices } }, g) => {
+  backward: ({ inputs: [x], attrs: { k }, saved: [indices] }, g) => {
     const [R, C] = x.shape;
     const gc = g.isContiguous ? g : contiguous(g);
     const dx = empty([R, C]);
@@ -61,8 +63,11 @@ export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices
     const r = toRows('topk', x, a);
     const attrs: TopkAttrs = { k };
     const values = r.restore(topkOp([r.rows], attrs));
-    // The graph keeps the op's own indices; the caller gets a view of them.
-    return { values, indices: r.restore(attrs.indices!) };
+    const own = attrs.indices!;
+    attrs.indices = undefined;
+    const indices = r.restore(own);
+    own.dispose();
+    return { values, indices };
   });
 }
 
