@@ -329,27 +329,38 @@ export abstract class Optimizer<O extends BaseOptions> {
     const index = new Map<number, [number, number]>();
     sd.param_groups.forEach((g, gi) => g.params.forEach((id, i) => index.set(id, [gi, i])));
     for (const id of sd.state.keys()) if (!index.has(id)) throw new Error(`${where}: state for parameter ${id}, which no group lists`);
-    sd.param_groups.forEach((g, gi) => {
-      const group = this.paramGroups[gi];
-      Object.assign(group, this.groupFromTorch(g));
-      if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
-      this.checkOptions(group, `group ${gi} of the state dict`);
+    // Everything is checked before anything is changed: a bad entry leaves the optimiser as it was.
+    const options = sd.param_groups.map((g, gi) => {
+      const o = this.groupFromTorch(g);
+      this.checkOptions({ ...this.paramGroups[gi], ...o }, `group ${gi} of the state dict`);
+      return o;
     });
-    this.stopGpuSteps();
+    const loads: Array<{ gi: number; i: number; tensors: Tensor[]; step: number }> = [];
     for (const [id, st] of sd.state) {
       const [gi, i] = index.get(id)!;
       const p = this.paramGroups[gi].params[i];
-      const views = this.stateViews(gi, i);
-      this.stateNames.forEach((name, k) => {
+      const tensors = this.stateNames.map((name) => {
         const t = st[name];
         if (!(t instanceof Tensor)) throw new Error(`${where}: state of parameter ${id} has no tensor '${name}'`);
+        t.assertAlive(`${where} ('${name}' of parameter ${id})`);
         if (!sameShape(t.shape, p.shape)) throw new Error(`${where}: '${name}' of parameter ${id} has shape ${fmt(t.shape)}, the parameter ${fmt(p.shape)}`);
-        noGrad(() => copyInto(views[k], t));
+        return t;
       });
-      const step = st.step;
-      this.packs[gi].steps[i] = typeof step === 'number' ? step : step instanceof Tensor ? NaN : 1;
+      const step = st.step ?? 1;
       if (step instanceof Tensor) throw new Error(`${where}: 'step' of parameter ${id} must be a number (read a tensor's value with await t.item())`);
-      if (!Number.isInteger(this.packs[gi].steps[i]) || this.packs[gi].steps[i] < 1) throw new Error(`${where}: 'step' of parameter ${id} is ${step}; expected an integer >= 1`);
+      if (!Number.isInteger(step) || step < 1) throw new Error(`${where}: 'step' of parameter ${id} is ${step}; expected an integer >= 1`);
+      loads.push({ gi, i, tensors, step });
+    }
+    sd.param_groups.forEach((g, gi) => {
+      const group = this.paramGroups[gi];
+      Object.assign(group, options[gi]);
+      if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
+    });
+    this.stopGpuSteps();
+    for (const { gi, i, tensors, step } of loads) {
+      const views = this.stateViews(gi, i);
+      tensors.forEach((t, k) => noGrad(() => copyInto(views[k], t)));
+      this.packs[gi].steps[i] = step;
     }
   }
 

@@ -202,6 +202,51 @@ describe('state dicts', () => {
     opt.dispose();
     p.forEach((t) => t.dispose());
   });
+
+  /** Two parameters after one Adam step with gradient 1: the optimiser and its state dict. */
+  async function stepped() {
+    const ps = [0, 1].map(() => {
+      const t = E.keep(E.tensor([1, 2, 3]));
+      t.requiresGrad = true;
+      return t;
+    });
+    const opt = new nn.Adam(ps, { lr: 0.1 });
+    for (const t of ps) t.grad = E.keep(E.tensor([1, 1, 1]));
+    opt.step();
+    const free = () => {
+      opt.dispose();
+      ps.forEach((t) => t.dispose());
+    };
+    const moment = async (i: number) => {
+      const m = opt.stateDict().state.get(i)?.exp_avg as E.Tensor | undefined;
+      return m ? Array.from(await m.data()) : [];
+    };
+    return { ps, opt, free, moments: () => Promise.all([moment(0), moment(1)]) };
+  }
+
+  test('a bad state dict is refused before anything is loaded: options, state and steps stay', async () => {
+    const { opt, free, moments } = await stepped();
+    const before = await moments();
+    const sd = opt.stateDict();
+    const bad: nn.OptimizerStateDict = {
+      state: new Map([
+        [0, { step: 7, exp_avg: E.zeros([3]), exp_avg_sq: E.zeros([3]) }],
+        [1, { step: 7, exp_avg: E.zeros([4]), exp_avg_sq: E.zeros([3]) }],
+      ]),
+      param_groups: [{ ...sd.param_groups[0], lr: 0.5 }],
+    };
+    expect(() => opt.loadStateDict(bad)).toThrow(/'exp_avg' of parameter 1 has shape \[4\], the parameter \[3\]/);
+    expect(opt.paramGroups[0].lr).toBe(0.1);
+    expect(await moments()).toEqual(before);
+    expect([...opt.stateDict().state.values()].map((s) => s.step)).toEqual([1, 1]);
+    bad.state.get(1)!.exp_avg = E.zeros([3]);
+    bad.state.get(1)!.step = 0;
+    expect(() => opt.loadStateDict(bad)).toThrow(/'step' of parameter 1 is 0; expected an integer >= 1/);
+    expect(opt.paramGroups[0].lr).toBe(0.1);
+    expect([...opt.stateDict().state.values()].map((s) => s.step)).toEqual([1, 1]);
+    for (const st of bad.state.values()) for (const v of Object.values(st)) if (v instanceof E.Tensor) v.dispose();
+    free();
+  });
 });
 
 describe('bad input', () => {
