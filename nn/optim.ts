@@ -357,6 +357,16 @@ export abstract class Optimizer<O extends BaseOptions> {
       if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
     });
     this.stopGpuSteps();
+    // As in PyTorch, the state dict replaces the whole state: a parameter it leaves out starts afresh.
+    // (The loaded tensors may be views of this optimiser's own buffers: only the others are zeroed.)
+    const loaded = new Set(loads.map(({ gi, i }) => `${gi}/${i}`));
+    this.packs.forEach((pack, gi) =>
+      pack.steps.forEach((_, i) => {
+        if (loaded.has(`${gi}/${i}`)) return;
+        pack.steps[i] = 0;
+        if (pack.flats) for (const v of this.stateViews(gi, i)) noGrad(() => scope(() => copyInto(v, zeros(v.shape))));
+      }),
+    );
     for (const { gi, i, tensors, step } of loads) {
       const views = this.stateViews(gi, i);
       tensors.forEach((t, k) => noGrad(() => copyInto(views[k], t)));
@@ -469,6 +479,8 @@ export class SGD extends Optimizer<SGDGroup> {
 
   override loadStateDict(sd: OptimizerStateDict): void {
     super.loadStateDict(sd);
+    // The views of parameters the state dict left out (they start afresh); afterStep() puts back the rest.
+    for (const [k, gi, i] of this.indices()) if (this.state[k] && this.packs[gi].views[i]?.[0] === this.state[k]) this.state[k] = null;
     this.afterStep();
   }
 

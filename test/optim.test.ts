@@ -247,6 +247,23 @@ describe('state dicts', () => {
     for (const st of bad.state.values()) for (const v of Object.values(st)) if (v instanceof E.Tensor) v.dispose();
     free();
   });
+
+  test('loading replaces the whole state: a parameter absent from the state dict starts afresh', async () => {
+    const { ps, opt, free, moments } = await stepped();
+    const sd = opt.stateDict();
+    const only0: nn.OptimizerStateDict = { state: new Map([[0, sd.state.get(0)!]]), param_groups: sd.param_groups };
+    opt.loadStateDict(only0);
+    expect([...opt.stateDict().state.keys()]).toEqual([0]);
+    const [m0] = await moments();
+    expect(m0.map((v) => +v.toFixed(6))).toEqual([0.1, 0.1, 0.1]);
+    // Parameter 1 takes a first step again: Adam's first step moves each element by lr.
+    const p1 = Array.from(await ps[1].data());
+    opt.step();
+    const moved = Array.from(await ps[1].data()).map((v, i) => +(p1[i] - v).toFixed(5));
+    expect(moved).toEqual([0.1, 0.1, 0.1]);
+    expect(opt.stateDict().state.get(1)!.step).toBe(1);
+    free();
+  });
 });
 
 describe('bad input', () => {
