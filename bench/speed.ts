@@ -143,7 +143,11 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
 export async function gpuTimePerStep(step: () => void): Promise<number | null> {
   if (!E.canProfile()) return null;
   E.startProfile();
-  step();
-  const times = await E.stopProfile();
+  let times: E.KernelTime[];
+  try {
+    step();
+  } finally {
+    times = await E.stopProfile(); // also when the step throws: profiling must not stay on
+  }
   return times.reduce((a, k) => a + k.ms, 0);
 }
