@@ -104,7 +104,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     model.dispose();
     x.dispose();
     labels.dispose();
-    E.pool.trim();
+    await E.pool.trim();
   }
   rep.table(rows, [
     ['model', 'model'],
