@@ -76,6 +76,16 @@ describe('topk and argmax', () => {
     x.dispose();
   });
 
+  test('an axis longer than 2^24 is refused (float32 indices would be wrong), by topk and by argmax', () => {
+    const one = E.zeros([1, 1]);
+    const long = E.expandTo(one, [2, 2 ** 24 + 1]); // a view: nothing that size is allocated
+    expect(() => E.topk(long, 1)).toThrow(/topk: axis 1 of shape \[2, 16777217\] has 16777217 elements; the indices are float32, exact only up to 2\^24 = 16777216/);
+    expect(() => E.argmax(long, 1)).toThrow(/argmax: axis 1 of shape \[2, 16777217\] has 16777217 elements; .*2\^24/);
+    const square = E.expandTo(one, [4097, 4097]);
+    expect(() => E.argmax(square)).toThrow(/argmax: the flattened tensor of shape \[4097, 4097\] has 16785409 elements; .*2\^24/);
+    [long, square, one].forEach((t) => t.dispose());
+  });
+
   test('ties keep the lower index first; NaN counts as the largest; argmax with and without an axis', async () => {
     const x = E.tensor([[1, 3, 3, 2], [0, NaN, 5, 5], [-1, -1, -1, -1]]);
     const { values, indices } = E.topk(x, 2);

@@ -53,12 +53,23 @@ const topkOp = defineOp<TopkAttrs>({
   },
 });
 
+/** Indices are float32: exact integers only up to 2^24. */
+const MAX_INDEX_LENGTH = 2 ** 24;
+
+/** Throws, naming `op`, when `what` (an axis or the flattened tensor) is too long for float32 indices. */
+function checkIndexable(op: string, what: string, n: number): void {
+  if (n > MAX_INDEX_LENGTH) {
+    throw new Error(`${op}: ${what} has ${n} elements; the indices are float32, exact only up to 2^24 = ${MAX_INDEX_LENGTH} elements along the axis`);
+  }
+}
+
 /** The k largest values along `axis` (default the last), largest first, and their indices, like torch.topk. */
 export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices: Tensor } {
   if (!(x instanceof Tensor)) throw new Error(`topk: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
   const a = normAxis('topk', axis, Math.max(x.ndim, 1), x.shape);
   const C = x.shape[a] ?? 0;
   if (!Number.isInteger(k) || k < 1 || k > 5 || k > C) throw new Error(`topk: k must be an integer in [1, ${Math.min(5, C)}] for axis ${a} of shape ${fmt(x.shape)} (k <= 5 is supported), got ${k}`);
+  checkIndexable('topk', `axis ${a} of shape ${fmt(x.shape)}`, C);
   return viaRows(x, () => {
     const r = toRows('topk', x, a);
     const attrs: TopkAttrs = { k };
@@ -80,9 +91,11 @@ export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
   return scope(() => {
     if (axis === undefined) {
       if (x.size === 0) throw new Error(`argmax: the tensor of shape ${fmt(x.shape)} is empty`);
+      checkIndexable('argmax', `the flattened tensor of shape ${fmt(x.shape)}`, x.size);
       return reshape(noGrad(() => topk(reshape(x, [x.size]), 1, 0)).indices, keepdims ? x.shape.map(() => 1) : []);
     }
     const a = normAxis('argmax', axis, Math.max(x.ndim, 1), x.shape);
+    checkIndexable('argmax', `axis ${a} of shape ${fmt(x.shape)}`, x.shape[a] ?? 0);
     const { indices } = noGrad(() => topk(x, 1, a));
     return keepdims ? indices : reshape(indices, indices.shape.filter((_, i) => i !== a));
   });
