@@ -134,19 +134,21 @@ export abstract class Optimizer<O extends BaseOptions> {
       flag.assertAlive(`${this.name}.step (skipIf)`);
       if (flag.size !== 1) throw new Error(`${this.name}.step: skipIf must be a 1-element Tensor, got shape ${fmt(flag.shape)}`);
     }
-    this.stepCount++;
-    this.beforeStep();
+    // Every group's options and every parameter are checked before the step counts or changes anything.
     this.paramGroups.forEach((group, gi) => {
       this.checkOptions(group, `group ${gi}`);
-      const pack = this.packs[gi];
-      const active: number[] = [];
       group.params.forEach((p, i) => {
         p.assertAlive(`${this.name}.step (parameter ${i} of group ${gi})`);
         if (!p.grad) return;
         p.grad.assertAlive(`${this.name}.step (the gradient of parameter ${i} of group ${gi})`);
         if (!sameShape(p.grad.shape, p.shape)) throw new Error(`${this.name}.step: parameter ${i} of group ${gi} (${p}) has a gradient of shape ${fmt(p.grad.shape)}`);
-        active.push(i);
       });
+    });
+    this.stepCount++;
+    this.beforeStep();
+    this.paramGroups.forEach((group, gi) => {
+      const pack = this.packs[gi];
+      const active = group.params.flatMap((p, i) => (p.grad ? [i] : []));
       if (!active.length) return;
       const flats = this.hasState(group) ? this.ensureFlats(pack) : [];
       if (flag && !pack.gpu) this.startGpuSteps(pack);

@@ -40,10 +40,10 @@ describe('IDX', () => {
     await expect(D.decodeIdx(gzipSync(bytes).subarray(0, 12), 'cut.gz')).rejects.toThrow(/cut.gz: the gzip stream is corrupt or truncated/);
     expect(() => D.parseIdx(bytes.subarray(0, 10), 'x')).toThrow(/x: truncated inside the header/);
     expect(() => D.parseIdx(bytes.subarray(0, 14), 'x')).toThrow(/x: truncated: the header promises 6 bytes/);
-    expect(() => D.parseIdx(idx([2], [1, 2]), 'lab', 3)).toThrow(/lab: wrong magic number: 1 dimensions, expected 3/);
+    expect(() => D.parseIdx(idx([2], [1, 2]), 'lab', 3)).toThrow(/lab: wrong number of dimensions: the header says 1, expected 3/);
     const fm = await D.FashionMNIST.fromBuffers(Uint8Array.from(gzipSync(idx([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]))).buffer, idx([2], [9, 0]));
     expect([fm.length, fm.label(0), fm.classes[fm.label(0)]]).toEqual([2, 9, 'Ankle boot']);
-    await expect(D.FashionMNIST.fromBuffers(idx([2], [1, 2]), idx([2], [1, 2]))).rejects.toThrow(/FashionMNIST images: wrong magic number: 1 dimensions, expected 3/);
+    await expect(D.FashionMNIST.fromBuffers(idx([2], [1, 2]), idx([2], [1, 2]))).rejects.toThrow(/FashionMNIST images: wrong number of dimensions: the header says 1, expected 3/);
     expect(() => D.imageSet(D.parseIdx(idx([2, 1, 1], [0, 0]), 'i'), D.parseIdx(idx([2], [3, 12]), 'l'), ['i', 'l'])).toThrow(/l: label 12 at index 1 is not a class 0-9/);
   });
 
@@ -170,6 +170,7 @@ describe('DataLoader', () => {
     expect(() => new D.DataLoader(ds, { transforms: [D.randomCrop(9, { padding: 2 })] })).toThrow(/randomCrop\(9x9, padding 2\): the crop is larger than the padded 8x9 samples/);
     expect(() => new D.DataLoader(ds, { transforms: [D.normalize([0.5, 0.5], [1, 1])] })).toThrow(/2 channels given, the samples have 1/);
     expect(() => new D.TensorDataset([{ data: [1, 2, 3], shape: [3] }, { data: [1], shape: [1] }])).toThrow(/array 1 has 1 samples, array 0 has 3/);
+    expect(() => new D.TensorDataset([null as unknown as D.HostArray])).toThrow(/TensorDataset: array 0 must be \{ data, shape \} with shape \[N, \.\.\.\]/);
   });
 });
 

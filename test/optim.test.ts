@@ -199,6 +199,12 @@ describe('state dicts', () => {
     expect(() => opt.loadStateDict({ state: new Map(), param_groups: [] })).toThrow(/Adam.loadStateDict: the state dict has 0 parameter groups, this optimiser 1/);
     expect(() => opt.loadStateDict({ state: new Map(), param_groups: [{ params: [0] }] })).toThrow(/group 0 has 1 parameters in the state dict, 6 in this optimiser/);
     expect(() => nn.optimizerStateFromTensors(new Map(), {})).toThrow(/no 'optimizer.param_groups'/);
+    expect(() => nn.optimizerStateFromTensors(new Map(), { 'optimizer.param_groups': '[]', 'optimizer.steps': 'null' })).toThrow(/metadata 'optimizer.steps' is not an object/);
+    // A step refused by its checks is not counted (a scheduler reads stepCount).
+    p[0].grad = E.keep(E.zeros([p[0].size + 1]));
+    expect(() => opt.step()).toThrow(/Adam.step: parameter 0 of group 0 .* has a gradient of shape/);
+    expect(opt.stepCount).toBe(0);
+    opt.zeroGrad();
     opt.dispose();
     p.forEach((t) => t.dispose());
   });

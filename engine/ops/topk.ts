@@ -12,8 +12,6 @@ import { contiguous, reshape } from './views.js';
 import topkSrc from '../../shaders/topk.wgsl';
 
 const topkShader: KernelSource = { file: 'topk.wgsl', source: topkSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const topkShaders = [topkShader];
 
 // Bound as IDX in backward (never touched there; a binding needs some buffer).
 let dummy: Tensor | null = null;
