@@ -178,7 +178,7 @@ export async function runReport(o: ReportOptions): Promise<Record<string, unknow
       const reason = `failed: ${(e as Error).message.split('\n')[0]}`;
       rep.progress(`${name} ${reason}`);
       skipped.push({ row: name, reason });
-      E.pool.trim();
+      await E.pool.trim();
     }
   }
 

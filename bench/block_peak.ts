@@ -36,6 +36,6 @@ export async function blockStepPeak(model: ModelName, layers: number, batch: num
   const peak = E.memory().peakBytes - base;
   block.dispose();
   x.dispose();
-  E.pool.trim();
+  await E.pool.trim();
   return peak;
 }

@@ -246,13 +246,18 @@ async function matmulBench(n: number, rep: Reporter): Promise<void> {
   const b = E.randn([n, n]);
   const kernels = E.supportedVariants('matmul').filter((k) => k !== 'naive');
   const rows = [];
-  for (const k of kernels) {
-    E.forceMatmulKernel(k);
-    rep.progress(`matmul ${k}...`);
-    const t = await timeIt(() => E.scope(() => void E.matmul(a, b)), { warmup: 1, iters: 7, repeat: 4 });
-    rows.push({ kernel: k, shape: `${n}x${n}x${n}`, ms: t.medianMs, gflops: (2 * n ** 3) / (t.medianMs * 1e6) });
+  try {
+    for (const k of kernels) {
+      E.forceMatmulKernel(k);
+      rep.progress(`matmul ${k}...`);
+      const t = await timeIt(() => E.scope(() => void E.matmul(a, b)), { warmup: 1, iters: 7, repeat: 4 });
+      rows.push({ kernel: k, shape: `${n}x${n}x${n}`, ms: t.medianMs, gflops: (2 * n ** 3) / (t.medianMs * 1e6) });
+    }
+  } finally {
+    E.forceMatmulKernel(null);
+    a.dispose();
+    b.dispose();
   }
-  E.forceMatmulKernel(null);
   rep.table(rows, [['kernel', 'kernel'], ['shape', 'M x N x K'], ['ms', 'ms (median)', (v) => (v as number).toFixed(2)], ['gflops', 'GFLOP/s', (v) => (v as number).toFixed(1)]]);
 }
 

@@ -40,7 +40,7 @@ async function modelStepPeak(o: MemoryOptions, batch: number, memoryEfficient: b
   model.dispose();
   x.dispose();
   labels.dispose();
-  E.pool.trim();
+  await E.pool.trim();
   return peak;
 }
 

@@ -76,15 +76,9 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
       }
       rep.progress(`${tag} ${mode}: warm-up (${o.warmup})...`);
       for (let i = 0; i < Math.max(1, o.warmup); i++) step();
-      await E.sync();
-      E.pool.resetPeak();
-      const d0 = E.dispatches();
-      step();
-      const dispatches = E.dispatches() - d0;
-      await E.sync();
-      const peakBytes = E.memory().peakBytes;
-      const liveBytes = E.memory().liveBytes;
-      const gpuMs = await gpuTimePerStep(step);
+      // Dispatches, bytes and GPU time under each tune mode (the kernels, and so these, differ).
+      const measured: Record<string, StepCounts> = {};
+      for (const tune of tuneModes) measured[tune] = await measureStep(step, tune);
       rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
       const timings = await timeInterleaved(step, tuneModes, o.iters);
       const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
@@ -100,10 +94,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
           imgPerSec: (o.batch * 1000) / t.medianMs,
           gflops: f / (t.medianMs * 1e6),
           flopsPerStep: f,
-          dispatches,
-          gpuMs,
-          peakBytes,
-          liveBytes,
+          ...measured[tune],
           ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings.off.medianMs } : {}),
         });
       }
@@ -113,7 +104,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     model.dispose();
     x.dispose();
     labels.dispose();
-    E.pool.trim();
+    await E.pool.trim();
   }
   rep.table(rows, [
     ['model', 'model'],
@@ -136,6 +127,37 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
   return rows;
 }
 
+interface StepCounts {
+  dispatches: number;
+  gpuMs: number | null;
+  peakBytes: number;
+  liveBytes: number;
+}
+
+/**
+ * Dispatches, the pool's peak and live bytes, and GPU time of one step with the kernels of tune mode
+ * `tune` ('on': the measured choices, as timeInterleaved() runs them), after one step to compile them.
+ * Restores the caller's tune mode.
+ */
+async function measureStep(step: () => void, tune: 'on' | 'off'): Promise<StepCounts> {
+  const before = E.tuneMode();
+  E.setTuneMode(tune === 'on' ? 'cached' : 'off');
+  try {
+    step();
+    await E.sync();
+    E.pool.resetPeak();
+    const d0 = E.dispatches();
+    step();
+    const dispatches = E.dispatches() - d0;
+    await E.sync();
+    const { peakBytes, liveBytes } = E.memory();
+    const gpuMs = await gpuTimePerStep(step);
+    return { dispatches, gpuMs, peakBytes, liveBytes };
+  } finally {
+    E.setTuneMode(before);
+  }
+}
+
 /**
  * GPU time of one step: the sum of its dispatches' times from timestamp queries (each dispatch then runs
  * in its own pass, so this is kernel time without the gaps between kernels); null without the feature.
@@ -143,7 +165,11 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
 export async function gpuTimePerStep(step: () => void): Promise<number | null> {
   if (!E.canProfile()) return null;
   E.startProfile();
-  step();
-  const times = await E.stopProfile();
+  let times: E.KernelTime[];
+  try {
+    step();
+  } finally {
+    times = await E.stopProfile(); // also when the step throws: profiling must not stay on
+  }
   return times.reduce((a, k) => a + k.ms, 0);
 }

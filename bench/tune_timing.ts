@@ -9,14 +9,18 @@ import { median, type Timing } from './timing.js';
  * tuner copies the arguments of at most a few hundred MiB at a time); later steps use the choices.
  */
 export async function tuneStep(step: () => void): Promise<void> {
+  const before = E.tuneMode();
   E.setTuneMode('on');
-  E.takeDeferred();
-  for (let i = 0; i < 20; i++) {
-    step();
-    await E.settleTuning();
-    if (!E.takeDeferred()) break;
+  try {
+    E.takeDeferred();
+    for (let i = 0; i < 20; i++) {
+      step();
+      await E.settleTuning();
+      if (!E.takeDeferred()) break;
+    }
+  } finally {
+    E.setTuneMode(before);
   }
-  E.setTuneMode('cached');
 }
 
 /**
@@ -25,17 +29,21 @@ export async function tuneStep(step: () => void): Promise<void> {
  */
 export async function timeInterleaved(step: () => void, modes: Array<'on' | 'off'>, iters: number): Promise<Record<string, Timing>> {
   const samples: Record<string, number[]> = Object.fromEntries(modes.map((m) => [m, []]));
-  for (let i = 0; i < iters; i++) {
-    for (const m of i % 2 ? [...modes].reverse() : modes) {
-      E.setTuneMode(m === 'on' ? 'cached' : 'off');
-      await E.sync();
-      const t = performance.now();
-      step();
-      await E.sync();
-      samples[m].push(performance.now() - t);
+  const before = E.tuneMode();
+  try {
+    for (let i = 0; i < iters; i++) {
+      for (const m of i % 2 ? [...modes].reverse() : modes) {
+        E.setTuneMode(m === 'on' ? 'cached' : 'off');
+        await E.sync();
+        const t = performance.now();
+        step();
+        await E.sync();
+        samples[m].push(performance.now() - t);
+      }
     }
+  } finally {
+    E.setTuneMode(before);
   }
-  E.setTuneMode('off');
   return Object.fromEntries(
     modes.map((m) => [m, { medianMs: median(samples[m]), minMs: Math.min(...samples[m]), maxMs: Math.max(...samples[m]), samples: samples[m] }]),
   );

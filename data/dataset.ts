@@ -34,7 +34,8 @@ export class TensorDataset implements Dataset {
 
   constructor(arrays: readonly HostArray[], { scale = [] as ReadonlyArray<number | undefined> } = {}) {
     if (!arrays.length) throw new Error('TensorDataset: expected at least one array');
-    this.length = arrays[0].shape[0] ?? 0;
+    // (Array 0 is checked with the others below; read its length only if it has a shape.)
+    this.length = Array.isArray(arrays[0]?.shape) ? (arrays[0].shape[0] ?? 0) : 0;
     this.fields = arrays.map((a, k) => {
       if (!a || !a.data || !Array.isArray(a.shape) || !a.shape.length) throw new Error(`TensorDataset: array ${k} must be { data, shape } with shape [N, ...]`);
       const n = a.shape.reduce((p, d) => p * d, 1);

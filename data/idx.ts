@@ -20,7 +20,7 @@ export function parseIdx(bytes: Uint8Array, name: string, expectDims?: number): 
   if (b[2] !== 0x08) throw new Error(`${name}: unsupported IDX element type 0x${b[2].toString(16)}; expected 0x08 (unsigned bytes)`);
   const ndim = b[3];
   if (expectDims !== undefined && ndim !== expectDims) {
-    throw new Error(`${name}: wrong magic number: ${ndim} dimensions, expected ${expectDims} (${expectDims === 3 ? 'an images file, idx3' : 'a labels file, idx1'})`);
+    throw new Error(`${name}: wrong number of dimensions: the header says ${ndim}, expected ${expectDims} (${expectDims === 3 ? 'an images file, idx3' : 'a labels file, idx1'})`);
   }
   if (b.length < 4 + 4 * ndim) throw new Error(`${name}: truncated inside the header (${b.length} bytes)`);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);

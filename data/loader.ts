@@ -8,7 +8,7 @@
 // caller asks for the next batch, the loader first submits the work encoded so far (flush), then
 // gathers and uploads, so the host's copying overlaps the GPU's step.
 
-import { Generator, Tensor, defaultGenerator, flush, fmt, tensor } from '../engine/index.js';
+import { Generator, Tensor, defaultGenerator, flush, fmt, scope, tensor } from '../engine/index.js';
 import type { Dataset } from './dataset.js';
 import type { Transform } from './transforms.js';
 
@@ -71,10 +71,13 @@ export class DataLoader implements Iterable<Tensor[]> {
     return this.shuffle ? this.generator.permutation(n) : Uint32Array.from({ length: n }, (_, i) => i);
   }
 
-  /** Uploads the samples `idx` as one tensor per field and applies the transforms to the first. */
+  /**
+   * Uploads the samples `idx` as one tensor per field and applies the transforms to the first. In a
+   * scope: if a transform throws, the tensors already uploaded for this batch are freed.
+   */
   loadBatch(idx: ArrayLike<number>): Tensor[] {
     const n = idx.length;
-    return this.dataset.fields.map((f, k) => {
+    return scope(() => this.dataset.fields.map((f, k) => {
       const per = f.shape.reduce((p, d) => p * d, 1);
       const host = new Float32Array(n * per);
       for (let i = 0; i < n; i++) f.read(idx[i], host, i * per);
@@ -87,7 +90,7 @@ export class DataLoader implements Iterable<Tensor[]> {
         }
       }
       return t;
-    });
+    }));
   }
 
   *[Symbol.iterator](): Iterator<Tensor[]> {
@@ -107,8 +110,8 @@ export class DataLoader implements Iterable<Tensor[]> {
         next = [];
       }
     } finally {
-      // Also when the caller leaves the epoch early (break): the batch in hand and the one prepared.
-      for (const t of [...cur, ...next]) if (!t.kept) t.dispose();
+      // Also on a break out of the loop: the batch handed out and the one prepared after it.
+      for (const t of [...cur, ...next]) if (!t.kept && !t.disposed) t.dispose();
     }
   }
 }

@@ -23,7 +23,7 @@
 import { gpu } from './gpu.js';
 import { pool, type PooledBuffer } from './pool.js';
 import { copyBuffer, sync } from './runtime.js';
-import { canProfile, profiling, startProfile, stopProfile } from './profiler.js';
+import { canProfile, profiling, startProfile, stopProfile, type KernelTime } from './profiler.js';
 import { defaultTuneStore, type TuneStore } from './tune_store.js';
 import { forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
 
@@ -338,8 +338,13 @@ async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: bo
   if (useTimestamps && !profiling()) {
     try {
       startProfile();
-      for (const v of vs) for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
-      const times = await stopProfile();
+      let times: KernelTime[];
+      try {
+        for (const v of vs) for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
+      } finally {
+        // Also when a candidate throws: the profile must not stay on for the rest of the process.
+        times = await stopProfile();
+      }
       for (const v of vs) {
         const ms = times.filter((t) => t.kernel.includes(`[${v}]:`)).reduce((sum, t) => sum + t.ms, 0);
         out[v] = ms > 0 ? ms / reps : Infinity;

@@ -134,19 +134,21 @@ export abstract class Optimizer<O extends BaseOptions> {
       flag.assertAlive(`${this.name}.step (skipIf)`);
       if (flag.size !== 1) throw new Error(`${this.name}.step: skipIf must be a 1-element Tensor, got shape ${fmt(flag.shape)}`);
     }
-    this.stepCount++;
-    this.beforeStep();
+    // Every group's options and every parameter are checked before the step counts or changes anything.
     this.paramGroups.forEach((group, gi) => {
       this.checkOptions(group, `group ${gi}`);
-      const pack = this.packs[gi];
-      const active: number[] = [];
       group.params.forEach((p, i) => {
         p.assertAlive(`${this.name}.step (parameter ${i} of group ${gi})`);
         if (!p.grad) return;
         p.grad.assertAlive(`${this.name}.step (the gradient of parameter ${i} of group ${gi})`);
         if (!sameShape(p.grad.shape, p.shape)) throw new Error(`${this.name}.step: parameter ${i} of group ${gi} (${p}) has a gradient of shape ${fmt(p.grad.shape)}`);
-        active.push(i);
       });
+    });
+    this.stepCount++;
+    this.beforeStep();
+    this.paramGroups.forEach((group, gi) => {
+      const pack = this.packs[gi];
+      const active = group.params.flatMap((p, i) => (p.grad ? [i] : []));
       if (!active.length) return;
       const flats = this.hasState(group) ? this.ensureFlats(pack) : [];
       if (flag && !pack.gpu) this.startGpuSteps(pack);
@@ -329,27 +331,48 @@ export abstract class Optimizer<O extends BaseOptions> {
     const index = new Map<number, [number, number]>();
     sd.param_groups.forEach((g, gi) => g.params.forEach((id, i) => index.set(id, [gi, i])));
     for (const id of sd.state.keys()) if (!index.has(id)) throw new Error(`${where}: state for parameter ${id}, which no group lists`);
-    sd.param_groups.forEach((g, gi) => {
-      const group = this.paramGroups[gi];
-      Object.assign(group, this.groupFromTorch(g));
-      if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
-      this.checkOptions(group, `group ${gi} of the state dict`);
+    // Everything is checked before anything is changed: a bad entry leaves the optimiser as it was.
+    const options = sd.param_groups.map((g, gi) => {
+      const o = this.groupFromTorch(g);
+      this.checkOptions({ ...this.paramGroups[gi], ...o }, `group ${gi} of the state dict`);
+      return o;
     });
-    this.stopGpuSteps();
+    const loads: Array<{ gi: number; i: number; tensors: Tensor[]; step: number }> = [];
     for (const [id, st] of sd.state) {
       const [gi, i] = index.get(id)!;
       const p = this.paramGroups[gi].params[i];
-      const views = this.stateViews(gi, i);
-      this.stateNames.forEach((name, k) => {
+      const tensors = this.stateNames.map((name) => {
         const t = st[name];
         if (!(t instanceof Tensor)) throw new Error(`${where}: state of parameter ${id} has no tensor '${name}'`);
+        t.assertAlive(`${where} ('${name}' of parameter ${id})`);
         if (!sameShape(t.shape, p.shape)) throw new Error(`${where}: '${name}' of parameter ${id} has shape ${fmt(t.shape)}, the parameter ${fmt(p.shape)}`);
-        noGrad(() => copyInto(views[k], t));
+        return t;
       });
-      const step = st.step;
-      this.packs[gi].steps[i] = typeof step === 'number' ? step : step instanceof Tensor ? NaN : 1;
+      const step = st.step ?? 1;
       if (step instanceof Tensor) throw new Error(`${where}: 'step' of parameter ${id} must be a number (read a tensor's value with await t.item())`);
-      if (!Number.isInteger(this.packs[gi].steps[i]) || this.packs[gi].steps[i] < 1) throw new Error(`${where}: 'step' of parameter ${id} is ${step}; expected an integer >= 1`);
+      if (!Number.isInteger(step) || step < 1) throw new Error(`${where}: 'step' of parameter ${id} is ${step}; expected an integer >= 1`);
+      loads.push({ gi, i, tensors, step });
+    }
+    sd.param_groups.forEach((g, gi) => {
+      const group = this.paramGroups[gi];
+      Object.assign(group, options[gi]);
+      if (typeof g.initial_lr === 'number') group.initialLr = g.initial_lr;
+    });
+    this.stopGpuSteps();
+    // As in PyTorch, the state dict replaces the whole state: a parameter it leaves out starts afresh.
+    // (The loaded tensors may be views of this optimiser's own buffers: only the others are zeroed.)
+    const loaded = new Set(loads.map(({ gi, i }) => `${gi}/${i}`));
+    this.packs.forEach((pack, gi) =>
+      pack.steps.forEach((_, i) => {
+        if (loaded.has(`${gi}/${i}`)) return;
+        pack.steps[i] = 0;
+        if (pack.flats) for (const v of this.stateViews(gi, i)) noGrad(() => scope(() => copyInto(v, zeros(v.shape))));
+      }),
+    );
+    for (const { gi, i, tensors, step } of loads) {
+      const views = this.stateViews(gi, i);
+      tensors.forEach((t, k) => noGrad(() => copyInto(views[k], t)));
+      this.packs[gi].steps[i] = step;
     }
   }
 
@@ -458,6 +481,8 @@ export class SGD extends Optimizer<SGDGroup> {
 
   override loadStateDict(sd: OptimizerStateDict): void {
     super.loadStateDict(sd);
+    // The views of parameters the state dict left out (they start afresh); afterStep() puts back the rest.
+    for (const [k, gi, i] of this.indices()) if (this.state[k] && this.packs[gi].views[i]?.[0] === this.state[k]) this.state[k] = null;
     this.afterStep();
   }
 

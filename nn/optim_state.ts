@@ -45,6 +45,7 @@ export function optimizerStateFromTensors(tensors: Map<string, Tensor>, metadata
   const groups = read(`${prefix}.param_groups`);
   const steps = read(`${prefix}.steps`) as Record<string, number>;
   if (!Array.isArray(groups)) throw new Error(`optimizerStateFromTensors: metadata '${prefix}.param_groups' is not a list`);
+  if (!steps || typeof steps !== 'object' || Array.isArray(steps)) throw new Error(`optimizerStateFromTensors: metadata '${prefix}.steps' is not an object (parameter index -> step)`);
   const state = new Map<number, ParamState>();
   const head = `${prefix}.state.`;
   for (const [key, t] of tensors) {

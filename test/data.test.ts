@@ -40,10 +40,10 @@ describe('IDX', () => {
     await expect(D.decodeIdx(gzipSync(bytes).subarray(0, 12), 'cut.gz')).rejects.toThrow(/cut.gz: the gzip stream is corrupt or truncated/);
     expect(() => D.parseIdx(bytes.subarray(0, 10), 'x')).toThrow(/x: truncated inside the header/);
     expect(() => D.parseIdx(bytes.subarray(0, 14), 'x')).toThrow(/x: truncated: the header promises 6 bytes/);
-    expect(() => D.parseIdx(idx([2], [1, 2]), 'lab', 3)).toThrow(/lab: wrong magic number: 1 dimensions, expected 3/);
+    expect(() => D.parseIdx(idx([2], [1, 2]), 'lab', 3)).toThrow(/lab: wrong number of dimensions: the header says 1, expected 3/);
     const fm = await D.FashionMNIST.fromBuffers(Uint8Array.from(gzipSync(idx([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]))).buffer, idx([2], [9, 0]));
     expect([fm.length, fm.label(0), fm.classes[fm.label(0)]]).toEqual([2, 9, 'Ankle boot']);
-    await expect(D.FashionMNIST.fromBuffers(idx([2], [1, 2]), idx([2], [1, 2]))).rejects.toThrow(/FashionMNIST images: wrong magic number: 1 dimensions, expected 3/);
+    await expect(D.FashionMNIST.fromBuffers(idx([2], [1, 2]), idx([2], [1, 2]))).rejects.toThrow(/FashionMNIST images: wrong number of dimensions: the header says 1, expected 3/);
     expect(() => D.imageSet(D.parseIdx(idx([2, 1, 1], [0, 0]), 'i'), D.parseIdx(idx([2], [3, 12]), 'l'), ['i', 'l'])).toThrow(/l: label 12 at index 1 is not a class 0-9/);
   });
 
@@ -137,6 +137,28 @@ describe('DataLoader', () => {
     expect(E.memory().liveBytes).toBe(before);
   });
 
+  test('a transform that throws leaves no uploaded tensor behind', () => {
+    const big = new D.IdxDataset(synthetic(23, 32, 32));
+    const failing: D.Transform = {
+      name: 'failing',
+      outShape: (s) => [...s],
+      apply: () => {
+        throw new Error('failing: no');
+      },
+    };
+    // A first batch through normalize, so that the engine's own once-made buffers (uniforms) exist.
+    for (const t of new D.DataLoader(big, { batchSize: 5, transforms: [D.normalize([0.5], [0.25])] }).loadBatch([0])) t.dispose();
+    E.flush();
+    const before = E.memory().liveBytes;
+    const loader = new D.DataLoader(big, { batchSize: 5, transforms: [D.normalize([0.5], [0.25]), failing] });
+    expect(() => loader.loadBatch([0, 1, 2, 3, 4])).toThrow(/failing: no/);
+    expect(() => {
+      for (const _ of loader) break;
+    }).toThrow(/failing: no/);
+    E.flush();
+    expect(E.memory().liveBytes).toBe(before);
+  });
+
   test('bad input: empty dataset, batch size, dropLast leaving nothing, transform size against the model', () => {
     const empty = new D.TensorDataset([{ data: new Float32Array(0), shape: [0, 3] }]);
     expect(() => new D.DataLoader(empty)).toThrow(/DataLoader: the dataset \(TensorDataset\) is empty: length 0/);
@@ -148,6 +170,7 @@ describe('DataLoader', () => {
     expect(() => new D.DataLoader(ds, { transforms: [D.randomCrop(9, { padding: 2 })] })).toThrow(/randomCrop\(9x9, padding 2\): the crop is larger than the padded 8x9 samples/);
     expect(() => new D.DataLoader(ds, { transforms: [D.normalize([0.5, 0.5], [1, 1])] })).toThrow(/2 channels given, the samples have 1/);
     expect(() => new D.TensorDataset([{ data: [1, 2, 3], shape: [3] }, { data: [1], shape: [1] }])).toThrow(/array 1 has 1 samples, array 0 has 3/);
+    expect(() => new D.TensorDataset([null as unknown as D.HostArray])).toThrow(/TensorDataset: array 0 must be \{ data, shape \} with shape \[N, \.\.\.\]/);
   });
 });
 

@@ -32,7 +32,7 @@ describe('IDX reader', () => {
   test('bad files say which file and how', () => {
     expect(() => parseIdx(idx([2, 2, 2], [1, 2, 3]), 'imgs', 3)).toThrow(/imgs: truncated: the header promises 8 bytes/);
     expect(() => parseIdx(idx([2], [1, 2], [1, 0, 8]), 'labels', 1)).toThrow(/labels: wrong magic number/);
-    expect(() => parseIdx(idx([2], [1, 2]), 'labels', 3)).toThrow(/labels: wrong magic number: 1 dimensions, expected 3/);
+    expect(() => parseIdx(idx([2], [1, 2]), 'labels', 3)).toThrow(/labels: wrong number of dimensions: the header says 1, expected 3/);
     const dir = mkdtempSync(join(tmpdir(), 'idx-'));
     writeFileSync(join(dir, 'gz'), new Uint8Array([0x1f, 0x8b, 1, 2, 3]));
     expect(() => readIdxFile(join(dir, 'gz'))).toThrow(/gz: the gzip stream is corrupt/);

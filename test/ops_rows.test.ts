@@ -54,6 +54,38 @@ describe('topk and argmax', () => {
     });
   }
 
+  test('topk of a tensor that requires grad, outside a scope, leaks nothing once its results are disposed', async () => {
+    const x = E.tensor([[1, 3, 3, 2], [0, 7, 5, 5], [-1, -1, -1, -1]]);
+    x.requiresGrad = true;
+    const once = () => {
+      const { values, indices } = E.topk(x, 2);
+      values.dispose();
+      indices.dispose();
+    };
+    once();
+    E.flush();
+    const after1 = E.memory().liveBytes;
+    for (let i = 0; i < 4; i++) once();
+    E.flush();
+    expect(E.memory().liveBytes).toBe(after1);
+    // The gradient still flows after the caller disposed the indices.
+    const { values, indices } = E.topk(x, 2);
+    indices.dispose();
+    E.sum(values).backward();
+    expect(await x.grad!.toArray()).toEqual([[0, 1, 1, 0], [0, 1, 1, 0], [1, 1, 0, 0]]);
+    x.dispose();
+  });
+
+  test('an axis longer than 2^24 is refused (float32 indices would be wrong), by topk and by argmax', () => {
+    const one = E.zeros([1, 1]);
+    const long = E.expandTo(one, [2, 2 ** 24 + 1]); // a view: nothing that size is allocated
+    expect(() => E.topk(long, 1)).toThrow(/topk: axis 1 of shape \[2, 16777217\] has 16777217 elements; the indices are float32, exact only up to 2\^24 = 16777216/);
+    expect(() => E.argmax(long, 1)).toThrow(/argmax: axis 1 of shape \[2, 16777217\] has 16777217 elements; .*2\^24/);
+    const square = E.expandTo(one, [4097, 4097]);
+    expect(() => E.argmax(square)).toThrow(/argmax: the flattened tensor of shape \[4097, 4097\] has 16785409 elements; .*2\^24/);
+    [long, square, one].forEach((t) => t.dispose());
+  });
+
   test('ties keep the lower index first; NaN counts as the largest; argmax with and without an axis', async () => {
     const x = E.tensor([[1, 3, 3, 2], [0, NaN, 5, 5], [-1, -1, -1, -1]]);
     const { values, indices } = E.topk(x, 2);

@@ -199,8 +199,76 @@ describe('state dicts', () => {
     expect(() => opt.loadStateDict({ state: new Map(), param_groups: [] })).toThrow(/Adam.loadStateDict: the state dict has 0 parameter groups, this optimiser 1/);
     expect(() => opt.loadStateDict({ state: new Map(), param_groups: [{ params: [0] }] })).toThrow(/group 0 has 1 parameters in the state dict, 6 in this optimiser/);
     expect(() => nn.optimizerStateFromTensors(new Map(), {})).toThrow(/no 'optimizer.param_groups'/);
+    expect(() => nn.optimizerStateFromTensors(new Map(), { 'optimizer.param_groups': '[]', 'optimizer.steps': 'null' })).toThrow(/metadata 'optimizer.steps' is not an object/);
+    // A step refused by its checks is not counted (a scheduler reads stepCount).
+    p[0].grad = E.keep(E.zeros([p[0].size + 1]));
+    expect(() => opt.step()).toThrow(/Adam.step: parameter 0 of group 0 .* has a gradient of shape/);
+    expect(opt.stepCount).toBe(0);
+    opt.zeroGrad();
     opt.dispose();
     p.forEach((t) => t.dispose());
+  });
+
+  /** Two parameters after one Adam step with gradient 1: the optimiser and its state dict. */
+  async function stepped() {
+    const ps = [0, 1].map(() => {
+      const t = E.keep(E.tensor([1, 2, 3]));
+      t.requiresGrad = true;
+      return t;
+    });
+    const opt = new nn.Adam(ps, { lr: 0.1 });
+    for (const t of ps) t.grad = E.keep(E.tensor([1, 1, 1]));
+    opt.step();
+    const free = () => {
+      opt.dispose();
+      ps.forEach((t) => t.dispose());
+    };
+    const moment = async (i: number) => {
+      const m = opt.stateDict().state.get(i)?.exp_avg as E.Tensor | undefined;
+      return m ? Array.from(await m.data()) : [];
+    };
+    return { ps, opt, free, moments: () => Promise.all([moment(0), moment(1)]) };
+  }
+
+  test('a bad state dict is refused before anything is loaded: options, state and steps stay', async () => {
+    const { opt, free, moments } = await stepped();
+    const before = await moments();
+    const sd = opt.stateDict();
+    const bad: nn.OptimizerStateDict = {
+      state: new Map([
+        [0, { step: 7, exp_avg: E.zeros([3]), exp_avg_sq: E.zeros([3]) }],
+        [1, { step: 7, exp_avg: E.zeros([4]), exp_avg_sq: E.zeros([3]) }],
+      ]),
+      param_groups: [{ ...sd.param_groups[0], lr: 0.5 }],
+    };
+    expect(() => opt.loadStateDict(bad)).toThrow(/'exp_avg' of parameter 1 has shape \[4\], the parameter \[3\]/);
+    expect(opt.paramGroups[0].lr).toBe(0.1);
+    expect(await moments()).toEqual(before);
+    expect([...opt.stateDict().state.values()].map((s) => s.step)).toEqual([1, 1]);
+    bad.state.get(1)!.exp_avg = E.zeros([3]);
+    bad.state.get(1)!.step = 0;
+    expect(() => opt.loadStateDict(bad)).toThrow(/'step' of parameter 1 is 0; expected an integer >= 1/);
+    expect(opt.paramGroups[0].lr).toBe(0.1);
+    expect([...opt.stateDict().state.values()].map((s) => s.step)).toEqual([1, 1]);
+    for (const st of bad.state.values()) for (const v of Object.values(st)) if (v instanceof E.Tensor) v.dispose();
+    free();
+  });
+
+  test('loading replaces the whole state: a parameter absent from the state dict starts afresh', async () => {
+    const { ps, opt, free, moments } = await stepped();
+    const sd = opt.stateDict();
+    const only0: nn.OptimizerStateDict = { state: new Map([[0, sd.state.get(0)!]]), param_groups: sd.param_groups };
+    opt.loadStateDict(only0);
+    expect([...opt.stateDict().state.keys()]).toEqual([0]);
+    const [m0] = await moments();
+    expect(m0.map((v) => +v.toFixed(6))).toEqual([0.1, 0.1, 0.1]);
+    // Parameter 1 takes a first step again: Adam's first step moves each element by lr.
+    const p1 = Array.from(await ps[1].data());
+    opt.step();
+    const moved = Array.from(await ps[1].data()).map((v, i) => +(p1[i] - v).toFixed(5));
+    expect(moved).toEqual([0.1, 0.1, 0.1]);
+    expect(opt.stateDict().state.get(1)!.step).toBe(1);
+    free();
   });
 });
 

@@ -10,6 +10,7 @@ import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { DenseNet } from '../models/index.js';
 import { selectVariant } from '../engine/tuner.js';
+import { profiling } from '../engine/profiler.js';
 import { expectClose, useEngine } from './helpers.js';
 import { nd } from './reference/ndarray.js';
 
@@ -103,6 +104,24 @@ describe('tuning', () => {
     expect(Object.values(rec.ms).every((ms) => ms === Infinity)).toBe(true);
     expect(selectVariant('matmul', 'all-fail')).toBe(E.heuristicVariant('matmul'));
     expect(warn.mock.calls.some(([m]) => /every candidate of matmul all-fail failed; keeping the heuristic/.test(String(m)))).toBe(true);
+    warn.mockRestore();
+  });
+
+  test('a candidate that throws while the timestamps are recorded leaves no profile running', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    E.setTuneStore(E.memoryTuneStore());
+    E.resetTuning();
+    E.setTuneMode('on');
+    // Warm-up runs pass; a run while a profile records throws (on an adapter with timestamp queries).
+    const failWhileProfiling = () => {
+      if (profiling()) throw new Error('candidate failed while profiling');
+    };
+    selectVariant('matmul', 'fail-while-profiling', { buffers: [], run: failWhileProfiling, flops: 1 });
+    await E.settleTuning();
+    const rec = E.tuneRecords().find((r) => r.key === 'fail-while-profiling')!;
+    expect(profiling()).toBe(false);
+    // The round fell back to the wall clock, where the candidates ran.
+    expect(Object.values(rec.ms).some((ms) => Number.isFinite(ms))).toBe(true);
     warn.mockRestore();
   });
 

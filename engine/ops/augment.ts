@@ -9,8 +9,6 @@ import { contiguous } from './views.js';
 import augmentSrc from '../../shaders/augment.wgsl';
 
 const augmentShader: KernelSource = { file: 'augment.wgsl', source: augmentSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const augmentShaders = [augmentShader];
 
 export interface CropFlip {
   /** Top-left corner of each sample's crop in padded coordinates (0..2 * padding + H - outH). */

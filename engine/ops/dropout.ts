@@ -5,16 +5,12 @@
 
 import { defineOp } from '../autograd.js';
 import { defaultGenerator, Generator } from '../random.js';
-import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { empty, Tensor } from '../tensor.js';
 import { contiguous } from './views.js';
 import dropoutSrc from '../../shaders/dropout.wgsl';
 
 const dropoutShader: KernelSource = { file: 'dropout.wgsl', source: dropoutSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const dropoutShaders = [dropoutShader];
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 interface DropoutAttrs {
   p: number;

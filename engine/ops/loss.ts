@@ -14,7 +14,6 @@ import { logSoftmax } from './softmax.js';
 import ceSrc from '../../shaders/cross_entropy.wgsl';
 
 const ceShader: KernelSource = { file: 'cross_entropy.wgsl', source: ceSrc };
-/** Every WGSL file of this module (tests compile each one). */
 
 const NAN_BITS = 0x7fc00000;
 

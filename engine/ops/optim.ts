@@ -14,7 +14,7 @@
 // correction and SGD's first momentum step are computed on the GPU. `ampUpdateScale` then moves the
 // scale and growth tracker.
 
-import { copyBuffer, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { copyBuffer, dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, fromData, keep, type Tensor } from '../tensor.js';
 import sgdSrc from '../../shaders/sgd.wgsl';
@@ -24,10 +24,6 @@ import ampSrc from '../../shaders/amp.wgsl';
 const sgdShader: KernelSource = { file: 'sgd.wgsl', source: sgdSrc };
 const adamShader: KernelSource = { file: 'adam.wgsl', source: adamSrc };
 const ampShader: KernelSource = { file: 'amp.wgsl', source: ampSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const optimShaders = [sgdShader, adamShader, ampShader];
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 function checkFlat(op: string, name: string, t: Tensor, end: number): void {
   t.assertAlive(op);

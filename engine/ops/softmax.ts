@@ -9,8 +9,6 @@ import { contiguous } from './views.js';
 import softmaxSrc from '../../shaders/softmax.wgsl';
 
 const softmaxShader: KernelSource = { file: 'softmax.wgsl', source: softmaxSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const softmaxShaders = [softmaxShader];
 
 function rowsKernel(entry: 'softmax_fwd' | 'softmax_bwd', log: boolean, x: Tensor, g: Tensor | null): Tensor {
   const [R, C] = x.shape;

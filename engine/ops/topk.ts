@@ -6,27 +6,25 @@
 import { defineOp, noGrad } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, normAxis } from '../shape.js';
-import { empty, keep, scope, Tensor } from '../tensor.js';
+import { empty, keep, scope, Tensor, view } from '../tensor.js';
 import { toRows, viaRows } from './rows.js';
 import { contiguous, reshape } from './views.js';
 import topkSrc from '../../shaders/topk.wgsl';
 
 const topkShader: KernelSource = { file: 'topk.wgsl', source: topkSrc };
-/** Every WGSL file of this module (tests compile each one). */
-export const topkShaders = [topkShader];
 
 // Bound as IDX in backward (never touched there; a binding needs some buffer).
 let dummy: Tensor | null = null;
 
 interface TopkAttrs {
   k: number;
-  /** Set by forward: the indices [R, k]. */
+  /** Set by forward: a view of the indices [R, k] for the caller (topk takes it and clears this). */
   indices?: Tensor;
 }
 
 const topkOp = defineOp<TopkAttrs>({
   name: 'topk',
-  forward: ([x], attrs) => {
+  forward: ([x], attrs, saved) => {
     const [R, C] = x.shape;
     const { k } = attrs;
     const vals = empty([R, k]);
@@ -34,10 +32,12 @@ const topkOp = defineOp<TopkAttrs>({
     const p = new Uint32Array(PARAM_WORDS);
     p.set([R, C, x.offset, 0, k]);
     dispatch({ shader: topkShader, entry: 'topk_fwd' }, { params: p, buffers: [x.buffer, x.buffer, vals.buffer, idx.buffer], workgroups: grid1d(Math.ceil(R / 256)) });
-    attrs.indices = idx;
+    // The node owns idx (freed with the graph, or at once without one); the caller gets its own view.
+    saved.push(idx);
+    attrs.indices = view(idx, idx.shape, idx.strides, idx.offset);
     return vals;
   },
-  backward: ({ inputs: [x], attrs: { k, indices } }, g) => {
+  backward: ({ inputs: [x], attrs: { k }, saved: [indices] }, g) => {
     const [R, C] = x.shape;
     const gc = g.isContiguous ? g : contiguous(g);
     const dx = empty([R, C]);
@@ -51,18 +51,32 @@ const topkOp = defineOp<TopkAttrs>({
   },
 });
 
+/** Indices are float32: exact integers only up to 2^24. */
+const MAX_INDEX_LENGTH = 2 ** 24;
+
+/** Throws, naming `op`, when `what` (an axis or the flattened tensor) is too long for float32 indices. */
+function checkIndexable(op: string, what: string, n: number): void {
+  if (n > MAX_INDEX_LENGTH) {
+    throw new Error(`${op}: ${what} has ${n} elements; the indices are float32, exact only up to 2^24 = ${MAX_INDEX_LENGTH} elements along the axis`);
+  }
+}
+
 /** The k largest values along `axis` (default the last), largest first, and their indices, like torch.topk. */
 export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices: Tensor } {
   if (!(x instanceof Tensor)) throw new Error(`topk: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
   const a = normAxis('topk', axis, Math.max(x.ndim, 1), x.shape);
   const C = x.shape[a] ?? 0;
   if (!Number.isInteger(k) || k < 1 || k > 5 || k > C) throw new Error(`topk: k must be an integer in [1, ${Math.min(5, C)}] for axis ${a} of shape ${fmt(x.shape)} (k <= 5 is supported), got ${k}`);
+  checkIndexable('topk', `axis ${a} of shape ${fmt(x.shape)}`, C);
   return viaRows(x, () => {
     const r = toRows('topk', x, a);
     const attrs: TopkAttrs = { k };
     const values = r.restore(topkOp([r.rows], attrs));
-    // The graph keeps the op's own indices; the caller gets a view of them.
-    return { values, indices: r.restore(attrs.indices!) };
+    const own = attrs.indices!;
+    attrs.indices = undefined;
+    const indices = r.restore(own);
+    own.dispose();
+    return { values, indices };
   });
 }
 
@@ -75,9 +89,11 @@ export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
   return scope(() => {
     if (axis === undefined) {
       if (x.size === 0) throw new Error(`argmax: the tensor of shape ${fmt(x.shape)} is empty`);
+      checkIndexable('argmax', `the flattened tensor of shape ${fmt(x.shape)}`, x.size);
       return reshape(noGrad(() => topk(reshape(x, [x.size]), 1, 0)).indices, keepdims ? x.shape.map(() => 1) : []);
     }
     const a = normAxis('argmax', axis, Math.max(x.ndim, 1), x.shape);
+    checkIndexable('argmax', `axis ${a} of shape ${fmt(x.shape)}`, x.shape[a] ?? 0);
     const { indices } = noGrad(() => topk(x, 1, a));
     return keepdims ? indices : reshape(indices, indices.shape.filter((_, i) => i !== a));
   });
