@@ -57,76 +57,56 @@ function poolOut(H: number, k: number, s: number, p: number): number {
   return Math.floor((H + 2 * p - k) / s) + 1;
 }
 
-/** Max pooling (padding is -inf, floor mode). */
-export function maxPool(x: ND, k: [number, number], s: [number, number], p: [number, number]): ND {
+/**
+ * Calls `visit` with the in-bounds values of every pooling window (padding excluded) and their plane
+ * indices h*W + w, row by row, windows in output order (n, c, oh, ow); returns the output shape.
+ */
+function poolWindows(x: ND, k: [number, number], s: [number, number], p: [number, number], visit: (values: number[], at: number[]) => void): number[] {
   const [N, C, H, W] = x.shape;
   const OH = poolOut(H, k[0], s[0], p[0]);
   const OW = poolOut(W, k[1], s[1], p[1]);
-  const out = nd([N, C, OH, OW]);
-  let i = 0;
   for (let n = 0; n < N; n++)
     for (let c = 0; c < C; c++)
       for (let oh = 0; oh < OH; oh++)
         for (let ow = 0; ow < OW; ow++) {
-          let best = -Infinity;
+          const values: number[] = [];
+          const at: number[] = [];
           for (let a = 0; a < k[0]; a++)
             for (let b = 0; b < k[1]; b++) {
               const h = oh * s[0] - p[0] + a;
               const w = ow * s[1] - p[1] + b;
-              if (h >= 0 && h < H && w >= 0 && w < W) best = Math.max(best, at4(x, n, c, h, w));
+              if (h >= 0 && h < H && w >= 0 && w < W) (values.push(at4(x, n, c, h, w)), at.push(h * W + w));
             }
-          out.data[i++] = best;
+          visit(values, at);
         }
-  return out;
+  return [N, C, OH, OW];
+}
+
+/** Max pooling (padding is -inf, floor mode; a NaN in a window gives NaN). */
+export function maxPool(x: ND, k: [number, number], s: [number, number], p: [number, number]): ND {
+  const out: number[] = [];
+  const shape = poolWindows(x, k, s, p, (v) => out.push(Math.max(-Infinity, ...v)));
+  return nd(shape, out);
 }
 
 /** The plane index h*W + w of the first maximum (rows, then columns) of each max-pooling window. */
 export function maxPoolArgmax(x: ND, k: [number, number], s: [number, number], p: [number, number]): number[] {
-  const [N, C, H, W] = x.shape;
-  const OH = poolOut(H, k[0], s[0], p[0]);
-  const OW = poolOut(W, k[1], s[1], p[1]);
   const idx: number[] = [];
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++) {
-          let best = -Infinity;
-          let bi = -1;
-          for (let a = 0; a < k[0]; a++)
-            for (let b = 0; b < k[1]; b++) {
-              const h = oh * s[0] - p[0] + a;
-              const w = ow * s[1] - p[1] + b;
-              if (h >= 0 && h < H && w >= 0 && w < W && (bi < 0 || at4(x, n, c, h, w) > best)) {
-                best = at4(x, n, c, h, w);
-                bi = h * W + w;
-              }
-            }
-          idx.push(bi);
-        }
+  poolWindows(x, k, s, p, (v, at) => {
+    let best = -1;
+    v.forEach((value, j) => {
+      if (best < 0 || value > v[best]) best = j;
+    });
+    idx.push(best < 0 ? -1 : at[best]);
+  });
   return idx;
 }
 
 /** Average pooling, count_include_pad = true, floor mode. */
 export function avgPool(x: ND, k: [number, number], s: [number, number], p: [number, number]): ND {
-  const [N, C, H, W] = x.shape;
-  const OH = poolOut(H, k[0], s[0], p[0]);
-  const OW = poolOut(W, k[1], s[1], p[1]);
-  const out = nd([N, C, OH, OW]);
-  let i = 0;
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++) {
-          let acc = 0;
-          for (let a = 0; a < k[0]; a++)
-            for (let b = 0; b < k[1]; b++) {
-              const h = oh * s[0] - p[0] + a;
-              const w = ow * s[1] - p[1] + b;
-              if (h >= 0 && h < H && w >= 0 && w < W) acc += at4(x, n, c, h, w);
-            }
-          out.data[i++] = acc / (k[0] * k[1]);
-        }
-  return out;
+  const out: number[] = [];
+  const shape = poolWindows(x, k, s, p, (v) => out.push(v.reduce((a, b) => a + b, 0) / (k[0] * k[1])));
+  return nd(shape, out);
 }
 
 /** Adaptive average pooling: cell i spans [floor(i*H/OH), ceil((i+1)*H/OH)). */
