@@ -391,10 +391,12 @@ fn conv2d_wgrad_reduce(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
 // kh = (ih + pad) % S (mod S), so pixels are grouped by their stride phase (rh, rw) = ((ih + pad) % S,
 // (iw + pad) % S) (workgroup z): all of a phase's pixels use the same taps kh = rh + S*th, kw = rw + S*tw
 // at output (qh - th, qw - tw), where qh = (ih + pad) / S. Each invocation computes a run of 16 pixels
-// of one phase row (consecutive qw) for every input channel, sliding a window of dy along the row (one
-// new load per tap; 16 measured about 1.5x faster than 8 on lavapipe). Same bindings, parameters and
-// flags (MASK, ACC, GALIAS) as conv2d_dgrad, plus
-//   28 PH (phase rows per image, the largest over phases)  29 runs of 16 per phase row
+// (consecutive qw) of two adjacent phase rows qh, qh + 1 for every input channel, sliding a window of dy
+// along each dy row (one new load per tap; 16 measured about 1.5x faster than 8 on lavapipe); a dy row
+// serves both phase rows, so 4x4 taps read 5 dy rows for 2 pixel rows, not 8 (two rows measured 0.68x
+// the time of one on the stem). Same bindings, parameters and flags (MASK, ACC, GALIAS) as
+// conv2d_dgrad, plus
+//   28 pairs of phase rows per image (the largest over phases)  29 runs of 16 per phase row
 // Dispatch: (x, y) = grid1d(ceil(N * PH * runs / WG)), z = S * S.
 fn phase_lo(r: i32, pad: i32, S: i32) -> i32 { return max(0, (pad - r + S - 1) / S); }
 fn phase_hi(r: i32, pad: i32, S: i32, size: i32) -> i32 { return max(0, (size + pad - r + S - 1) / S); }
@@ -417,21 +419,26 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let run = lane % runs;
   let t = lane / runs;
   let n = t / pu(28u);
-  let qr = i32(t % pu(28u));
+  let qr = 2 * i32(t % pu(28u));
   if (n >= N || qr >= ph || i32(run * 16u) >= pw) { return; }
   let qh = qh_lo + qr;
+  let two = qr + 1 < ph;
   let qw0 = qw_lo + i32(run * 16u);
-  let ih = qh * S + rh - pad;
   let npx = min(16, pw - i32(run * 16u));
   for (var ci = 0u; ci < Cin; ci++) {
-    var acc0 = vec4f(); var acc1 = vec4f(); var acc2 = vec4f(); var acc3 = vec4f();
+    // Rows qh (a*) and qh + 1 (b*): dy row oh = qh + 1 - th meets row qh + 1 at kh = rh + S*th and
+    // row qh at kh - S, so one window of dy serves both rows.
+    var a0 = vec4f(); var a1 = vec4f(); var a2 = vec4f(); var a3 = vec4f();
+    var b0 = vec4f(); var b1 = vec4f(); var b2 = vec4f(); var b3 = vec4f();
     for (var co = 0u; co < Cout; co++) {
       let wbase = pu(14u) + (co * Cin + ci) * u32(KH * KW);
       let gc = i32(pu(15u) + n * pu(16u) + co * pu(17u));
-      for (var kh = rh; kh < KH; kh += S) {
-        let oh = qh - (kh - rh) / S;
+      for (var kh = rh; kh - S < KH; kh += S) {
+        let oh = qh + 1 - (kh - rh) / S;
         if (oh < 0) { break; }
         if (oh >= OH) { continue; }
+        let useb = two && kh < KH;
+        let usea = kh >= rh + S;
         let gr = gc + oh * OW;
         // The window d0..d3: dy at ow = qw0 - tw + j for the run's pixels j = 0..15.
         var d0 = vec4f(g_at(gr, qw0, OW), g_at(gr, qw0 + 1, OW), g_at(gr, qw0 + 2, OW), g_at(gr, qw0 + 3, OW));
@@ -446,24 +453,31 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
             d1 = vec4f(d0.w, d1.x, d1.y, d1.z);
             d0 = vec4f(g_at(gr, qw0 - tw, OW), d0.x, d0.y, d0.z);
           }
-          let wv = Wt[wbase + u32(kh * KW + kw)];
-          acc0 = fma(d0, vec4f(wv), acc0);
-          acc1 = fma(d1, vec4f(wv), acc1);
-          acc2 = fma(d2, vec4f(wv), acc2);
-          acc3 = fma(d3, vec4f(wv), acc3);
+          if (useb) {
+            let wv = Wt[wbase + u32(kh * KW + kw)];
+            b0 = fma(d0, vec4f(wv), b0); b1 = fma(d1, vec4f(wv), b1);
+            b2 = fma(d2, vec4f(wv), b2); b3 = fma(d3, vec4f(wv), b3);
+          }
+          if (usea) {
+            let wv = Wt[wbase + u32((kh - S) * KW + kw)];
+            a0 = fma(d0, vec4f(wv), a0); a1 = fma(d1, vec4f(wv), a1);
+            a2 = fma(d2, vec4f(wv), a2); a3 = fma(d3, vec4f(wv), a3);
+          }
           tw++;
         }
       }
     }
     var sc = 1.0; var sh = 0.0;
     if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    var acc = array<vec4f, 4>(acc0, acc1, acc2, acc3);
-    let row = ih * W + rw - pad;
-    for (var j = 0; j < npx; j++) {
-      let iw = (qw0 + j) * S;
-      var v = acc[j / 4][j % 4];
-      if (flag(MASK)) { v = select(0.0, v, fma(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)], sc, sh) > 0.0); }
-      put_o(pu(18u) + n * pu(19u) + ci * pu(20u) + u32(row + iw), v);
+    var acc = array<vec4f, 8>(a0, a1, a2, a3, b0, b1, b2, b3);
+    for (var r = 0; r < select(1, 2, two); r++) {
+      let row = ((qh + r) * S + rh - pad) * W + rw - pad;
+      for (var j = 0; j < npx; j++) {
+        let iw = (qw0 + j) * S;
+        var v = acc[r * 4 + j / 4][j % 4];
+        if (flag(MASK)) { v = select(0.0, v, fma(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)], sc, sh) > 0.0); }
+        put_o(pu(18u) + n * pu(19u) + ci * pu(20u) + u32(row + iw), v);
+      }
     }
   }
 }

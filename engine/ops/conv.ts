@@ -367,11 +367,11 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
   const buffers = [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb, dummies().db];
   if (g.Cin <= PHASE_MAX_CIN) {
     // Few input channels: the gather over input pixels by stride phase (see conv2d_dgrad_phase).
-    const PH = Math.ceil(g.H / g.stride);
+    const pairs = Math.ceil(Math.ceil(g.H / g.stride) / 2);
     const runs = Math.ceil(Math.ceil(g.W / g.stride) / 16);
-    p[28] = PH;
+    p[28] = pairs;
     p[29] = runs;
-    const lanes = g.N * PH * runs;
+    const lanes = g.N * pairs * runs;
     const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
     const [gx, gy] = grid1d(Math.ceil(lanes / WG));
     dispatch({ shader: plainShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
