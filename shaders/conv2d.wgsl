@@ -391,13 +391,16 @@ fn conv2d_wgrad_reduce(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
 // kh = (ih + pad) % S (mod S), so pixels are grouped by their stride phase (rh, rw) = ((ih + pad) % S,
 // (iw + pad) % S) (workgroup z): all of a phase's pixels use the same taps kh = rh + S*th, kw = rw + S*tw
 // at output (qh - th, qw - tw), where qh = (ih + pad) / S. Each invocation computes a run of 16 pixels
-// (consecutive qw) of two adjacent phase rows qh, qh + 1 for every input channel, sliding a window of dy
-// along each dy row (one new load per tap; 16 measured about 1.5x faster than 8 on lavapipe); a dy row
-// serves both phase rows, so 4x4 taps read 5 dy rows for 2 pixel rows, not 8 (two rows measured 0.68x
-// the time of one on the stem). Same bindings, parameters and flags (MASK, ACC, GALIAS) as
-// conv2d_dgrad, plus
-//   28 pairs of phase rows per image (the largest over phases)  29 runs of 16 per phase row
-// Dispatch: (x, y) = grid1d(ceil(N * PH * runs / WG)), z = S * S.
+// (consecutive qw) of PR adjacent phase rows qh .. qh + PR - 1 for every input channel, sliding a window
+// of dy along each dy row (one new load per tap; 16 measured about 1.5x faster than 8 on lavapipe). A dy
+// row serves every phase row of the group, so 4x4 taps read 7 dy rows for 4 pixel rows, not 16 (on the
+// stem, 2 rows measured 0.68x the time of 1, 4 rows 0.56x, 8 rows no better than 4; interleaved runs).
+// Rows of a group past the phase's last are computed and not stored. Same bindings, parameters and
+// flags (MASK, ACC, GALIAS) as conv2d_dgrad, plus
+//   28 groups of PR phase rows per image (the largest over phases)  29 runs of 16 per phase row
+// Dispatch: (x, y) = grid1d(ceil(N * groups * runs / WG)), z = S * S. PR must match PHASE_ROWS in
+// engine/ops/conv.ts.
+const PR = 4;
 fn phase_lo(r: i32, pad: i32, S: i32) -> i32 { return max(0, (pad - r + S - 1) / S); }
 fn phase_hi(r: i32, pad: i32, S: i32, size: i32) -> i32 { return max(0, (size + pad - r + S - 1) / S); }
 fn g_at(base: i32, ow: i32, OW: i32) -> f32 {
@@ -419,28 +422,24 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let run = lane % runs;
   let t = lane / runs;
   let n = t / pu(28u);
-  let qr = 2 * i32(t % pu(28u));
+  let qr = PR * i32(t % pu(28u));
   if (n >= N || qr >= ph || i32(run * 16u) >= pw) { return; }
   let qh = qh_lo + qr;
-  let two = qr + 1 < ph;
+  let rows = min(PR, ph - qr);
   let qw0 = qw_lo + i32(run * 16u);
   let npx = min(16, pw - i32(run * 16u));
   for (var ci = 0u; ci < Cin; ci++) {
-    // Rows qh (a*) and qh + 1 (b*): dy row oh = qh + 1 - th meets row qh + 1 at kh = rh + S*th and
-    // row qh at kh - S, so one window of dy serves both rows.
-    var a0 = vec4f(); var a1 = vec4f(); var a2 = vec4f(); var a3 = vec4f();
-    var b0 = vec4f(); var b1 = vec4f(); var b2 = vec4f(); var b3 = vec4f();
+    // Zeroed explicitly: a bare `var acc: array<...>;` here kept the previous channel's sums on lavapipe.
+    var acc = array<vec4f, 4 * PR>();
     for (var co = 0u; co < Cout; co++) {
       let wbase = pu(14u) + (co * Cin + ci) * u32(KH * KW);
       let gc = i32(pu(15u) + n * pu(16u) + co * pu(17u));
-      for (var kh = rh; kh - S < KH; kh += S) {
-        let oh = qh + 1 - (kh - rh) / S;
+      // dy row oh = qh + PR - 1 - th meets row qh + r at kh = rh + S * (th - (PR - 1 - r)).
+      for (var th = 0; rh + S * (th - (PR - 1)) < KH; th++) {
+        let oh = qh + PR - 1 - th;
         if (oh < 0) { break; }
         if (oh >= OH) { continue; }
-        let useb = two && kh < KH;
-        let usea = kh >= rh + S;
         let gr = gc + oh * OW;
-        // The window d0..d3: dy at ow = qw0 - tw + j for the run's pixels j = 0..15.
         var d0 = vec4f(g_at(gr, qw0, OW), g_at(gr, qw0 + 1, OW), g_at(gr, qw0 + 2, OW), g_at(gr, qw0 + 3, OW));
         var d1 = vec4f(g_at(gr, qw0 + 4, OW), g_at(gr, qw0 + 5, OW), g_at(gr, qw0 + 6, OW), g_at(gr, qw0 + 7, OW));
         var d2 = vec4f(g_at(gr, qw0 + 8, OW), g_at(gr, qw0 + 9, OW), g_at(gr, qw0 + 10, OW), g_at(gr, qw0 + 11, OW));
@@ -453,15 +452,13 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
             d1 = vec4f(d0.w, d1.x, d1.y, d1.z);
             d0 = vec4f(g_at(gr, qw0 - tw, OW), d0.x, d0.y, d0.z);
           }
-          if (useb) {
-            let wv = Wt[wbase + u32(kh * KW + kw)];
-            b0 = fma(d0, vec4f(wv), b0); b1 = fma(d1, vec4f(wv), b1);
-            b2 = fma(d2, vec4f(wv), b2); b3 = fma(d3, vec4f(wv), b3);
-          }
-          if (usea) {
-            let wv = Wt[wbase + u32((kh - S) * KW + kw)];
-            a0 = fma(d0, vec4f(wv), a0); a1 = fma(d1, vec4f(wv), a1);
-            a2 = fma(d2, vec4f(wv), a2); a3 = fma(d3, vec4f(wv), a3);
+          for (var r = 0; r < PR; r++) {
+            let kh = rh + S * (th - (PR - 1 - r));
+            if (kh >= rh && kh < KH) {
+              let wv = vec4f(Wt[wbase + u32(kh * KW + kw)]);
+              acc[4 * r] = fma(d0, wv, acc[4 * r]); acc[4 * r + 1] = fma(d1, wv, acc[4 * r + 1]);
+              acc[4 * r + 2] = fma(d2, wv, acc[4 * r + 2]); acc[4 * r + 3] = fma(d3, wv, acc[4 * r + 3]);
+            }
           }
           tw++;
         }
@@ -469,8 +466,7 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
     }
     var sc = 1.0; var sh = 0.0;
     if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    var acc = array<vec4f, 8>(a0, a1, a2, a3, b0, b1, b2, b3);
-    for (var r = 0; r < select(1, 2, two); r++) {
+    for (var r = 0; r < rows; r++) {
       let row = ((qh + r) * S + rh - pad) * W + rw - pad;
       for (var j = 0; j < npx; j++) {
         let iw = (qw0 + j) * S;
