@@ -391,11 +391,16 @@ fn conv2d_wgrad_reduce(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
 // kh = (ih + pad) % S (mod S), so pixels are grouped by their stride phase (rh, rw) = ((ih + pad) % S,
 // (iw + pad) % S) (workgroup z): all of a phase's pixels use the same taps kh = rh + S*th, kw = rw + S*tw
 // at output (qh - th, qw - tw), where qh = (ih + pad) / S. Each invocation computes a run of 16 pixels
-// of one phase row (consecutive qw) for every input channel, sliding a window of dy along the row (one
-// new load per tap; 16 measured about 1.5x faster than 8 on lavapipe). Same bindings, parameters and
+// (consecutive qw) of PR adjacent phase rows qh .. qh + PR - 1 for every input channel, sliding a window
+// of dy along each dy row (one new load per tap; 16 measured about 1.5x faster than 8 on lavapipe). A dy
+// row serves every phase row of the group, so 4x4 taps read 7 dy rows for 4 pixel rows, not 16 (on the
+// stem, 2 rows measured 0.68x the time of 1, 4 rows 0.56x, 8 rows no better than 4; interleaved runs).
+// Rows of a group past the phase's last are computed and not stored. Same bindings, parameters and
 // flags (MASK, ACC, GALIAS) as conv2d_dgrad, plus
-//   28 PH (phase rows per image, the largest over phases)  29 runs of 16 per phase row
-// Dispatch: (x, y) = grid1d(ceil(N * PH * runs / WG)), z = S * S.
+//   28 groups of PR phase rows per image (the largest over phases)  29 runs of 16 per phase row
+// Dispatch: (x, y) = grid1d(ceil(N * groups * runs / WG)), z = S * S. PR must match PHASE_ROWS in
+// engine/ops/conv.ts.
+const PR = 4;
 fn phase_lo(r: i32, pad: i32, S: i32) -> i32 { return max(0, (pad - r + S - 1) / S); }
 fn phase_hi(r: i32, pad: i32, S: i32, size: i32) -> i32 { return max(0, (size + pad - r + S - 1) / S); }
 fn g_at(base: i32, ow: i32, OW: i32) -> f32 {
@@ -417,23 +422,24 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let run = lane % runs;
   let t = lane / runs;
   let n = t / pu(28u);
-  let qr = i32(t % pu(28u));
+  let qr = PR * i32(t % pu(28u));
   if (n >= N || qr >= ph || i32(run * 16u) >= pw) { return; }
   let qh = qh_lo + qr;
+  let rows = min(PR, ph - qr);
   let qw0 = qw_lo + i32(run * 16u);
-  let ih = qh * S + rh - pad;
   let npx = min(16, pw - i32(run * 16u));
   for (var ci = 0u; ci < Cin; ci++) {
-    var acc0 = vec4f(); var acc1 = vec4f(); var acc2 = vec4f(); var acc3 = vec4f();
+    // Zeroed explicitly: a bare `var acc: array<...>;` here kept the previous channel's sums on lavapipe.
+    var acc = array<vec4f, 4 * PR>();
     for (var co = 0u; co < Cout; co++) {
       let wbase = pu(14u) + (co * Cin + ci) * u32(KH * KW);
       let gc = i32(pu(15u) + n * pu(16u) + co * pu(17u));
-      for (var kh = rh; kh < KH; kh += S) {
-        let oh = qh - (kh - rh) / S;
+      // dy row oh = qh + PR - 1 - th meets row qh + r at kh = rh + S * (th - (PR - 1 - r)).
+      for (var th = 0; rh + S * (th - (PR - 1)) < KH; th++) {
+        let oh = qh + PR - 1 - th;
         if (oh < 0) { break; }
         if (oh >= OH) { continue; }
         let gr = gc + oh * OW;
-        // The window d0..d3: dy at ow = qw0 - tw + j for the run's pixels j = 0..15.
         var d0 = vec4f(g_at(gr, qw0, OW), g_at(gr, qw0 + 1, OW), g_at(gr, qw0 + 2, OW), g_at(gr, qw0 + 3, OW));
         var d1 = vec4f(g_at(gr, qw0 + 4, OW), g_at(gr, qw0 + 5, OW), g_at(gr, qw0 + 6, OW), g_at(gr, qw0 + 7, OW));
         var d2 = vec4f(g_at(gr, qw0 + 8, OW), g_at(gr, qw0 + 9, OW), g_at(gr, qw0 + 10, OW), g_at(gr, qw0 + 11, OW));
@@ -446,24 +452,28 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
             d1 = vec4f(d0.w, d1.x, d1.y, d1.z);
             d0 = vec4f(g_at(gr, qw0 - tw, OW), d0.x, d0.y, d0.z);
           }
-          let wv = Wt[wbase + u32(kh * KW + kw)];
-          acc0 = fma(d0, vec4f(wv), acc0);
-          acc1 = fma(d1, vec4f(wv), acc1);
-          acc2 = fma(d2, vec4f(wv), acc2);
-          acc3 = fma(d3, vec4f(wv), acc3);
+          for (var r = 0; r < PR; r++) {
+            let kh = rh + S * (th - (PR - 1 - r));
+            if (kh >= rh && kh < KH) {
+              let wv = vec4f(Wt[wbase + u32(kh * KW + kw)]);
+              acc[4 * r] = fma(d0, wv, acc[4 * r]); acc[4 * r + 1] = fma(d1, wv, acc[4 * r + 1]);
+              acc[4 * r + 2] = fma(d2, wv, acc[4 * r + 2]); acc[4 * r + 3] = fma(d3, wv, acc[4 * r + 3]);
+            }
+          }
           tw++;
         }
       }
     }
     var sc = 1.0; var sh = 0.0;
     if (flag(MASK)) { sc = Scale[pu(22u) + ci]; sh = Shift[pu(23u) + ci]; }
-    var acc = array<vec4f, 4>(acc0, acc1, acc2, acc3);
-    let row = ih * W + rw - pad;
-    for (var j = 0; j < npx; j++) {
-      let iw = (qw0 + j) * S;
-      var v = acc[j / 4][j % 4];
-      if (flag(MASK)) { v = select(0.0, v, fma(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)], sc, sh) > 0.0); }
-      put_o(pu(18u) + n * pu(19u) + ci * pu(20u) + u32(row + iw), v);
+    for (var r = 0; r < rows; r++) {
+      let row = ((qh + r) * S + rh - pad) * W + rw - pad;
+      for (var j = 0; j < npx; j++) {
+        let iw = (qw0 + j) * S;
+        var v = acc[r * 4 + j / 4][j % 4];
+        if (flag(MASK)) { v = select(0.0, v, fma(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)], sc, sh) > 0.0); }
+        put_o(pu(18u) + n * pu(19u) + ci * pu(20u) + u32(row + iw), v);
+      }
     }
   }
 }

@@ -132,7 +132,7 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
 
 // Input gradients with few input channels (<= 4) take the stride-phase gather (conv2d_dgrad_phase) on
 // every adapter; these cases walk its edges: stride 1, 2 and 3, phases with no pixels, runs of 16 that
-// end early, 1-pixel images, padding larger than the stride.
+// end early, groups of phase rows that end early, 1-pixel images, padding larger than the stride.
 describe('conv2d input gradient by stride phase (Cin <= 4)', () => {
   // [N, Cin, H, W, Cout, KH, KW, stride, padding]
   const phaseCases: Case[] = [
@@ -143,6 +143,8 @@ describe('conv2d input gradient by stride phase (Cin <= 4)', () => {
     [2, 3, 1, 1, 4, 3, 3, 2, 1], // 1-pixel images
     [1, 1, 2, 2, 2, 1, 1, 3, 0], // 1x1 kernel, stride larger than the image: phases without pixels
     [2, 3, 5, 6, 4, 3, 3, 1, 1], // stride 1: one phase
+    [2, 2, 7, 18, 3, 5, 4, 1, 2], // 4 phase rows per invocation: 7 rows leave a last group of 3
+    [1, 1, 13, 5, 2, 4, 4, 2, 0], // stride 2, no padding: groups of 4 rows end with 2 and 3 rows, dy rows past OH
   ];
   test.each(phaseCases.map((c) => [name(c), c] as const))('%s', async (_n, c) => {
     const [N, Cin, H, W, Cout, KH, KW, stride, padding] = c;

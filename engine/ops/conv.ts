@@ -211,6 +211,8 @@ const ROWS = 32;
  * only the taps that hit (stride phases) and has no 32-row tile to fill.
  */
 const PHASE_MAX_CIN = 4;
+/** Phase rows per invocation of conv2d_dgrad_phase (its PR). */
+const PHASE_ROWS = 4;
 
 /** Dispatches with the variant the tuner selects for this entry, shape and flags (engine/tuner.ts). */
 function launch(l: Launch): void {
@@ -367,11 +369,11 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
   const buffers = [m?.x.buffer ?? wb, wb, dy.buffer, gAlias ? dummies().write : dx.buffer, wb, m?.scale.buffer ?? wb, m?.shift.buffer ?? wb, dummies().db];
   if (g.Cin <= PHASE_MAX_CIN) {
     // Few input channels: the gather over input pixels by stride phase (see conv2d_dgrad_phase).
-    const PH = Math.ceil(g.H / g.stride);
+    const groups = Math.ceil(Math.ceil(g.H / g.stride) / PHASE_ROWS);
     const runs = Math.ceil(Math.ceil(g.W / g.stride) / 16);
-    p[28] = PH;
+    p[28] = groups;
     p[29] = runs;
-    const lanes = g.N * PH * runs;
+    const lanes = g.N * groups * runs;
     const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
     const [gx, gy] = grid1d(Math.ceil(lanes / WG));
     dispatch({ shader: plainShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
