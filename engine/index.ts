@@ -17,6 +17,8 @@ export { memory, pool, formatBytes, type PoolStats } from './pool.js';
 export { sync, flush, dispatches, readbacks } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
+export { floatToHalfBits, floatToBfloat16Bits, halfToFloat, roundToHalf, itemBytes, DTYPES, type DType } from './dtype.js';
+export { storageTypes, typed, type StorageTypes } from './storage.js';
 export { tensorMethods, type TensorMethods } from './methods.js';
 export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
 export { backward, type BackwardOptions } from './backward.js';
@@ -41,6 +43,7 @@ export { argmax, topk } from './ops/topk.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { cropFlip, type CropFlip } from './ops/augment.js';
 export { linear } from './ops/linear.js';
+export { cast, half, float } from './ops/cast.js';
 export {
   sgdUpdate, adamUpdate, packInto, unpackFrom, ampUnscale, ampUpdateScale, copySkipCount, AMP_WORDS, type SgdUpdate, type AdamUpdate, type PackedRange, type SkipStep, type ScaleUpdate,
 } from './ops/optim.js';

@@ -13,6 +13,7 @@ import { matmul } from './ops/matmul.js';
 import { softmax, logSoftmax } from './ops/softmax.js';
 import { argmax, topk } from './ops/topk.js';
 import { dropout } from './ops/dropout.js';
+import { cast, half, float } from './ops/cast.js';
 
 /** The elementwise functions by name, typed by the table's rows. */
 type ElementwiseTable = { [K in PlainUnaryName]: (x: Tensor) => Tensor } & { [K in ScalarName]: (x: Tensor, s: number) => Tensor } & {
@@ -29,6 +30,7 @@ export const tensorMethods = {
   matmul,
   softmax, logSoftmax, argmax, topk,
   dropout,
+  to: cast, half, float,
 };
 
 type MethodTable = typeof tensorMethods;

@@ -36,6 +36,8 @@ export interface PooledBuffer {
   readonly id: number;
   tag: string;
   live: boolean;
+  /** Holds float16 elements (set by the tensor that owns it; the runtime checks it against kernels). */
+  half: boolean;
 }
 
 export interface PoolStats {
@@ -116,11 +118,12 @@ class BufferPool {
             'use a smaller batch or input size, or raise the budget (pool.budgetBytes, init({ memoryBudget }))',
         );
       }
-      pb = { buffer: this.createBuffer(size, usage, tag), size, usage, id: this.nextId++, tag, live: false };
+      pb = { buffer: this.createBuffer(size, usage, tag), size, usage, id: this.nextId++, tag, live: false, half: false };
       this.stats.allocations++;
     }
     pb.tag = tag;
     pb.live = true;
+    pb.half = false;
     this.stats.liveBytes += pb.size;
     this.stats.liveBuffers++;
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.liveBytes);

@@ -40,7 +40,7 @@ export interface Kernel {
  * A module made of a body and snippets (WGSL declarations may come in any order, so the snippets go
  * after the body and the body's line numbers stay those of its file).
  */
-export function compose(body: KernelSource, snippets: KernelSource[], o: { enables?: string[]; variant: string }): KernelSource {
+export function compose(body: KernelSource, snippets: KernelSource[], o: { enables?: string[]; variant?: string }): KernelSource {
   return {
     file: body.file,
     source: [body.source, ...snippets.map((s) => s.source)].join('\n'),
@@ -68,6 +68,8 @@ const ARENA_SLOTS = 2048;
 interface BindingInfo {
   binding: number;
   kind: 'uniform' | 'read' | 'write';
+  /** The array's elements are float16 (directly or through an `alias`, see engine/storage.ts). */
+  half: boolean;
 }
 
 interface BuiltPipeline {
@@ -91,10 +93,12 @@ const commonLines = commonSource.split('\n').length;
 
 function parseBindings(src: string): BindingInfo[] {
   const out: BindingInfo[] = [];
-  const re = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
+  const halfAliases = new Set([...src.matchAll(/\balias\s+(\w+)\s*=\s*f16\s*;/g)].map((m) => m[1]));
+  const re = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>\s*\w+\s*:([^;]*);/g;
   for (const m of src.matchAll(re)) {
     const kind = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'write' : 'read';
-    out.push({ binding: Number(m[1]), kind });
+    const half = (m[4].match(/\w+/g) ?? []).some((w) => w === 'f16' || halfAliases.has(w));
+    out.push({ binding: Number(m[1]), kind, half });
   }
   return out.sort((a, b) => a.binding - b.binding);
 }
@@ -240,8 +244,17 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
   }
   // Tensors are checked alive where ops take their buffers; this catches a released buffer that reached
   // a dispatch some other way (before a kernel could read or write memory another tensor now owns).
+  // A buffer's element type must be the one the kernel reads: float16 bits read as float32 (or the other
+  // way) would be silent garbage. Ops with float16 variants compose the right one (engine/storage.ts).
   args.buffers.forEach((b, i) => {
     if (!b.live) throw new Error(`dispatch ${k.shader.file}:${k.entry}: storage binding ${i + 1} is a released pool buffer (${b.tag}, id ${b.id})`);
+    if (b.half !== p.bindings[i].half) {
+      const [has, wants] = b.half ? ['float16', 'float32'] : ['float32', 'float16'];
+      throw new Error(
+        `${kernelName(k)}: storage binding ${i + 1} holds ${has} data where the kernel reads ${wants}` +
+          (b.half ? ' (this op has no float16 variant: cast the tensor with .float() first)' : ''),
+      );
+    }
   });
   if (args.params.length > PARAM_WORDS) throw new Error(`dispatch ${k.entry}: ${args.params.length} parameter words, at most ${PARAM_WORDS}`);
   if (arenaSlots === ARENA_SLOTS) flush();
@@ -356,7 +369,7 @@ export function readbacks(): number {
 }
 
 /** Writes host data into a buffer, after flushing what is pending (see the header). */
-export function writeBuffer(dst: PooledBuffer, byteOffset: number, data: Float32Array | Uint32Array | Int32Array): void {
+export function writeBuffer(dst: PooledBuffer, byteOffset: number, data: Float32Array | Uint32Array | Int32Array | Uint16Array): void {
   flush();
   gpu().device.queue.writeBuffer(dst.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
 }

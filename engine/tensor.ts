@@ -1,4 +1,5 @@
-// Tensor: float32 data in a pooled GPU buffer, seen through a shape, strides and an element offset.
+// Tensor: float32 (or float16, see engine/dtype.ts) data in a pooled GPU buffer, seen through a shape,
+// strides and an element offset.
 //
 // OWNERSHIP RULE (the one way GPU memory is freed):
 //   A tensor holds one reference to its storage; views (reshape, slice, permute, channel views) hold
@@ -22,6 +23,7 @@
 import { gpu } from './gpu.js';
 import { pool, type PooledBuffer } from './pool.js';
 import { readBuffer, writeBuffer } from './runtime.js';
+import { floatToHalfBits, halfToFloat, itemBytes, type DType } from './dtype.js';
 import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
 
 /** How an op's output was made: recorded by engine/autograd.ts, walked by engine/backward.ts. */
@@ -40,6 +42,7 @@ export class Storage {
   constructor(
     readonly buffer: PooledBuffer,
     readonly numel: number,
+    readonly dtype: DType = 'float32',
   ) {}
   retain(): void {
     this.refs++;
@@ -89,8 +92,13 @@ export class Tensor {
   get ndim(): number {
     return this.shape.length;
   }
-  get dtype(): 'float32' {
-    return 'float32';
+  /** The storage's element type; kernels compute in float32 either way. */
+  get dtype(): DType {
+    return this.storage.dtype;
+  }
+  /** Bytes per element of the storage. */
+  get itemBytes(): number {
+    return itemBytes(this.storage.dtype);
   }
   get isContiguous(): boolean {
     return isContiguous(this.shape, this.strides);
@@ -149,15 +157,14 @@ export class Tensor {
   async data(): Promise<Float32Array> {
     this.assertAlive('data()');
     if (this.size === 0) return new Float32Array(0);
-    if (this.isContiguous) {
-      const bytes = await readBuffer(this.buffer, this.offset * 4, this.size * 4);
-      return new Float32Array(bytes);
-    }
-    // A strided view: read the span of storage it covers and gather its elements on the CPU.
+    // The span of storage the tensor covers (all of it when contiguous), as float32 values.
     let last = this.offset;
     this.shape.forEach((d, i) => (last += (d - 1) * this.strides[i]));
-    const span = new Float32Array(await readBuffer(this.buffer, this.offset * 4, (last - this.offset + 1) * 4));
-    return gather(span, this.shape, this.strides);
+    const b = this.itemBytes;
+    const bytes = await readBuffer(this.buffer, this.offset * b, (last - this.offset + 1) * b);
+    const span = b === 2 ? Float32Array.from(new Uint16Array(bytes), halfToFloat) : new Float32Array(bytes);
+    // A strided view: gather its elements on the CPU.
+    return this.isContiguous ? span : gather(span, this.shape, this.strides);
   }
 
   /** The elements as nested arrays, like PyTorch's tolist(). */
@@ -313,11 +320,12 @@ export function keep<T extends Tensor>(t: T): T {
 // ---- creation --------------------------------------------------------------------------------------
 
 /** A new contiguous tensor with uninitialised contents. */
-export function empty(shape: Shape, tag = 'tensor'): Tensor {
+export function empty(shape: Shape, tag = 'tensor', dtype: DType = 'float32'): Tensor {
   gpu();
   const n = numel(shape);
-  const buf = pool.acquire(n * 4, tag);
-  return new Tensor(new Storage(buf, n), shape);
+  const buf = pool.acquire(n * itemBytes(dtype), tag);
+  buf.half = dtype === 'float16';
+  return new Tensor(new Storage(buf, n, dtype), shape);
 }
 
 /** A new tensor that shares `t`'s storage (a view). */
@@ -326,9 +334,16 @@ export function view(t: Tensor, shape: Shape, strides: readonly number[], offset
   return new Tensor(t.storage, shape, strides, offset);
 }
 
-/** Uploads host data into a new tensor. */
-export function fromData(data: Float32Array, shape: Shape, tag = 'tensor'): Tensor {
-  const t = empty(shape, tag);
-  if (data.length) writeBuffer(t.buffer, 0, data);
+/** Uploads host data into a new tensor (float16: each value rounded to the nearest half, ties to even). */
+export function fromData(data: Float32Array, shape: Shape, tag = 'tensor', dtype: DType = 'float32'): Tensor {
+  const t = empty(shape, tag, dtype);
+  if (!data.length) return t;
+  if (dtype === 'float32') writeBuffer(t.buffer, 0, data);
+  else {
+    // Whole 4-byte words (WebGPU writes multiples of 4 bytes).
+    const bits = new Uint16Array(data.length + (data.length & 1));
+    for (let i = 0; i < data.length; i++) bits[i] = floatToHalfBits(data[i]);
+    writeBuffer(t.buffer, 0, bits);
+  }
   return t;
 }

@@ -10,7 +10,7 @@ export { GradScaler, MAX_OPTIMIZERS, type GradScalerOptions, type GradScalerStat
 export { crossEntropy } from '../engine/index.js';
 export { Dropout } from './dropout.js';
 export {
-  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, floatToHalfBits, floatToBfloat16Bits, type HostTensor, type SaveDtype, type SaveOptions,
+  loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, type HostTensor, type SaveDtype, type SaveOptions,
 } from './safetensors.js';
 export { countFlops, recordFlops, recordLayer, recordLayers, type FlopCount, type LayerCall } from './flops.js';
 export { optimizerStateToTensors, optimizerStateFromTensors, type FlatOptimizerState } from './optim_state.js';

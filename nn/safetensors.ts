@@ -9,7 +9,7 @@
 // so bit flips in the data are caught. Saving writes a temporary file and renames it.
 // Node-only file access is behind dynamic imports so browser bundles can use the byte-level functions.
 
-import { Tensor, fmt, tensor } from '../engine/index.js';
+import { Tensor, fmt, tensor, floatToHalfBits, floatToBfloat16Bits, halfToFloat } from '../engine/index.js';
 
 export interface HostTensor {
   dtype: 'F32' | 'I64';
@@ -59,48 +59,6 @@ export function crc32(bytes: Uint8Array): number {
 }
 
 const hex8 = (n: number) => n.toString(16).padStart(8, '0');
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** The IEEE binary16 bits nearest to a float32 value (round to nearest, ties to even). */
-export function floatToHalfBits(x: number): number {
-  f32[0] = x;
-  const b = u32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | (mant ? 0x7e00 : 0x7c00);
-  const e = exp - 127 + 15; // the binary16 biased exponent
-  if (e >= 0x1f) return sign | 0x7c00;
-  // Normal: keep 10 of the 23 mantissa bits. Subnormal: the value in units of 2^-24 is m * 2^(exp - 126).
-  const m = e > 0 ? mant : mant | 0x800000;
-  const shift = e > 0 ? 13 : 126 - exp;
-  if (exp === 0 || shift > 24) return sign; // below 2^-25 (a tie at exactly 2^-25 goes to the even 0)
-  let h = (e > 0 ? e << 10 : 0) | (m >>> shift);
-  const rest = m & ((1 << shift) - 1);
-  const half = 1 << (shift - 1);
-  // A carry out of the mantissa moves to the next exponent (or to infinity), as it should.
-  if (rest > half || (rest === half && h & 1)) h++;
-  return sign | h;
-}
-
-/** The bfloat16 bits nearest to a float32 value (round to nearest, ties to even). */
-export function floatToBfloat16Bits(x: number): number {
-  f32[0] = x;
-  const b = u32[0];
-  if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) return ((b >>> 16) & 0x8000) | 0x7fc0;
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
 
 /**
  * Parses safetensors bytes into host arrays (float32), validating the header against the data.

@@ -147,8 +147,8 @@ describe('safetensors', () => {
     test('the conversion gives PyTorch bits on a few hundred awkward values (NaNs stay NaN)', () => {
       expect(values.length).toBeGreaterThan(300);
       for (const [name, convert, want, exp, mant] of [
-        ['F16', nn.floatToHalfBits, fx.f16, 0x7c00, 0x3ff],
-        ['BF16', nn.floatToBfloat16Bits, fx.bf16, 0x7f80, 0x7f],
+        ['F16', E.floatToHalfBits, fx.f16, 0x7c00, 0x3ff],
+        ['BF16', E.floatToBfloat16Bits, fx.bf16, 0x7f80, 0x7f],
       ] as const) {
         values.forEach((v, i) => {
           const got = convert(v);
@@ -160,10 +160,10 @@ describe('safetensors', () => {
     });
 
     test('edge values: ties to even, overflow to infinity, underflow to signed zero', () => {
-      const h = nn.floatToHalfBits;
+      const h = E.floatToHalfBits;
       expect([h(65504), h(65519.99), h(65520), h(-1e6), h(Infinity), h(-Infinity)]).toEqual([0x7bff, 0x7bff, 0x7c00, 0xfc00, 0x7c00, 0xfc00]);
       expect([h(1 + 2 ** -11), h(1 + 3 * 2 ** -11), h(2 ** -25), h(1.5 * 2 ** -25), h(-(2 ** -26))]).toEqual([0x3c00, 0x3c02, 0x0000, 0x0001, 0x8000]);
-      const b = nn.floatToBfloat16Bits;
+      const b = E.floatToBfloat16Bits;
       expect([b(1 + 2 ** -8), b(1 + 3 * 2 ** -8), b(3.4e38), b(-Infinity)]).toEqual([0x3f80, 0x3f82, 0x7f80, 0xff80]);
       expect(b(NaN) & 0x7fff).toBe(0x7fc0);
     });

@@ -33,12 +33,22 @@ describe('every shader compiles', () => {
   }
   for (const [path, source] of Object.entries(files)) {
     const file = path.split('/').pop()!;
-    if (file === 'common.wgsl' || composedParts.test(file)) continue;
+    if (file === 'common.wgsl' || file === 'half_store.wgsl' || composedParts.test(file)) continue;
     if (/pool/.test(file)) continue; // composed with pool_common.wgsl: below
     const needsSubgroups = /subgroup|quadBroadcast/.test(source);
-    test.skipIf(needsSubgroups && !features.subgroups)(file, async () => {
-      await checkShader({ file, source: loaded.get(file) ?? source });
-    });
+    // A body with storage-typed bindings (array<X_T>, engine/storage.ts) compiles with every role float32,
+    // and with every role float16 (with half_store.wgsl) where the adapter has shader-f16.
+    const roles = [...new Set([...source.matchAll(/array<(?:vec4<)?(\w+)_T>/g)].map((m) => m[1]))];
+    const body = { file, source: loaded.get(file) ?? source };
+    if (!roles.length) {
+      test.skipIf(needsSubgroups && !features.subgroups)(file, () => checkShader(body));
+      continue;
+    }
+    for (const dtype of E.DTYPES) {
+      test.skipIf((needsSubgroups && !features.subgroups) || (dtype === 'float16' && !features.shaderF16))(`${file} with ${dtype} storage`, () =>
+        checkShader(E.typed(body, Object.fromEntries(roles.map((r) => [r, dtype])), { enables: needsSubgroups ? ['subgroups'] : [] })),
+      );
+    }
   }
 
   for (const shader of poolShaders) test(`${shader.file} composed with pool_common.wgsl`, () => checkShader(shader));

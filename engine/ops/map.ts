@@ -1,9 +1,13 @@
 // Element maps: the dispatch helpers behind every elementwise op (unary.wgsl, binary.wgsl, fill.wgsl).
+// Each operand may be float32 or float16 (the kernels are composed with their storage types); a new
+// output is float16 when every tensor operand is, else float32 (PyTorch's promotion).
 // These work on raw tensors and record no gradients; engine/ops/elementwise.ts builds the ops on them.
 // Op codes come from the table in engine/ops/elementwise_table.ts.
 
 import { dispatch, f32bits, grid1d, PARAM_WORDS } from '../runtime.js';
 import { shaders } from '../shaders.js';
+import { typed } from '../storage.js';
+import type { DType } from '../dtype.js';
 import { collapse, fmt, type Shape } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { binaryCode, unaryCode, type BinaryName, type UnaryName } from './elementwise_table.js';
@@ -51,13 +55,13 @@ const own = (t: Tensor): Operand => ({ t, strides: t.strides });
 
 /** out = f(x, s) for a new contiguous output (or the given output view). */
 export function unaryMap(op: UnaryName, x: Tensor, s = 0, out?: Tensor): Tensor {
-  const o = out ?? empty(x.shape);
+  const o = out ?? empty(x.shape, 'tensor', x.dtype);
   const { params, n, flat } = mapParams('unary', x.shape, [own(x)], own(o), s);
   if (n === 0) return o;
   const useFlat = flat && params[5] === 1;
   const entry = useFlat ? 'unary_flat' : 'unary_strided';
   const wgs = Math.ceil(n / (useFlat ? WG * 4 : WG));
-  dispatch({ shader: shaders.unary, entry, constants: { OP: unaryCode(op) } }, { params, buffers: [x.buffer, o.buffer], workgroups: grid1d(wgs) });
+  dispatch({ shader: typed(shaders.unary, { X: x.dtype, OUT: o.dtype }), entry, constants: { OP: unaryCode(op) } }, { params, buffers: [x.buffer, o.buffer], workgroups: grid1d(wgs) });
   return o;
 }
 
@@ -67,7 +71,7 @@ export function assignMap(dst: Tensor, src: Tensor): void {
   const { params, n } = mapParams('update', dst.shape, [own(src)], own(dst), 0);
   if (n === 0) return;
   dispatch(
-    { shader: shaders.unary, entry: 'update_strided', constants: { OP: unaryCode('copy'), OP2: binaryCode('assign') } },
+    { shader: typed(shaders.unary, { X: src.dtype, OUT: dst.dtype }), entry: 'update_strided', constants: { OP: unaryCode('copy'), OP2: binaryCode('assign') } },
     { params, buffers: [src.buffer, dst.buffer], workgroups: grid1d(Math.ceil(n / WG)) },
   );
 }
@@ -77,14 +81,17 @@ export function assignMap(dst: Tensor, src: Tensor): void {
  * row (x, y) or a derivative (x, y and the gradient z). `code` is binaryCode() or gradCode().
  */
 export function binaryMap(code: number, shape: Shape, x: Operand, y: Operand, z: Operand | null = null, s = 0): Tensor {
-  const o = empty(shape);
+  const dtype: DType = [x, y, z].every((op) => !op || op.t.dtype === 'float16') ? 'float16' : 'float32';
+  const o = empty(shape, 'tensor', dtype);
   const { params, n, flat } = mapParams('binary', shape, [x, y, z], own(o), s);
   if (n === 0) return o;
   const entry = flat ? 'binary_flat' : 'binary_strided';
   const wgs = Math.ceil(n / (flat ? WG * 4 : WG));
   // A binary row does not read z: bind x there.
-  const buffers = [x.t.buffer, y.t.buffer, (z ?? x).t.buffer, o.buffer];
-  dispatch({ shader: shaders.binary, entry, constants: { OP: code } }, { params, buffers, workgroups: grid1d(wgs) });
+  const zt = (z ?? x).t;
+  const buffers = [x.t.buffer, y.t.buffer, zt.buffer, o.buffer];
+  const shader = typed(shaders.binary, { X: x.t.dtype, Y: y.t.dtype, Z: zt.dtype, OUT: dtype });
+  dispatch({ shader, entry, constants: { OP: code } }, { params, buffers, workgroups: grid1d(wgs) });
   return o;
 }
 
@@ -92,6 +99,6 @@ export function binaryMap(code: number, shape: Shape, x: Operand, y: Operand, z:
 export function fillMap(t: Tensor, value: number): Tensor {
   const { params, n } = mapParams('fill', t.shape, [], own(t), value);
   if (n === 0) return t;
-  dispatch({ shader: shaders.fill, entry: 'fill' }, { params, buffers: [t.buffer], workgroups: grid1d(Math.ceil(n / WG)) });
+  dispatch({ shader: typed(shaders.fill, { OUT: t.dtype }), entry: 'fill' }, { params, buffers: [t.buffer], workgroups: grid1d(Math.ceil(n / WG)) });
   return t;
 }

@@ -1,0 +1,93 @@
+// float16 storage (engine/dtype.ts, engine/storage.ts): uploads and read-backs, cast both ways and its
+// gradient, elementwise maps on float16, and the runtime's refusal to bind a float16 buffer to a kernel
+// that reads float32.
+import { describe, expect, test } from 'vitest';
+import * as E from '../engine/index.js';
+import { useEngine } from './helpers.js';
+
+useEngine();
+const { features } = await E.init();
+const f16 = test.skipIf(!features.shaderF16);
+
+// Values that exercise rounding (ties, subnormals), the edge of the range, overflow, NaN and infinities.
+const EDGE = [0, -0, 1, -1, 1 / 3, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 65519, 65520, -70000, 1e-8, 2 ** -24, 3e-5, 6.1e-5, Infinity, -Infinity, NaN, 123.456, -0.1];
+
+describe('float16 storage', () => {
+  test('host conversions round to nearest, ties to even, overflow to infinity', () => {
+    expect(E.floatToHalfBits(1 + 2 ** -11)).toBe(0x3c00); // a tie: to the even neighbour 1
+    expect(E.floatToHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(E.floatToHalfBits(65520)).toBe(0x7c00);
+    expect(E.floatToHalfBits(65519)).toBe(0x7bff);
+    expect(E.halfToFloat(0x7bff)).toBe(65504);
+    expect(E.halfToFloat(0x0001)).toBe(2 ** -24);
+    expect(Array.from(E.roundToHalf([0.1]))[0]).toBeCloseTo(0.0999755859375, 12);
+  });
+
+  f16('a float16 tensor uploads, reads back and views like a float32 one, in half the bytes', async () => {
+    const t = E.tensor(new Float32Array(EDGE), [4, 5]);
+    const h = t.half();
+    expect(h.dtype).toBe('float16');
+    expect(h.itemBytes).toBe(2);
+    expect(Array.from(await h.data())).toEqual(Array.from(E.roundToHalf(EDGE)));
+    // A strided view at an odd element offset reads the right elements.
+    const col = E.slice(h.transpose(0, 1), 0, 1, 2);
+    expect(Array.from(await col.data())).toEqual(Array.from(E.roundToHalf([EDGE[1], EDGE[6], EDGE[11], EDGE[16]])));
+    const before = E.memory().liveBytes;
+    const big = E.empty([1000, 1000], 'tensor', 'float16');
+    expect(E.memory().liveBytes - before).toBe(Math.ceil(2_000_000 / 4096) * 4096); // the pool's size class
+    big.dispose();
+    E.scope(() => void 0);
+    t.dispose();
+    h.dispose();
+    col.dispose();
+  });
+
+  f16('the GPU cast rounds as the host does (overflow is infinity, NaN stays NaN) and back exactly', async () => {
+    const x = E.tensor(new Float32Array(EDGE));
+    const h = E.cast(x, 'float16');
+    const back = h.float();
+    expect(back.dtype).toBe('float32');
+    expect(Array.from(await back.data())).toEqual(Array.from(E.roundToHalf(EDGE)));
+    expect(E.cast(back, 'float32')).toBe(back);
+    for (const t of [x, h, back]) t.dispose();
+  });
+
+  f16('elementwise ops run on float16 and promote a mixed pair to float32', async () => {
+    const a = E.tensor([[1.5, -2, 3.25], [70000, -0.5, 8]]).half();
+    const b = E.tensor([0.25, 0.5, -1]).half();
+    const r = E.relu(a);
+    expect(r.dtype).toBe('float16');
+    expect(Array.from(await r.data())).toEqual([1.5, 0, 3.25, Infinity, 0, 8]);
+    const s = E.add(a, b);
+    expect(s.dtype).toBe('float16');
+    expect(Array.from(await s.data())).toEqual([1.75, -1.5, 2.25, Infinity, 0, 7]);
+    const m = E.mul(a, E.tensor([2, 2, 2]));
+    expect(m.dtype).toBe('float32');
+    expect(Array.from(await m.data())).toEqual([3, -4, 6.5, Infinity, -1, 16]);
+    for (const t of [a, b, r, s, m]) t.dispose();
+  });
+
+  f16('gradients flow through casts: float16 in the middle, float32 at the ends', async () => {
+    const x = E.tensor([0.1, -0.2, 0.3, 4]);
+    x.requiresGrad = true;
+    const y = E.relu(x.half()).float();
+    const loss = E.sum(E.mul(y, E.tensor([1, 2, 3, 1 / 3])));
+    loss.backward();
+    expect(x.grad!.dtype).toBe('float32');
+    expect(Array.from(await x.grad!.data())).toEqual(Array.from(E.roundToHalf([1, 0, 3, 1 / 3])));
+    loss.dispose();
+    x.dispose();
+  });
+
+  f16('a kernel without a float16 variant refuses a float16 buffer, naming the kernel and the fix', () => {
+    const h = E.tensor([1, 2, 3]).half();
+    expect(() => E.sum(h)).toThrow(/reduce.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
+    h.dispose();
+  });
+
+  test('an unknown dtype is a clear error', () => {
+    const x = E.tensor([1]);
+    expect(() => E.cast(x, 'int8' as E.DType)).toThrow(/cast: unknown dtype "int8" \(expected 'float32' or 'float16'\)/);
+    x.dispose();
+  });
+});
