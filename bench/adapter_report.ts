@@ -61,14 +61,17 @@ interface SpeedPlan {
   batch: number;
   size: number;
   memoryEfficient: boolean;
+  precision: E.Precision;
 }
 
-/** The speed rows of a full run and of --quick. */
-function speedPlan(quick: boolean): SpeedPlan[] {
+/** The speed rows of a full run and of --quick: naive and memory-efficient, each in fp32 and (with shader-f16) mixed precision. */
+function speedPlan(quick: boolean, precisions: E.Precision[]): SpeedPlan[] {
   const rows: Array<[ModelName, number, number]> = quick
     ? [['d2l', 2, 32], ['densenet121', 2, 32]]
     : [['d2l', 8, 64], ['d2l', 256, 96], ['densenet121', 8, 224], ['densenet121', 32, 224]];
-  return rows.flatMap(([model, batch, size]) => [false, true].map((memoryEfficient) => ({ model, batch, size, memoryEfficient })));
+  return rows.flatMap(([model, batch, size]) =>
+    [false, true].flatMap((memoryEfficient) => precisions.map((precision) => ({ model, batch, size, memoryEfficient, precision }))),
+  );
 }
 
 /** A software adapter gets at most this long per speed row (estimated). */
@@ -149,8 +152,10 @@ export async function runReport(o: ReportOptions): Promise<Record<string, unknow
   const flopCache = new Map<ModelName, number>();
   let msPerGflop: number | null = null;
   const iters = o.quick ? 1 : 3;
-  for (const p of speedPlan(o.quick)) {
-    const name = `${p.model} batch ${p.batch} ${p.size}x${p.size} ${p.memoryEfficient ? 'efficient' : 'naive'}`;
+  const precisions: E.Precision[] = E.mixedSupported() ? ['fp32', 'mixed'] : ['fp32'];
+  if (!E.mixedSupported()) rep.progress("this adapter has no 'shader-f16': fp32 rows only");
+  for (const p of speedPlan(o.quick, precisions)) {
+    const name = `${p.model} batch ${p.batch} ${p.size}x${p.size} ${p.memoryEfficient ? 'efficient' : 'naive'} ${p.precision}`;
     if (msPerGflop !== null) {
       const gflop = (flopsPerImagePixel(p.model, flopCache) * p.batch * p.size * p.size) / 1e9;
       // forward (about a third of a training step) and train, each STEPS_PER_MODE + iters steps
@@ -168,7 +173,7 @@ export async function runReport(o: ReportOptions): Promise<Record<string, unknow
     try {
       const rows = await runSpeed({
         model: p.model, batch: p.batch, size: [p.size, p.size], channels: defaultChannels(p.model), modes: ['forward', 'train'],
-        warmup: 1, iters, memoryEfficient: [p.memoryEfficient],
+        warmup: 1, iters, memoryEfficient: [p.memoryEfficient], precision: [p.precision],
       }, rep);
       rep.take();
       speed.push(...rows);
@@ -193,9 +198,9 @@ export async function runReport(o: ReportOptions): Promise<Record<string, unknow
   const memory: Row[] = [];
   for (const depth of depths) {
     const row: Row = { vary: 'depth', depth };
-    for (const eff of [false, true]) {
-      rep.progress(`memory: block of ${depth} layers, ${eff ? 'memory-efficient' : 'naive'}...`);
-      row[eff ? 'efficientPeakBytes' : 'naivePeakBytes'] = await blockStepPeak('d2l', depth, 8, [mSize, mSize], eff);
+    for (const precision of precisions) for (const eff of [false, true]) {
+      rep.progress(`memory: block of ${depth} layers, ${eff ? 'memory-efficient' : 'naive'}, ${precision}...`);
+      row[`${precision === 'mixed' ? 'mixed' : ''}${eff ? 'efficient' : 'naive'}PeakBytes`] = await blockStepPeak('d2l', depth, 8, [mSize, mSize], eff, true, precision);
     }
     memory.push(row);
   }
@@ -253,7 +258,7 @@ function markdown(r: {
   out.push(mdTable(r.selfChecks as unknown as Row[], [['name', 'check'], ['ok', 'ok'], ['maxAbsErr', 'max abs error', (v) => (typeof v === 'number' ? v.toExponential(2) : '')], ['error', 'error']]), '');
   out.push('## Speed (one training step = forward, loss, backward, SGD)', '', '![speed](speed.svg)', '');
   out.push(mdTable(r.speed, [
-    ['model', 'model'], ['impl', 'blocks'], ['mode', 'mode'], ['batch', 'batch'], ['size', 'input'], ['ms', 'ms/step', num(1)],
+    ['model', 'model'], ['impl', 'blocks'], ['precision', 'precision'], ['mode', 'mode'], ['batch', 'batch'], ['size', 'input'], ['ms', 'ms/step', num(1)],
     ['imgPerSec', 'img/s', num(1)], ['gflops', 'GFLOP/s', num(2)], ['dispatches', 'dispatches'], ['gpuMs', 'GPU ms', num(1)],
     ['peakBytes', 'peak MiB', mibOf],
   ]), '');
@@ -264,7 +269,11 @@ function markdown(r: {
     out.push(mdTable(t.rows, t.columns), '');
   });
   out.push('## Memory', '', r.memory.title, '', '![memory](memory.svg)', '');
-  out.push(mdTable(r.memory.rows, [['depth', 'layers'], ['naivePeakBytes', 'naive MiB', mibOf], ['efficientPeakBytes', 'efficient MiB', mibOf]]), '');
+  const mixedMemory = r.memory.rows.some((row) => row.mixedefficientPeakBytes !== undefined);
+  out.push(mdTable(r.memory.rows, [
+    ['depth', 'layers'], ['naivePeakBytes', 'naive MiB', mibOf], ['efficientPeakBytes', 'efficient MiB', mibOf],
+    ...(mixedMemory ? ([['mixednaivePeakBytes', 'mixed naive MiB', mibOf], ['mixedefficientPeakBytes', 'mixed efficient MiB', mibOf]] as Column[]) : []),
+  ]), '');
   return out.join('\n');
 }
 
@@ -282,7 +291,7 @@ function speedSvg(rows: Row[]): string {
   train.forEach((r, i) => {
     const y = 28 + i * bar;
     const w = ((W - left - 70) * (r.ms as number)) / max;
-    parts.push(`<text x="8" y="${y + 14}">${esc(`${r.model} ${r.impl} b${r.batch} ${r.size}`)}</text>`,
+    parts.push(`<text x="8" y="${y + 14}">${esc(`${r.model} ${r.impl} ${r.precision} b${r.batch} ${r.size}`)}</text>`,
       `<rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${bar - 6}" fill="${r.impl === 'efficient' ? '#2a7' : '#888'}"/>`,
       `<text x="${(left + w + 4).toFixed(1)}" y="${y + 14}">${(r.ms as number).toFixed(1)}</text>`);
   });

@@ -12,11 +12,14 @@ import type { ModelName } from './models.js';
  * activation memory alone (a DenseNet block's weights, and so their gradients, grow with the square of
  * its depth in any implementation).
  */
-export async function blockStepPeak(model: ModelName, layers: number, batch: number, size: [number, number], memoryEfficient: boolean, trainParams = true): Promise<number> {
+export async function blockStepPeak(
+  model: ModelName, layers: number, batch: number, size: [number, number], memoryEfficient: boolean, trainParams = true, precision: E.Precision = 'fp32',
+): Promise<number> {
   E.manualSeed(0);
   const c0 = 64;
   const block = model === 'd2l' ? new DenseBlock(layers, 32, { memoryEfficient }) : new DenseBlockBC(layers, c0, 4, 32, { memoryEfficient });
-  const x = E.keep(E.randn([batch, c0, ...size]));
+  // Mixed precision: the block's input (and so its buffers) float16.
+  const x = E.keep(E.noGrad(() => E.cast(E.randn([batch, c0, ...size]), E.activationDtype(precision))));
   x.requiresGrad = true;
   E.scope(() => void E.noGrad(() => block(x))); // materialise lazy layers
   if (!trainParams) for (const p of block.parameters()) p.requiresGrad = false;
@@ -25,7 +28,7 @@ export async function blockStepPeak(model: ModelName, layers: number, batch: num
       block.zeroGrad();
       x.grad?.dispose();
       x.grad = null;
-      E.mean(block(x)).backward();
+      E.mean(E.float(block(x))).backward();
     });
   step(); // materialise lazy layers, compile shaders
   await E.sync();

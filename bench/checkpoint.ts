@@ -3,7 +3,8 @@
 // `optimizer.state.<index>.<name>`, metadata `optimizer.param_groups` and `optimizer.steps`), the
 // learning-rate scheduler's stateDict() as JSON in the metadata key `scheduler`, and in the metadata
 // what is needed to rebuild the model and continue (growth, arch, input size, batch, seed, epoch, step,
-// the recipe, optimiser, schedule and augmentation), plus the CRC32 of the data that nn/safetensors.ts
+// the recipe, optimiser, schedule, augmentation and precision; under mixed precision the GradScaler's
+// stateDict() as JSON in the metadata key `scaler`), plus the CRC32 of the data that nn/safetensors.ts
 // writes and checks. Checkpoints of the first format (`densenet-webgpu-train-1`: SGD momentum buffers
 // as `optimizer.momentum_buffer.<i>`, no recipe) are still read: they are d2l-recipe SGD runs.
 // Reading is host-only (no GPU), so a bad checkpoint is refused before any GPU work: an unknown format,
@@ -14,7 +15,7 @@ import { readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import {
   decodeSafetensors, encodeSafetensors, optimizerStateToTensors, toHostTensors, writeFileAtomic,
-  type HostTensor, type LRScheduler, type Optimizer, type SchedulerState,
+  type GradScaler, type GradScalerState, type HostTensor, type LRScheduler, type Optimizer, type SchedulerState,
 } from '../nn/index.js';
 import type { DenseNet } from '../models/index.js';
 import { InputError } from './args.js';
@@ -27,9 +28,11 @@ const MOMENTUM_PREFIX = 'optimizer.momentum_buffer.';
 export const RECIPES = ['d2l', 'densenet'] as const;
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw'] as const;
 export const SCHEDULES = ['none', 'step', 'multistep', 'cosine'] as const;
+export const PRECISIONS = ['fp32', 'mixed'] as const;
 export type Recipe = (typeof RECIPES)[number];
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 export type Schedule = (typeof SCHEDULES)[number];
+export type PrecisionName = (typeof PRECISIONS)[number];
 
 /** How a run trains: everything a resumed run must keep. */
 export interface TrainingSettings {
@@ -48,6 +51,8 @@ export interface TrainingSettings {
   /** The epochs the schedule spans. */
   scheduleEpochs: number;
   augment: boolean;
+  /** 'mixed': float16 activations and a GradScaler. */
+  precision: PrecisionName;
 }
 
 /** What a checkpoint records about the run besides the tensors. */
@@ -72,6 +77,8 @@ export interface HostCheckpoint {
   /** The optimiser's state tensors (`optimizer.state.*`) and its metadata, for optimizerStateFromTensors(). */
   optimizer: { tensors: Map<string, HostTensor>; metadata: Record<string, string> };
   scheduler: SchedulerState | null;
+  /** The GradScaler's state (mixed precision only). */
+  scaler: GradScalerState | null;
   /** Format 1 only: SGD momentum buffers by parameter index. */
   momentum: Map<number, HostTensor>;
 }
@@ -83,6 +90,7 @@ export function encodeMeta(m: CheckpointMeta): Record<string, string> {
     recipe: m.recipe, optimizer: m.optimizer, lr: String(m.lr), momentum: String(m.momentum), nesterov: String(m.nesterov),
     'weight-decay': String(m.weightDecay), 'decay-all': String(m.decayAll), schedule: m.schedule,
     'warmup-epochs': String(m.warmupEpochs), 'schedule-epochs': String(m.scheduleEpochs), augment: String(m.augment),
+    precision: m.precision,
   };
 }
 
@@ -109,12 +117,14 @@ function parseMeta(raw: Record<string, string>, path: string, legacy: boolean): 
   };
   if (legacy) {
     // Format 1 was always plain SGD without a schedule; its momentum and weight decay were not recorded.
-    return { ...run, recipe: 'd2l', optimizer: 'sgd', lr: num('lr', true), momentum: NaN, nesterov: false, weightDecay: NaN, decayAll: true, schedule: 'none', warmupEpochs: 0, scheduleEpochs: 0, augment: false };
+    return { ...run, recipe: 'd2l', optimizer: 'sgd', lr: num('lr', true), momentum: NaN, nesterov: false, weightDecay: NaN, decayAll: true, schedule: 'none', warmupEpochs: 0, scheduleEpochs: 0, augment: false, precision: 'fp32' };
   }
   return {
     ...run, recipe: oneOf('recipe', RECIPES), optimizer: oneOf('optimizer', OPTIMIZERS), lr: num('lr', true), momentum: num('momentum', false),
     nesterov: bool('nesterov'), weightDecay: num('weight-decay', false), decayAll: bool('decay-all'), schedule: oneOf('schedule', SCHEDULES),
     warmupEpochs: int('warmup-epochs', 0), scheduleEpochs: int('schedule-epochs', 1), augment: bool('augment'),
+    // Checkpoints written before mixed precision existed were float32 runs.
+    precision: raw.precision === undefined ? 'fp32' : oneOf('precision', PRECISIONS),
   };
 }
 
@@ -174,21 +184,37 @@ export function readCheckpoint(path: string): HostCheckpoint {
       throw new InputError(`checkpoint ${path}: the metadata key 'scheduler' is ${metadata.scheduler === undefined ? 'missing' : 'not valid JSON'}; expected the scheduler's state`);
     }
   }
-  return { path, meta, legacy, model, optimizer: { tensors: optTensors, metadata: optMeta }, scheduler, momentum };
+  let scaler: GradScalerState | null = null;
+  if (meta.precision === 'mixed') {
+    try {
+      scaler = JSON.parse(metadata.scaler ?? '') as GradScalerState;
+    } catch {
+      throw new InputError(`checkpoint ${path}: the metadata key 'scaler' is ${metadata.scaler === undefined ? 'missing' : 'not valid JSON'}; expected the GradScaler's state of this mixed-precision run`);
+    }
+    if (!(Number.isFinite(scaler.scale) && scaler.scale > 0 && Number.isInteger(scaler._growth_tracker) && scaler._growth_tracker >= 0)) {
+      throw new InputError(`checkpoint ${path}: the metadata key 'scaler' holds ${metadata.scaler}; expected a positive finite scale and a growth tracker >= 0`);
+    }
+  }
+  return { path, meta, legacy, model, optimizer: { tensors: optTensors, metadata: optMeta }, scheduler, scaler, momentum };
 }
 
 /**
- * Writes the model, the optimiser's state, the scheduler's state and the metadata atomically. Refuses
+ * Writes the model, the optimiser's state, the scheduler's and the scaler's state and the metadata atomically. Refuses
  * (and writes nothing) when a tensor holds NaN or infinity, naming the tensors, so a good checkpoint is
  * never replaced by a poisoned one.
  */
-export async function saveCheckpoint(path: string, model: DenseNet, opt: Optimizer<any>, scheduler: LRScheduler | null, meta: CheckpointMeta): Promise<void> {
+export async function saveCheckpoint(
+  path: string, model: DenseNet, opt: Optimizer<any>, scheduler: LRScheduler | null, meta: CheckpointMeta, scaler: GradScaler | null = null,
+): Promise<void> {
   const host = await toHostTensors(model.stateDict());
   const flat = optimizerStateToTensors(opt.stateDict());
   for (const [k, v] of await toHostTensors(flat.tensors)) host.set(k, v);
   const bad = nonFinite(host);
   if (bad.length) throw new Error(`refusing to write the checkpoint ${path}: non-finite values in ${bad.length} tensor(s): ${listTensors(bad)}`);
-  const metadata = { ...encodeMeta(meta), ...flat.metadata, ...(scheduler ? { scheduler: JSON.stringify(scheduler.stateDict()) } : {}) };
+  const metadata = {
+    ...encodeMeta(meta), ...flat.metadata, ...(scheduler ? { scheduler: JSON.stringify(scheduler.stateDict()) } : {}),
+    ...(scaler ? { scaler: JSON.stringify(await scaler.stateDict()) } : {}),
+  };
   await writeFileAtomic(path, encodeSafetensors(host, metadata));
 }
 

@@ -38,6 +38,16 @@ const MODEL_FLAGS = {
   channels: { kind: 'int', help: 'C: input channels (default 1 for d2l, 3 for the others)' },
 } as const satisfies FlagSpec;
 
+const PRECISION_FLAG = {
+  precision: { kind: 'string', help: "fp32|mixed|both: float32 activations, float16 activations (GradScaler in training), or both side by side (default both; fp32 only, with a notice, on an adapter without shader-f16)" },
+} as const satisfies FlagSpec;
+
+/** The --precision flag's list (default both). */
+function precisionFlag(f: Flags): E.Precision[] {
+  const p = oneOf('--precision', (f.precision as string) ?? 'both', ['fp32', 'mixed', 'both'] as const);
+  return p === 'both' ? ['fp32', 'mixed'] : [p];
+}
+
 /** What a command does once its flags are checked: runs on the GPU, returns an exit code (or nothing for 0). */
 type Run = (rep: Reporter) => Promise<number | void>;
 
@@ -66,6 +76,7 @@ const COMMANDS: Record<string, Command> = {
       iters: { kind: 'int', help: 'N: timed steps, at least 1 (default 5)' },
       'memory-efficient': { kind: 'string', help: 'on|off|both: which dense-block implementation (default both)' },
       tune: { kind: 'string', help: 'on|off|both: kernel tuning (default on, or off with DENSENET_TUNE=off); both: timed interleaved, with the tuned/untuned ratio' },
+      ...PRECISION_FLAG,
       ...COMMON_FLAGS,
     },
     plan(f) {
@@ -77,11 +88,12 @@ const COMMANDS: Record<string, Command> = {
       const envTune = process.env.DENSENET_TUNE;
       if (envTune) oneOf('DENSENET_TUNE', envTune, ['off', 'cached', 'on'] as const);
       const tune = oneOf('--tune', (f.tune as string) ?? (envTune === 'off' ? 'off' : 'on'), ['on', 'off', 'both'] as const);
+      const precision = precisionFlag(f);
       return (rep) =>
         runSpeed(
           {
             ...m, modes: mode === 'both' ? ['forward', 'train'] : [mode], warmup, iters,
-            memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'], tune: tune === 'both' ? ['off', 'on'] : [tune],
+            memoryEfficient: eff === 'both' ? [false, true] : [eff === 'on'], tune: tune === 'both' ? ['off', 'on'] : [tune], precision,
           },
           rep,
         ).then(() => undefined);
@@ -118,12 +130,14 @@ const COMMANDS: Record<string, Command> = {
       size: { kind: 'string', help: 'HxW: input size, or N for NxN (default 32)' },
       vary: { kind: 'string', help: 'depth|batch: one dense block of 4-32 layers, or the whole model at batch 1-16 (default depth)' },
       plot: { kind: 'string', help: 'FILE: where the SVG plot goes (default memory.svg)' },
+      ...PRECISION_FLAG,
       ...COMMON_FLAGS,
     },
     plan(f) {
       const vary = oneOf('--vary', (f.vary as string) ?? 'depth', ['depth', 'batch'] as const);
       const m = modelFlags(f, '32');
-      return (rep) => runMemory({ ...m, vary, plot: (f.plot as string) ?? 'memory.svg' }, rep);
+      const precision = precisionFlag(f);
+      return (rep) => runMemory({ ...m, vary, plot: (f.plot as string) ?? 'memory.svg', precision }, rep);
     },
   },
   matmul: {

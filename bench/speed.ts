@@ -4,7 +4,8 @@
 // against memory-efficient.
 
 import * as E from '../engine/index.js';
-import { SGD, countFlops, crossEntropy } from '../nn/index.js';
+import { countFlops } from '../nn/index.js';
+import { trainStep, type TrainStep } from './step.js';
 import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
 import { timeIt } from './timing.js';
@@ -20,6 +21,8 @@ export interface SpeedOptions {
   warmup: number;
   iters: number;
   memoryEfficient: boolean[];
+  /** Activation storage: 'fp32', 'mixed' (float16 activations, GradScaler in training), or both side by side. */
+  precision?: E.Precision[];
   /** Kernel tuning: 'on' (tune the step's shapes first, then the measured choices), 'off' (the heuristic); both are timed interleaved. */
   tune?: Array<'on' | 'off'>;
 }
@@ -28,9 +31,9 @@ export interface SpeedOptions {
  * Builds the model and its input, and checks the shapes with one forward pass: in training mode when
  * `training` (batch norm then needs more than one value per channel), else in inference mode.
  */
-export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'channels'>, memoryEfficient: boolean, training = true) {
+export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'channels'>, memoryEfficient: boolean, training = true, precision: E.Precision = 'fp32') {
   E.manualSeed(0);
-  const { model } = buildModel(o.model, o.channels, memoryEfficient);
+  const { model } = buildModel(o.model, o.channels, memoryEfficient, 10, precision);
   const x = E.keep(E.randn([o.batch, o.channels, ...o.size]));
   const labels = E.keep(E.tensor(Array.from({ length: o.batch }, (_, i) => (i * 7) % 10)));
   let flops;
@@ -47,27 +50,21 @@ export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'chan
 
 export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const eff of o.memoryEfficient) {
+  const precisions = usablePrecisions(o.precision ?? ['fp32'], rep);
+  for (const eff of o.memoryEfficient) for (const precision of precisions) {
     const impl = eff ? 'efficient' : 'naive';
-    const tag = `[${o.model} ${impl}]`;
+    const tag = `[${o.model} ${impl}${precisions.length > 1 || precision !== 'fp32' ? ` ${precision}` : ''}]`;
     rep.progress(`${tag} building the model and compiling shaders...`);
-    const { model, x, labels, flops } = prepare(o, eff, o.modes.includes('train'));
-    const common = { model: o.model, impl, batch: o.batch, size: `${o.channels}x${o.size.join('x')}` };
+    const { model, x, labels, flops } = prepare(o, eff, o.modes.includes('train'), precision);
+    const common = { model: o.model, impl, precision, batch: o.batch, size: `${o.channels}x${o.size.join('x')}` };
     for (const mode of o.modes) {
       let step: () => void;
-      let opt: SGD | null = null;
+      let train: TrainStep | null = null;
       if (mode === 'forward') {
         step = () => E.scope(() => void model.predict(x));
       } else {
-        opt = new SGD(model.parameters(), { lr: 0.1 });
-        const o2 = opt;
-        step = () =>
-          E.scope(() => {
-            o2.zeroGrad();
-            const loss = crossEntropy(model(x), labels);
-            loss.backward();
-            o2.step();
-          });
+        train = trainStep(model, x, labels, precision);
+        step = train.step;
       }
       const tuneModes = o.tune ?? ['off'];
       if (tuneModes.includes('on')) {
@@ -98,8 +95,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
           ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings.off.medianMs } : {}),
         });
       }
-      opt?.zeroGrad();
-      opt?.dispose();
+      train?.dispose();
     }
     model.dispose();
     x.dispose();
@@ -109,6 +105,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
   rep.table(rows, [
     ['model', 'model'],
     ['impl', 'blocks'],
+    ...(precisions.length > 1 || precisions[0] !== 'fp32' ? [['precision', 'precision'] as [string, string]] : []),
     ['mode', 'mode'],
     ...(o.tune ? [['tune', 'tune'] as [string, string]] : []),
     ['batch', 'batch'],
@@ -125,6 +122,23 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ...(o.tune?.length === 2 ? [['tunedRatio', 'tuned/untuned', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),
   ]);
   return rows;
+}
+
+/**
+ * The precisions a run can measure here: 'mixed' needs shader-f16. Asked for alone it is an error
+ * (exit 2); beside fp32 ('both') it is left out with one notice.
+ */
+export function usablePrecisions(wanted: E.Precision[], rep: Reporter): E.Precision[] {
+  if (!wanted.includes('mixed') || E.mixedSupported()) return wanted;
+  if (wanted.length === 1) {
+    try {
+      E.checkPrecision('--precision mixed', 'mixed');
+    } catch (e) {
+      throw new InputError((e as Error).message);
+    }
+  }
+  rep.progress("this adapter has no 'shader-f16': the mixed-precision rows are left out (fp32 only)");
+  return wanted.filter((p) => p !== 'mixed');
 }
 
 interface StepCounts {

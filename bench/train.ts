@@ -15,14 +15,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import {
-  SGD, Adam, AdamW, CosineAnnealingLR, LinearLR, MultiStepLR, SequentialLR, StepLR, crossEntropy, optimizerStateFromTensors,
+  SGD, Adam, AdamW, GradScaler, CosineAnnealingLR, LinearLR, MultiStepLR, SequentialLR, StepLR, crossEntropy, optimizerStateFromTensors,
   type HostTensor, type LRScheduler, type Optimizer,
 } from '../nn/index.js';
 import { DataLoader, IdxDataset, randomCrop, randomHorizontalFlip, resize, type FashionMNIST, type Transform } from '../data/index.js';
 import { DenseNet } from '../models/index.js';
 import { COMMON_FLAGS, InputError, UsageError, intFlag, oneOf, type FlagSpec, type Flags } from './args.js';
 import {
-  OPTIMIZERS, RECIPES, SCHEDULES, readCheckpoint, removeStaleTemps, saveCheckpoint,
+  OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, readCheckpoint, removeStaleTemps, saveCheckpoint,
   type CheckpointMeta, type HostCheckpoint, type Recipe, type TrainingSettings,
 } from './checkpoint.js';
 import { CLASS_NAMES, DEFAULT_DATA_DIR, loadFashionMnist, nonEmpty } from './data.js';
@@ -48,6 +48,7 @@ export const TRAIN_FLAGS = {
   growth: { kind: 'int', help: 'N: growth rate of the dense blocks (default 32)' },
   arch: { kind: 'string', help: 'LIST: layers of each dense block, comma-separated (default 4,4,4,4)' },
   'memory-efficient': { kind: 'string', help: 'on|off: recompute dense-block intermediates in the backward pass (default on)' },
+  precision: { kind: 'string', help: 'fp32|mixed: float32 activations, or float16 activations with dynamic loss scaling (GradScaler; needs shader-f16) (default fp32)' },
   out: { kind: 'string', help: 'DIR: where train-log.json, curves.svg and the checkpoint go (default out)' },
   checkpoint: { kind: 'string', help: 'FILE: the checkpoint to write (default DIR/checkpoint.safetensors)' },
   resume: { kind: 'string', help: 'FILE: continue from this checkpoint; the model, size, batch, seed, recipe, optimiser, schedule and augmentation come from it' },
@@ -95,7 +96,7 @@ export interface TrainPlan {
 }
 
 /** What each recipe sets; flags given explicitly override it. */
-export const RECIPE_DEFAULTS: Record<Recipe, Omit<TrainingSettings, 'recipe' | 'warmupEpochs' | 'scheduleEpochs'>> = {
+export const RECIPE_DEFAULTS: Record<Recipe, Omit<TrainingSettings, 'recipe' | 'warmupEpochs' | 'scheduleEpochs' | 'precision'>> = {
   d2l: { optimizer: 'sgd', lr: 0.1, momentum: 0, nesterov: false, weightDecay: 0, decayAll: true, schedule: 'none', augment: false },
   densenet: { optimizer: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4, decayAll: false, schedule: 'multistep', augment: false },
 };
@@ -103,7 +104,7 @@ export const RECIPE_DEFAULTS: Record<Recipe, Omit<TrainingSettings, 'recipe' | '
 /** The flags that set a TrainingSettings field, which a resumed run takes from its checkpoint. */
 const SETTING_FLAGS = [
   ['recipe', 'recipe'], ['optimizer', 'optimizer'], ['lr', 'lr'], ['momentum', 'momentum'], ['weight-decay', 'weightDecay'],
-  ['schedule', 'schedule'], ['warmup-epochs', 'warmupEpochs'], ['schedule-epochs', 'scheduleEpochs'], ['augment', 'augment'],
+  ['schedule', 'schedule'], ['warmup-epochs', 'warmupEpochs'], ['schedule-epochs', 'scheduleEpochs'], ['augment', 'augment'], ['precision', 'precision'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof TrainingSettings]>;
 
 function parseArch(s: string): number[] {
@@ -130,6 +131,7 @@ export function trainingSettings(f: Flags, epochs: number): TrainingSettings {
     recipe, optimizer, lr: (f.lr as number | undefined) ?? (sgd ? r.lr : 1e-3), momentum, nesterov: sgd && r.nesterov && momentum > 0,
     weightDecay: (f['weight-decay'] as number | undefined) ?? r.weightDecay, decayAll: r.decayAll, schedule, warmupEpochs, scheduleEpochs,
     augment: (f.augment as boolean | undefined) ?? r.augment,
+    precision: oneOf('--precision', (f.precision as string) ?? 'fp32', PRECISIONS),
   };
 }
 
@@ -260,8 +262,8 @@ function toGpu(t: HostTensor): E.Tensor {
 }
 
 /** The model of a run or a checkpoint, its lazy layers materialised with one small batch. */
-function buildModel(m: Pick<CheckpointMeta, 'growth' | 'arch' | 'size'>, memoryEfficient: boolean): DenseNet {
-  const model = new DenseNet({ growthRate: m.growth, arch: m.arch, memoryEfficient });
+function buildModel(m: Pick<CheckpointMeta, 'growth' | 'arch' | 'size'>, memoryEfficient: boolean, precision: E.Precision = 'fp32'): DenseNet {
+  const model = new DenseNet({ growthRate: m.growth, arch: m.arch, memoryEfficient, precision });
   E.scope(() => void model.predict(E.zeros([1, 1, m.size, m.size])));
   return model;
 }
@@ -333,6 +335,8 @@ export interface EpochLog {
   lr: number;
   seconds: number;
   imagesPerSec: number;
+  /** Mixed precision: training steps the GradScaler has skipped so far (an inf or NaN gradient). */
+  skippedSteps?: number;
 }
 
 /**
@@ -345,7 +349,12 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   mkdirSync(c.out, { recursive: true });
   for (const name of removeStaleTemps(c.checkpoint)) rep.progress(`removed ${name}, left by an interrupted write`);
   E.manualSeed(c.seed);
-  const model = buildModel(c, c.memoryEfficient);
+  try {
+    E.checkPrecision('--precision', c.precision);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+  const model = buildModel(c, c.memoryEfficient, c.precision);
   const nTrain = Math.min(c.limit, data.train.length);
   const perEpoch = Math.ceil(nTrain / c.batch);
   const startEpoch = resume?.meta.epoch ?? 0;
@@ -354,6 +363,9 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   const opt = makeOptimizer(model.parameters(), c);
   const scheduler = makeScheduler(opt, c);
   if (resume) loadTrainingState(resume, opt, scheduler);
+  // Mixed precision: dynamic loss scaling, its state resumed with the run's.
+  const scaler = c.precision === 'mixed' ? new GradScaler() : null;
+  if (scaler && resume?.scaler) scaler.loadStateDict(resume.scaler);
   const { height, width } = data.train.set;
   // The loader's generator draws the augmentation; it is reseeded from (seed, epoch, step) before each
   // batch, so a resumed run draws what an uninterrupted one would.
@@ -362,9 +374,9 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
   const meta = (epoch: number, step: number): CheckpointMeta => ({
     growth: c.growth, arch: c.arch, size: c.size, batch: c.batch, seed: c.seed, epoch, step,
     recipe: c.recipe, optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay, decayAll: c.decayAll,
-    schedule: c.schedule, warmupEpochs: c.warmupEpochs, scheduleEpochs: c.scheduleEpochs, augment: c.augment,
+    schedule: c.schedule, warmupEpochs: c.warmupEpochs, scheduleEpochs: c.scheduleEpochs, augment: c.augment, precision: c.precision,
   });
-  const save = (epoch: number, step: number) => saveCheckpoint(c.checkpoint, model, opt, scheduler, meta(epoch, step));
+  const save = (epoch: number, step: number) => saveCheckpoint(c.checkpoint, model, opt, scheduler, meta(epoch, step), scaler);
 
   let signal: 'SIGINT' | 'SIGTERM' | null = null;
   const onSignal = (s: 'SIGINT' | 'SIGTERM') => {
@@ -445,10 +457,13 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
             const out = model(x);
             let l = crossEntropy(out, y);
             if (globalStep === c.injectNanAt) l = E.mul(l, E.tensor(Number.NaN)); // tests force a NaN here
-            l.backward();
+            (scaler ? scaler.scale(l) : l).backward();
             return { loss: l, pred: E.argmax(out, 1) };
           });
-          opt.step();
+          if (scaler) {
+            scaler.step(opt); // skipped on the GPU when a gradient overflowed
+            scaler.update();
+          } else opt.step();
           E.flush();
           x.dispose();
           y.dispose();
@@ -483,10 +498,12 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
       lastLoss = lossSum / Math.max(seen, 1);
       lastTrainAcc = correct / Math.max(seen, 1);
       const log: EpochLog = { epoch: epoch + 1, loss: lastLoss, trainAcc: lastTrainAcc, testAcc: accuracy, lr, seconds: secs, imagesPerSec: seen / secs };
+      if (scaler) log.skippedSteps = await scaler.skippedSteps();
       logs.push(log);
       rep.record('epoch', { ...log });
       curve.push({ epoch: epoch + 1, loss: lastLoss, acc: lastTrainAcc });
-      rep.progress(`epoch ${epoch + 1}: loss ${lastLoss.toFixed(4)}, train acc ${lastTrainAcc.toFixed(3)}, test acc ${accuracy.toFixed(3)}, lr ${lr.toPrecision(3)}, ${(seen / secs).toFixed(1)} img/s`);
+      rep.progress(`epoch ${epoch + 1}: loss ${lastLoss.toFixed(4)}, train acc ${lastTrainAcc.toFixed(3)}, test acc ${accuracy.toFixed(3)}, lr ${lr.toPrecision(3)}, ${(seen / secs).toFixed(1)} img/s` +
+          (scaler ? `, loss scale ${await scaler.getScale()}, ${log.skippedSteps} step(s) skipped so far` : ''));
       await save(epoch + 1, 0);
       lastGood = c.checkpoint;
       if (signal) {
@@ -498,6 +515,7 @@ export async function runTrain(plan: TrainPlan, rep: Reporter): Promise<{ signal
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     opt.dispose();
+    scaler?.dispose();
     model.dispose();
   }
   const total = (performance.now() - t0) / 1000;

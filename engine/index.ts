@@ -6,6 +6,7 @@
 import './methods.js';
 import { init as initGpu, type Gpu, type InitOptions as GpuInitOptions } from './gpu.js';
 import { setTuneMode, type TuneMode } from './tuner.js';
+import { setDefaultPrecision, type Precision } from './precision.js';
 
 export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type AdapterSummary } from './gpu.js';
 export {
@@ -19,6 +20,7 @@ export { canProfile, startProfile, stopProfile, type KernelTime } from './profil
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
 export { floatToHalfBits, floatToBfloat16Bits, halfToFloat, roundToHalf, itemBytes, DTYPES, type DType } from './dtype.js';
 export { storageTypes, typed, type StorageTypes } from './storage.js';
+export { checkPrecision, setDefaultPrecision, defaultPrecision, mixedSupported, activationDtype, PRECISIONS, type Precision } from './precision.js';
 export { tensorMethods, type TensorMethods } from './methods.js';
 export { noGrad, isGradEnabled, defineOp, registry, type OpDef, type OpContext } from './autograd.js';
 export { backward, type BackwardOptions } from './backward.js';
@@ -56,10 +58,17 @@ export interface InitOptions extends GpuInitOptions {
    * measurements only) or 'on' (measure each new shape once). Default: $DENSENET_TUNE, else 'off'.
    */
   tune?: TuneMode;
+  /**
+   * Models' default precision (engine/precision.ts): 'fp32' (the default) or 'mixed' (float16
+   * activations); 'mixed' on an adapter without shader-f16 falls back to 'fp32' with one notice.
+   */
+  precision?: Precision;
 }
 
-/** Initialise the engine once per process; later calls return the same device (and may change `tune`). */
-export function init(options: InitOptions = {}): Promise<Gpu> {
+/** Initialise the engine once per process; later calls return the same device (and may change `tune`, `precision`). */
+export async function init(options: InitOptions = {}): Promise<Gpu> {
   if (options.tune !== undefined) setTuneMode(options.tune);
-  return initGpu(options);
+  const g = await initGpu(options);
+  if (options.precision !== undefined) setDefaultPrecision(options.precision);
+  return g;
 }

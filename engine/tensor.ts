@@ -321,7 +321,10 @@ export function keep<T extends Tensor>(t: T): T {
 
 /** A new contiguous tensor with uninitialised contents. */
 export function empty(shape: Shape, tag = 'tensor', dtype: DType = 'float32'): Tensor {
-  gpu();
+  const g = gpu();
+  if (dtype === 'float16' && !g.features.shaderF16) {
+    throw new Error(`float16 storage needs the adapter feature 'shader-f16', which this adapter (${g.adapter.description || 'unknown'}) lacks; use float32 (precision 'fp32')`);
+  }
   const n = numel(shape);
   const buf = pool.acquire(n * itemBytes(dtype), tag);
   buf.half = dtype === 'float16';

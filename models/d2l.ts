@@ -4,12 +4,13 @@
 // conv, 2x2 average pool; DenseNet = stem, dense blocks with transitions, BN, ReLU, global average
 // pool, flatten, linear; initialised with d2l's init_cnn (Xavier uniform on conv and linear weights).
 
-import type { Tensor } from '../engine/index.js';
+import type { Precision, Tensor } from '../engine/index.js';
 import {
-  AdaptiveAvgPool2d, AvgPool2d, Conv2d, BatchNorm2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, Module, ReLU, Sequential, initCnn,
+  AdaptiveAvgPool2d, AvgPool2d, Conv2d, BatchNorm2d, Flatten, LazyBatchNorm2d, LazyConv2d, LazyLinear, MaxPool2d, ReLU, Sequential, initCnn,
 } from '../nn/index.js';
 import { FusableDenseBlock, setMemoryEfficient, type DenseLayerModules } from './dense_block.js';
 import { checkInputSize } from './input_size.js';
+import { PrecisionModel } from './precision.js';
 
 /** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block): a Sequential, so its keys are 0, 1, 2. */
 export class ConvBlock extends Sequential {
@@ -74,15 +75,17 @@ export interface D2lDenseNetOptions {
   arch?: number[];
   numClasses?: number;
   memoryEfficient?: boolean;
+  /** 'fp32' or 'mixed' (float16 activations, see models/precision.ts); default: the engine's. */
+  precision?: Precision;
 }
 
 /** d2l's DenseNet(num_channels=64, growth_rate=32, arch=(4, 4, 4, 4), num_classes=10). */
-export class DenseNet extends Module {
+export class DenseNet extends PrecisionModel {
   readonly net: Sequential;
   private readonly transitions: number;
 
-  constructor({ numChannels = 64, growthRate = 32, arch = [4, 4, 4, 4], numClasses = 10, memoryEfficient = true }: D2lDenseNetOptions = {}) {
-    super();
+  constructor({ numChannels = 64, growthRate = 32, arch = [4, 4, 4, 4], numClasses = 10, memoryEfficient = true, precision }: D2lDenseNetOptions = {}) {
+    super('DenseNet', precision);
     this.net = this.addModule('net', new Sequential(DenseNet.b1()));
     this.transitions = arch.length - 1;
     let channels = numChannels;
@@ -108,7 +111,7 @@ export class DenseNet extends Module {
 
   forward(x: Tensor): Tensor {
     checkInputSize('DenseNet', x, this.transitions);
-    return this.net.forward(x);
+    return this.net.forward(this.activations(x));
   }
 
   /** Sets the dense blocks' implementation. */

@@ -4,10 +4,11 @@
 //   features.transitionI.{norm,relu,conv,pool}, features.norm5, classifier.
 // Initialisation as torchvision: Kaiming normal on convs, BN weight 1 and bias 0, linear bias 0.
 
-import { Tensor, dropout, relu, adaptiveAvgPool2d, flatten } from '../engine/index.js';
+import { Tensor, dropout, relu, adaptiveAvgPool2d, flatten, type Precision } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, constant_, kaimingNormal_ } from '../nn/index.js';
 import { FusableDenseBlock, setMemoryEfficient, type DenseLayerModules } from './dense_block.js';
 import { checkInputSize } from './input_size.js';
+import { PrecisionModel } from './precision.js';
 
 /** BN-ReLU-1x1 conv (bottleneck to bnSize * growthRate), BN-ReLU-3x3 conv (to growthRate). */
 export class DenseLayer extends Module {
@@ -75,18 +76,20 @@ export interface DenseNetBCOptions {
   numClasses?: number;
   inChannels?: number;
   memoryEfficient?: boolean;
+  /** 'fp32' or 'mixed' (float16 activations, see models/precision.ts); default: the engine's. */
+  precision?: Precision;
 }
 
-export class DenseNetBC extends Module {
+export class DenseNetBC extends PrecisionModel {
   readonly features: Sequential;
   readonly classifier: Linear;
   private readonly transitions: number;
 
   constructor({
     growthRate = 32, blockConfig = [6, 12, 24, 16], numInitFeatures = 64, bnSize = 4, dropRate = 0, numClasses = 1000, inChannels = 3,
-    memoryEfficient = true,
+    memoryEfficient = true, precision,
   }: DenseNetBCOptions = {}) {
-    super();
+    super('DenseNetBC', precision);
     if (typeof dropRate !== 'number' || !(dropRate >= 0 && dropRate < 1)) throw new Error(`DenseNetBC: dropRate must be in [0, 1), got ${dropRate}`);
     this.features = this.addModule('features', new Sequential());
     this.transitions = blockConfig.length - 1;
@@ -117,7 +120,7 @@ export class DenseNetBC extends Module {
 
   forward(x: Tensor): Tensor {
     checkInputSize('DenseNetBC', x, this.transitions);
-    const f = this.features.forward(x);
+    const f = this.features.forward(this.activations(x));
     return this.classifier.forward(flatten(adaptiveAvgPool2d(relu(f), [1, 1]), 1));
   }
 

@@ -3,7 +3,7 @@
 // LazyLinear are the eager classes constructed with an unknown input size).
 
 import {
-  Tensor, copyInto, noGrad, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
+  Tensor, copyInto, noGrad, float, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
   type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -292,7 +292,8 @@ export class Linear extends WeightedLayer {
     const n = x.shape[x.ndim - 1];
     if (this.inFeatures === null) this.build(n);
     if (n !== this.inFeatures) throw new Error(`${this.where()}: input has ${n} features, expected ${this.inFeatures} (input shape ${fmt(x.shape)})`);
-    const y = linear(x, this.param('weight'), this.hasBias ? this.param('bias') : null);
+    // Mixed precision: float16 activations come back to float32 here (the classifier runs in float32).
+    const y = linear(float(x), this.param('weight'), this.hasBias ? this.param('bias') : null);
     const macs = y.size * n;
     recordFlops(2 * macs, 2 * macs * (x.requiresGrad ? 2 : 1), this.hasBias ? y.size : 0);
     recordLayer({ kind: 'linear', input: [...x.shape], output: [...y.shape], weight: [...this.param('weight').shape] });

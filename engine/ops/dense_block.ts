@@ -20,6 +20,10 @@
 // input-gradient kernel masks by the recomputed pre-activation sign; BN's backward needs only per-channel
 // sums of that masked gradient, and its dx is added straight into the prefix of the gradient buffer.
 // Peak memory is about two block buffers plus one layer's temporaries: linear in depth.
+//
+// Storage type: the block buffer, its gradient buffer, the bottleneck outputs and the per-layer
+// gradient temporaries take the dtype of the input x (float16 under mixed precision: half the bytes);
+// statistics, prologues and parameter gradients are float32, and every kernel computes in float32.
 
 import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
@@ -84,16 +88,21 @@ function channels(buf: Tensor, c0: number, c1: number): Tensor {
 
 /**
  * dst = src for a channel view dst of a block buffer and a contiguous src of its shape: one buffer copy
- * per image (no dispatch), or an elementwise copy for other layouts.
+ * per image (no dispatch) when both have the same dtype and the copies are whole 4-byte words, else an
+ * elementwise copy (which also converts between float32 and float16).
  */
 function copyInto(dst: Tensor, src: Tensor): void {
   const [N, C, H, W] = dst.shape;
   const per = C * H * W;
-  if (!src.isContiguous || dst.strides[3] !== 1 || dst.strides[2] !== W || (C > 1 && dst.strides[1] !== H * W) || dst.storage === src.storage) {
+  const b = dst.itemBytes;
+  const words = (elements: number) => (elements * b) % 4 === 0;
+  const rowsOk = dst.strides[3] === 1 && dst.strides[2] === W && (C === 1 || dst.strides[1] === H * W);
+  const aligned = words(per) && words(src.offset) && words(dst.offset) && words(dst.strides[0]);
+  if (!src.isContiguous || !rowsOk || src.dtype !== dst.dtype || !aligned || dst.storage === src.storage) {
     assignMap(dst, src);
     return;
   }
-  for (let n = 0; n < N; n++) copyBuffer(src.buffer, (src.offset + n * per) * 4, dst.buffer, (dst.offset + n * dst.strides[0]) * 4, per * 4);
+  for (let n = 0; n < N; n++) copyBuffer(src.buffer, (src.offset + n * per) * b, dst.buffer, (dst.offset + n * dst.strides[0]) * b, per * b);
 }
 
 /**
@@ -127,7 +136,7 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const L = a.layers.length;
   const total = C0 + L * k;
   const count = N * H * W;
-  const buf = empty([N, total, H, W], 'dense-block');
+  const buf = empty([N, total, H, W], 'dense-block', x.dtype);
   const head = channels(buf, 0, C0);
   copyInto(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
@@ -189,7 +198,7 @@ function backward(a: Attrs, buf: Tensor, g: Tensor, saved: Saved, x: Tensor): Ma
   const k = a.growth;
   const L = a.layers.length;
   const C0 = total - L * k;
-  const gbuf = empty([N, total, H, W], 'dense-block-grad');
+  const gbuf = empty([N, total, H, W], 'dense-block-grad', buf.dtype);
   copyInto(gbuf, g);
   const grads = new Map<Tensor, Tensor | null>();
   for (let i = L - 1; i >= 0; i--) {
@@ -205,7 +214,7 @@ function backward(a: Attrs, buf: Tensor, g: Tensor, saved: Saved, x: Tensor): Ma
     for (let j = 0; j < stages.length - 1; j++) inputs.push(stageConv(inputs[j], stages[j], s[j].pro));
     let dyj = dy;
     for (let j = stages.length - 1; j >= 0; j--) {
-      const dx = j === 0 ? dxin : empty(inputs[j].shape, 'dense-block-grad');
+      const dx = j === 0 ? dxin : empty(inputs[j].shape, 'dense-block-grad', inputs[j].dtype);
       stageBackward(a, inputs[j], dyj, stages[j], s[j], dx, j === 0, grads);
       if (j > 0) inputs[j].dispose();
       if (dyj !== dy) dyj.dispose();

@@ -1,0 +1,142 @@
+// Mixed precision (issue 16): float16 activations, float32 arithmetic, parameters and classifier.
+// The seed's DenseNet and DenseNet-BC with the PyTorch fixtures' weights in mixed mode against the same
+// models in fp32 (logits within 1e-2, every gradient within 5e-2, each relative to the largest |value|
+// of the fp32 tensor), both dense-block implementations; the activations really are float16 (bytes);
+// and the GradScaler skips a step whose gradients overflow, leaving the parameters untouched.
+import { describe, expect, test } from 'vitest';
+import { readFileSync } from 'node:fs';
+import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import { DenseNet, DenseNetBC } from '../models/index.js';
+import { blockStepPeak } from '../bench/block_peak.js';
+import { useEngine } from './helpers.js';
+
+useEngine();
+const { features } = await E.init();
+const f16 = describe.skipIf(!features.shaderF16);
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
+
+/** max |a - b| / max |b|: the error relative to the tensor's scale. */
+function relErr(a: Float32Array, b: Float32Array): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return Number.isNaN(err) || a.some(Number.isNaN) ? Infinity : err / (scale || 1);
+}
+
+/** Logits, loss and every parameter gradient of one training-mode step of a fixture model. */
+async function step(model: nn.Module, x: E.Tensor, labels: E.Tensor) {
+  model.zeroGrad();
+  const logits = model(x);
+  const loss = nn.crossEntropy(logits, labels);
+  loss.backward();
+  const grads = new Map<string, Float32Array>();
+  for (const [name, p] of model.namedParameters()) grads.set(name, await p.grad!.data());
+  const out = { logits: await logits.data(), loss: await loss.item(), dtype: logits.dtype, grads };
+  loss.dispose();
+  return out;
+}
+
+async function compare(make: (precision: E.Precision, memoryEfficient: boolean) => nn.Module, file: string, prefixes: string[]) {
+  const t = await nn.loadSafetensors(readFileSync(fixture(file)));
+  const state = new Map([...t].filter(([k]) => prefixes.some((p) => k.startsWith(p))));
+  for (const memoryEfficient of [true, false]) {
+    const fp32 = make('fp32', memoryEfficient);
+    fp32.loadStateDict(state);
+    const mixed = make('mixed', memoryEfficient);
+    mixed.loadStateDict(state);
+    const a = await step(fp32, t.get('input')!, t.get('labels')!);
+    const b = await step(mixed, t.get('input')!, t.get('labels')!);
+    const how = memoryEfficient ? 'memory-efficient' : 'naive';
+    expect(b.dtype, 'the logits come out of the float32 classifier').toBe('float32');
+    expect(relErr(b.logits, a.logits), `${how} logits`).toBeLessThan(1e-2);
+    expect(Math.abs(b.loss - a.loss) / Math.abs(a.loss), `${how} loss`).toBeLessThan(1e-2);
+    for (const [name, g] of a.grads) expect(relErr(b.grads.get(name)!, g), `${how} gradient of ${name}`).toBeLessThan(5e-2);
+    // The parameters' gradients stay float32.
+    for (const p of mixed.parameters()) expect(p.grad!.dtype).toBe('float32');
+    fp32.dispose();
+    mixed.dispose();
+  }
+  for (const v of t.values()) v.dispose();
+}
+
+f16('mixed precision against fp32', () => {
+  test("the seed's DenseNet with PyTorch's weights: logits within 1e-2, gradients within 5e-2", async () => {
+    await compare((precision, memoryEfficient) => new DenseNet({ growthRate: 8, arch: [2, 2], precision, memoryEfficient }), 'd2l_small.safetensors', ['net.']);
+  });
+
+  test("DenseNet-BC with torchvision's weights (bottleneck stages in float16): the same bounds", async () => {
+    await compare(
+      (precision, memoryEfficient) => new DenseNetBC({ growthRate: 4, blockConfig: [2, 3], numInitFeatures: 8, bnSize: 2, numClasses: 5, precision, memoryEfficient }),
+      'densenet_bc_small.safetensors', ['features.', 'classifier.'],
+    );
+  });
+
+  test('the dense block stores its buffers as float16: its step peak is about half the fp32 one', async () => {
+    for (const memoryEfficient of [true, false]) {
+      const fp32 = await blockStepPeak('d2l', 4, 4, [8, 8], memoryEfficient, false, 'fp32');
+      const mixed = await blockStepPeak('d2l', 4, 4, [8, 8], memoryEfficient, false, 'mixed');
+      expect(mixed / fp32, memoryEfficient ? 'memory-efficient' : 'naive').toBeLessThan(0.6);
+    }
+  });
+
+  test('the precision option: default from the engine, settable, checked', () => {
+    expect(E.defaultPrecision()).toBe('fp32');
+    const m = new DenseNet({ growthRate: 4, arch: [1, 1] });
+    expect(m.precision).toBe('fp32');
+    m.precision = 'mixed';
+    expect(m.precision).toBe('mixed');
+    expect(() => (m.precision = 'half' as E.Precision)).toThrow(/DenseNet\.precision: unknown precision "half" \(expected 'fp32' or 'mixed'\)/);
+    expect(() => new DenseNetBC({ precision: 'bf16' as E.Precision })).toThrow(/DenseNetBC: unknown precision "bf16"/);
+    E.setDefaultPrecision('mixed');
+    try {
+      const d = new DenseNet({ growthRate: 4, arch: [1, 1] });
+      expect(d.precision).toBe('mixed');
+      d.dispose();
+    } finally {
+      E.setDefaultPrecision('fp32');
+    }
+    m.dispose();
+  });
+
+  test('a forced overflow (a huge loss) makes the scaler skip the step and halve the scale, parameters untouched', async () => {
+    E.manualSeed(1);
+    const model = new DenseNet({ growthRate: 4, arch: [1, 1], precision: 'mixed' });
+    const x = E.keep(E.randn([2, 1, 32, 32]));
+    const y = E.keep(E.tensor([1, 3]));
+    E.scope(() => void model(x));
+    const opt = new nn.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+    const scaler = new nn.GradScaler();
+    const before = await Promise.all(model.parameters().map((p) => p.data()));
+    E.scope(() => {
+      opt.zeroGrad();
+      const huge = E.mulScalar(nn.crossEntropy(model(x), y), 1e30);
+      scaler.scale(huge).backward();
+      scaler.step(opt);
+      scaler.update();
+    });
+    expect(await scaler.getScale()).toBe(2 ** 15);
+    expect(await scaler.skippedSteps()).toBe(1);
+    const after = await Promise.all(model.parameters().map((p) => p.data()));
+    after.forEach((a, i) => expect(Array.from(a), `parameter ${i}`).toEqual(Array.from(before[i])));
+    // A normal step afterwards is taken.
+    E.scope(() => {
+      opt.zeroGrad();
+      scaler.scale(nn.crossEntropy(model(x), y)).backward();
+      scaler.step(opt);
+      scaler.update();
+    });
+    expect(await scaler.skippedSteps()).toBe(1);
+    const moved = await Promise.all(model.parameters().map((p) => p.data()));
+    expect(moved.some((a, i) => a.some((v, j) => v !== before[i][j]))).toBe(true);
+    opt.dispose();
+    scaler.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+});
