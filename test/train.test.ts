@@ -59,6 +59,7 @@ describe('training on Fashion-MNIST files', () => {
       ['--recipe densenet (Nesterov SGD, no decay on 1-d parameters, multistep)', { recipe: 'densenet' }],
       ['--optimizer adam --schedule cosine --warmup-epochs 1', { optimizer: 'adam', schedule: 'cosine', 'warmup-epochs': 1 }],
       ['--optimizer adamw --schedule step --augment', { optimizer: 'adamw', schedule: 'step', augment: true }],
+      ['--precision mixed (float16 activations; the GradScaler state in the checkpoint)', { precision: 'mixed', momentum: 0.9 }],
     ];
     const base = { arch: '1,1', growth: 4, size: 16, batch: 20, 'log-every': 100, data };
     for (const [name, flags] of runs) {
@@ -72,9 +73,13 @@ describe('training on Fashion-MNIST files', () => {
         const cb = decodeSafetensors(new Uint8Array(readFileSync(join(b, 'checkpoint.safetensors'))));
         expect([...cb.tensors.keys()].sort()).toEqual([...ca.tensors.keys()].sort());
         for (const [k, t] of ca.tensors) expect(Array.from(cb.tensors.get(k)!.data), k).toEqual(Array.from(t.data));
-        for (const k of ['recipe', 'optimizer', 'lr', 'momentum', 'nesterov', 'weight-decay', 'schedule', 'augment', 'optimizer.param_groups', 'optimizer.steps', 'scheduler']) {
+        for (const k of ['recipe', 'optimizer', 'lr', 'momentum', 'nesterov', 'weight-decay', 'schedule', 'augment', 'precision', 'optimizer.param_groups', 'optimizer.steps', 'scheduler', 'scaler']) {
           expect(cb.metadata[k], k).toBe(ca.metadata[k]);
         }
+        expect(ca.metadata.precision).toBe(flags.precision ?? 'fp32');
+        // 3 epochs of 5 clean steps: the scale is unchanged and the growth tracker counts them.
+        if (flags.precision === 'mixed') expect(JSON.parse(ca.metadata.scaler)).toMatchObject({ scale: 65536, _growth_tracker: 15 });
+        else expect(ca.metadata.scaler).toBeUndefined();
         const la = JSON.parse(readFileSync(join(a, 'train-log.json'), 'utf8'));
         const lb = JSON.parse(readFileSync(join(b, 'train-log.json'), 'utf8'));
         expect(lb.config).toMatchObject({ recipe: la.config.recipe, optimizer: la.config.optimizer, schedule: la.config.schedule, augment: la.config.augment });
@@ -211,6 +216,11 @@ describe('training on Fashion-MNIST files', () => {
       expect(() => readCheckpoint(rewrite(resume, { growth: undefined }))).toThrow(/the metadata key 'growth' is missing/);
       expect(() => readCheckpoint(rewrite(resume, { arch: undefined }))).toThrow(/the metadata key 'arch' is missing/);
       expect(() => readCheckpoint(rewrite(resume, { format: 'x' }))).toThrow(InputError);
+      expect(() => readCheckpoint(rewrite(resume, { precision: 'half' }))).toThrow(/the metadata key 'precision' is "half"; expected one of fp32, mixed/);
+      expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed' }))).toThrow(/the metadata key 'scaler' is missing; expected the GradScaler's state/);
+      expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed', scaler: '{"scale":-1,"_growth_tracker":0}' }))).toThrow(/'scaler' holds .*expected a positive finite scale/);
+      // Checkpoints written before mixed precision existed have no 'precision': they were fp32 runs.
+      expect(readCheckpoint(rewrite(resume, { precision: undefined })).meta.precision).toBe('fp32');
       const bytes = new Uint8Array(readFileSync(resume));
       bytes[bytes.length - 100] ^= 0x40;
       const flipped = join(mkdtempSync(join(tmpdir(), 'ck-')), 'flipped.safetensors');

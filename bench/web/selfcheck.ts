@@ -140,6 +140,43 @@ function cases(): Case[] {
       },
     });
   }
+  // float16 storage (mixed precision), where the adapter has shader-f16: the reference runs on the
+  // half-rounded inputs and its output is rounded to half, as the kernel's stores are.
+  if (E.gpu().features.shaderF16) {
+    const half = (a: ND) => nd(a.shape, E.roundToHalf(a.data));
+    const H = (a: ND) => E.tensor(Float32Array.from(a.data), a.shape).half();
+    for (const k of convKernels) {
+      out.push({
+        name: `conv2d (${k}) forward with float16 storage: 3x3 pad 1 [2,5,11,11]`,
+        rtol: 2e-3,
+        atol: 2e-3,
+        run: async () => {
+          E.forceConvKernel(k);
+          try {
+            const x = half(rand([2, 5, 11, 11], 70)), w = rand([6, 5, 3, 3], 71), b = rand([6], 72);
+            const y = E.scope(() => E.conv2d(H(x), T(w), T(b), { padding: 1 }));
+            const r: Array<[Float32Array, ND]> = [[await y.data(), half(refConv(x, w, b, { padding: 1 }))]];
+            y.dispose();
+            return r;
+          } finally {
+            E.forceConvKernel(null);
+          }
+        },
+      });
+    }
+    out.push({
+      name: 'batchNorm2d with float16 storage, training mode [4,6,5,5]',
+      rtol: 2e-3,
+      atol: 2e-3,
+      run: async () => {
+        const x = half(rand([4, 6, 5, 5], 80, -2, 3)), g = rand([6], 81, 0.5, 1.5), b = rand([6], 82);
+        const y = E.scope(() => E.batchNorm2d(H(x), T(g), T(b), null, null, { training: true }));
+        const r: Array<[Float32Array, ND]> = [[await y.data(), half(batchNormTrain(x, g, b))]];
+        y.dispose();
+        return r;
+      },
+    });
+  }
   out.push({
     name: 'relu [4099]',
     run: async () => {
