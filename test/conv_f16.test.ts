@@ -10,6 +10,7 @@ import {
 } from '../engine/ops/conv.js';
 import { checkShader } from '../engine/runtime.js';
 import { selectVariant } from '../engine/tuner.js';
+import { canProfile, startProfile, stopProfile } from '../engine/profiler.js';
 import { fromData } from '../engine/tensor.js';
 import { expectClose, randND, toND, toTensor, useEngine } from './helpers.js';
 import * as R from './reference/ndarray.js';
@@ -108,7 +109,8 @@ describe.each(E.allVariants('conv'))(suite('conv2d with float16 storage, %s kern
 
   run('float16 channel views at odd offsets: the prologue, x and y in one buffer, the mask, accumulation', async () => {
     forceConvKernel(kernel);
-    const [N, C0, G, H, W] = [3, 5, 4, 7, 6];
+    // Odd planes (7 x 5): the views start at odd element offsets (halves inside a 32-bit word).
+    const [N, C0, G, H, W] = [3, 5, 4, 7, 5];
     const o = { stride: 1, padding: 1 };
     // One float16 block buffer [N, C0 + G + 2, H, W]: the conv reads channels [1, C0 + 1) and writes [C0 + 1, C0 + 1 + G).
     const Ctot = C0 + G + 2;
@@ -194,6 +196,21 @@ describe.skipIf(!half)(suite('conv2d mixing float16 and float32'), () => {
       expectClose(await toND(dw), ref.dw, { what: `weight gradient, x ${xt.dtype}, dy ${dyt.dtype}`, atol: 1e-4 });
       expectClose(await toND(db), ref.db, { what: `bias gradient, x ${xt.dtype}, dy ${dyt.dtype}`, atol: 1e-4 });
     }
+    // The stem's input gradient (by stride phase): a float16 dy view added into a float32 dx, masked by a
+    // float16 x view at an odd element offset, and a float32 dy into a new float16 dx.
+    const o2 = { stride: 2, padding: 3 };
+    const xb = h(randND([N, 4, 9, 11], 14));
+    const xs = R.slice(xb, 1, 1, 4);
+    const ws = randND([4, 3, 7, 7], 15);
+    const dyb = h(randND([N, 5, 5, 6], 16));
+    const dys = R.slice(dyb, 1, 1, 5);
+    const [xbT, dybT, wsT] = [t16(xb), t16(dyb), toTensor(ws)];
+    const dxs = C.conv2dGrads(xs, ws, dys, o2).dx;
+    const out = E.full([N, 3, 9, 11], 1);
+    conv2dInputGradRaw(E.slice(dybT, 1, 1, 5), wsT, xs.shape, { ...o2, mask: { x: E.slice(xbT, 1, 1, 4), scale: E.full([3], 1), shift: E.full([3], 0) }, out, accumulate: true });
+    expectClose(await toND(out), R.nd(xs.shape, dxs.data.map((v, i) => (xs.data[i] > 0 ? v : 0) + 1)), { what: 'stem: float16 dy view added into float32 dx' });
+    const dx2 = conv2dInputGradRaw(toTensor(dys), wsT, xs.shape, { ...o2, dtype: 'float16' });
+    expectHalf(dx2, await toND(dx2), dxs, 'stem: float32 dy, new float16 dx');
   });
 });
 
@@ -265,6 +282,16 @@ describe.skipIf(!half)(suite('the conv2d op on float16 x'), () => {
       return E.dispatches() - before;
     };
     expect(run('float16')).toBe(run('float32'));
+  });
+
+  test.runIf(canProfile())('profiles name the storage types of a float16 conv, and none of a float32 one', async () => {
+    const [w, x16, x32] = [E.zeros([4, 3, 3, 3]), E.empty([1, 3, 5, 5], 'tensor', 'float16'), E.zeros([1, 3, 5, 5])];
+    startProfile();
+    conv2dForwardRaw(x16, w);
+    conv2dForwardRaw(x32, w);
+    const names = (await stopProfile()).map((k) => k.kernel).sort();
+    const v = E.heuristicVariant('conv');
+    expect(names).toEqual([`conv2d[${v},G16.O32.X16]:conv2d_fwd`, `conv2d[${v}]:conv2d_fwd`].sort());
   });
 
   test("the tuner measures float16 shapes apart from float32 (keys and labels name the storage types)", async () => {
