@@ -246,6 +246,7 @@ function copyAll(buffers: PooledBuffer[]): PooledBuffer[] | null {
     return null;
   }
   fresh.forEach((b, i) => {
+    made[i].half = b.half; // a copy holds the same element type (the runtime checks it against bindings)
     copyBuffer(b, 0, made[i], 0, b.size);
     copies.set(b.id, { copy: made[i], refs: 0 });
     copyBytes += made[i].size;

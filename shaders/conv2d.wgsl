@@ -1,5 +1,7 @@
-// conv2d.wgsl: 2-D convolution (NCHW, float32, groups 1) as three implicit GEMMs written once, the
-// split-K reduction of the weight gradient, and the stem's input gradient by stride phase.
+// conv2d.wgsl: 2-D convolution (NCHW, groups 1) as three implicit GEMMs written once, the split-K
+// reduction of the weight gradient, and the stem's input gradient by stride phase. Arithmetic is
+// float32; the activation bindings X, G and O are stored as float32 or float16, each its own role
+// (X_T, G_T, O_T: engine/storage.ts; loads f32(X[i]), stores X_st(v)), the rest are float32.
 // engine/ops/conv.ts composes this body with the snippet of a variant, which says how the tile's 32 rows
 // (the operand the whole workgroup shares) reach the lanes: conv2d_lanes_own.wgsl (each lane loads all
 // 32 itself), conv2d_lanes_sg8.wgsl (8 lanes each load 4 and share them with subgroupBroadcast),
@@ -15,13 +17,14 @@
 //     as r[t] = rows t, t+8, t+16, t+24.
 //
 // Bindings (the same for every entry point; engine/ops/conv.ts binds a dummy where one is unused):
-//   1 X     read        x: the input (conv2d_fwd, conv2d_wgrad), or the mask source (conv2d_dgrad, MASK);
-//                       conv2d_wgrad_reduce: the split-K partial sums
-//   2 Wt    read        weights [Cout, Cin, KH, KW], contiguous (conv2d_fwd, conv2d_dgrad)
-//   3 G     read_write  conv2d_fwd: the output y;  conv2d_dgrad, conv2d_wgrad: the output gradient dy
-//   4 O     read_write  conv2d_dgrad: dx;  conv2d_wgrad: dw, or split-K partial sums;  reduce: dw
-//   5 Bias  6 Scale  7 Shift   read, per-channel vectors
-//   8 DB    read_write  conv2d_wgrad (and its reduce): the bias gradient db [Cout]
+//   1 X     read        X_T: x, the input (conv2d_fwd, conv2d_wgrad), or the mask source (conv2d_dgrad,
+//                       MASK); conv2d_wgrad_reduce: the split-K partial sums (float32)
+//   2 Wt    read        f32: weights [Cout, Cin, KH, KW], contiguous (conv2d_fwd, conv2d_dgrad)
+//   3 G     read_write  G_T: conv2d_fwd: the output y;  conv2d_dgrad, conv2d_wgrad: the output gradient dy
+//   4 O     read_write  O_T: conv2d_dgrad: dx;  conv2d_wgrad: dw, or split-K partial sums (float32);
+//                       reduce: dw (float32)
+//   5 Bias  6 Scale  7 Shift   read, f32 per-channel vectors
+//   8 DB    read_write  f32: conv2d_wgrad (and its reduce): the bias gradient db [Cout]
 // WebGPU forbids binding one buffer twice when one binding is writable, but the dense block reads a
 // channel prefix of the buffer its conv writes (fwd) and keeps dy and dx in one gradient buffer (dgrad):
 // XALIAS reads x from G, GALIAS writes dx into G.
@@ -69,22 +72,22 @@ const VECW = 32u;
 const PRO = 64u;
 const XAL = 128u;
 
-@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<X_T>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
-@group(0) @binding(3) var<storage, read_write> G: array<f32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(3) var<storage, read_write> G: array<G_T>;
+@group(0) @binding(4) var<storage, read_write> O: array<O_T>;
 @group(0) @binding(5) var<storage, read> Bias: array<f32>;
 @group(0) @binding(6) var<storage, read> Scale: array<f32>;
 @group(0) @binding(7) var<storage, read> Shift: array<f32>;
 @group(0) @binding(8) var<storage, read_write> DB: array<f32>;
 
 fn load_x(i: u32) -> f32 {
-  if (XALIAS) { return G[i]; }
-  return X[i];
+  if (XALIAS) { return f32(G[i]); }
+  return f32(X[i]);
 }
 fn load_x4(a: vec4u) -> vec4f { return vec4f(load_x(a.x), load_x(a.y), load_x(a.z), load_x(a.w)); }
 fn load_w4(a: vec4u) -> vec4f { return vec4f(Wt[a.x], Wt[a.y], Wt[a.z], Wt[a.w]); }
-fn load_g4(a: vec4u) -> vec4f { return vec4f(G[a.x], G[a.y], G[a.z], G[a.w]); }
+fn load_g4(a: vec4u) -> vec4f { return vec4f(f32(G[a.x]), f32(G[a.y]), f32(G[a.z]), f32(G[a.w])); }
 
 // acc column p += r * v[p]
 fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
@@ -114,9 +117,9 @@ fn tile_cols(col0: u32, cols: u32) -> u32 { return min(4u, cols - min(col0, cols
 
 fn put_o(i: u32, v: f32) {
   if (flag(GALIAS)) {
-    if (flag(ACC)) { G[i] += v; } else { G[i] = v; }
+    if (flag(ACC)) { G[i] = G_st(f32(G[i]) + v); } else { G[i] = G_st(v); }
   } else {
-    if (flag(ACC)) { O[i] += v; } else { O[i] = v; }
+    if (flag(ACC)) { O[i] = O_st(f32(O[i]) + v); } else { O[i] = O_st(v); }
   }
 }
 
@@ -138,13 +141,13 @@ fn mask_of(ci: u32) -> vec2f {
 
 // conv2d_fwd: y[co] of the output pixel at G offset o, plus the bias b = bias_of(co).
 fn put_y(co: u32, o: u32, v: f32, b: f32) {
-  G[o + co * pu(17u)] = v + b;
+  G[o + co * pu(17u)] = G_st(v + b);
 }
 
 // conv2d_dgrad: dx[ci] of the input pixel at O offset o (x offset x for the mask, bn = mask_of(ci)).
 fn put_dx(ci: u32, o: u32, x: u32, v: f32, bn: vec2f) {
   var u = v;
-  if (flag(MASK)) { u = select(0.0, v, fma(X[x + ci * pu(13u)], bn.x, bn.y) > 0.0); }
+  if (flag(MASK)) { u = select(0.0, v, fma(f32(X[x + ci * pu(13u)]), bn.x, bn.y) > 0.0); }
   put_o(o + ci * pu(20u), u);
 }
 
@@ -380,7 +383,7 @@ fn conv2d_wgrad_reduce(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
   let count = pu(4u) * ld;
   if (i >= count) { return; }
   var s = 0.0;
-  for (var z = 0u; z < pu(25u); z++) { s += X[z * count + i]; }
+  for (var z = 0u; z < pu(25u); z++) { s += f32(X[z * count + i]); }
   let row = i / ld; let c = i - row * ld;
   if (c < CK) { put_o(pu(18u) + row * CK + c, s); } else { put_db(pu(21u) + row, s); }
 }
@@ -405,7 +408,7 @@ fn phase_lo(r: i32, pad: i32, S: i32) -> i32 { return max(0, (pad - r + S - 1) /
 fn phase_hi(r: i32, pad: i32, S: i32, size: i32) -> i32 { return max(0, (size + pad - r + S - 1) / S); }
 fn g_at(base: i32, ow: i32, OW: i32) -> f32 {
   let ok = ow >= 0 && ow < OW;
-  return select(0.0, G[u32(select(0, base + ow, ok))], ok);
+  return select(0.0, f32(G[u32(select(0, base + ow, ok))]), ok);
 }
 
 @compute @workgroup_size(WG)
@@ -471,7 +474,7 @@ fn conv2d_dgrad_phase(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
       for (var j = 0; j < npx; j++) {
         let iw = (qw0 + j) * S;
         var v = acc[r * 4 + j / 4][j % 4];
-        if (flag(MASK)) { v = select(0.0, v, fma(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)], sc, sh) > 0.0); }
+        if (flag(MASK)) { v = select(0.0, v, fma(f32(X[pu(11u) + n * pu(12u) + ci * pu(13u) + u32(row + iw)]), sc, sh) > 0.0); }
         put_o(pu(18u) + n * pu(19u) + ci * pu(20u) + u32(row + iw), v);
       }
     }

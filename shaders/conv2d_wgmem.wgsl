@@ -2,7 +2,8 @@
 // variants wg32x32, wg64x64, wg32x128 of engine/variants.ts): entry points conv2d_fwd_wg,
 // conv2d_dgrad_wg and conv2d_wgrad_wg, with the bindings, parameters and flags (BIAS, MASK, ACC, GALIAS,
 // PARTIAL) of conv2d_fwd, conv2d_dgrad and conv2d_wgrad, and the body's BN-ReLU (bn_relu) and
-// per-element stores (put_y, put_dx, put_dw). The body's override constants PROLOGUE and XALIAS come
+// per-element stores (put_y, put_dx, put_dw), and its storage types (X, G and O float32 or float16,
+// staged as float32). The body's override constants PROLOGUE and XALIAS come
 // as the flags PRO and XAL instead (checked while staging, outside the register-tile loop), so each
 // entry point is one pipeline: fewer compiles when the tuner tries these variants. Composed
 // (engine/ops/conv.ts) after the body, conv2d_lanes_own.wgsl (the body's own entry points need a lanes
@@ -87,8 +88,8 @@ fn col_of(kind: u32, c: u32) -> Col {
 // x (from G where the output shares its buffer: XAL) and the prologue (PRO), as the body's load_x and
 // prologue with run-time flags.
 fn x_at(i: u32) -> f32 {
-  if (flag(XAL)) { return G[i]; }
-  return X[i];
+  if (flag(XAL)) { return f32(G[i]); }
+  return f32(X[i]);
 }
 fn prologue1(v: f32, sc: f32, sh: f32) -> f32 {
   if (flag(PRO)) { return bn_relu(vec4f(v), vec4f(sc), vec4f(sh)).x; }
@@ -106,7 +107,7 @@ fn a_at(kind: u32, row: u32, k: u32) -> f32 {
     }
     default: {
       let OHW = pu(5u) * pu(6u); let n = k / OHW;
-      return G[pu(15u) + n * pu(16u) + row * pu(17u) + k - n * OHW];
+      return f32(G[pu(15u) + n * pu(16u) + row * pu(17u) + k - n * OHW]);
     }
   }
 }
@@ -133,7 +134,7 @@ fn b_at(kind: u32, c: Col, k: u32) -> f32 {
       var oh = th; var ow = tw;
       if (S != 1) { oh = th / S; ow = tw / S; }
       let ok = th >= 0 && tw >= 0 && oh * S == th && ow * S == tw && oh < pi(5u) && ow < OW;
-      return select(0.0, G[u32(select(0, c.base + i32(co * pu(17u)) + oh * OW + ow, ok))], ok);
+      return select(0.0, f32(G[u32(select(0, c.base + i32(co * pu(17u)) + oh * OW + ow, ok))]), ok);
     }
     default: {
       if (c.bias) { return 1.0; }

@@ -1,4 +1,4 @@
-// 2-D convolution (NCHW, float32, groups 1) with PyTorch's semantics, as implicit GEMMs.
+// 2-D convolution (NCHW, groups 1) with PyTorch's semantics, as implicit GEMMs.
 //
 // Three GEMM kernels, written once in shaders/conv2d.wgsl and composed per variant with the snippet that
 // brings the tile's shared rows to the lanes (each lane loading its own, 8-lane subgroup or quad
@@ -17,16 +17,25 @@
 // The raw launchers (no autograd) also take a fused prologue: the conv reads relu(x * scale[c] + shift[c])
 // (a BN-ReLU that is never stored; the zero padding stays zero), the weight gradient reads the same, and
 // the input gradient can be masked by (x * scale[c] + shift[c] > 0) and added into its output.
+//
+// Storage types: x, y, dy, dx and the mask's x may each be float32 or float16 (every kernel computes and
+// accumulates in float32; each activation binding's element type is one more parameter of the composed
+// module, engine/storage.ts, taken from the buffer bound there). Weights, bias, the prologue's scale and
+// shift, split-K partial sums, dw and db are float32. A new output takes x's dtype (forward) or dy's
+// (input gradient) unless the `dtype` option says otherwise; a given `out` keeps its own.
 
 import { defineOp } from '../autograd.js';
+import { checkDtype, type DType } from '../dtype.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
 import { pool, type PooledBuffer } from '../pool.js';
-import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { storageTypes, typed } from '../storage.js';
 import { selectVariant } from '../tuner.js';
 import { CONV_TILES, forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type GemmTile, type VariantName } from '../variants.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkContiguous, checkInt, checkRank, checkShapeIs, checkVector } from './check.js';
+import { unaryMap } from './map.js';
 import { sum } from './reduce.js';
 import { clone } from './views.js';
 import bodySrc from '../../shaders/conv2d.wgsl';
@@ -62,25 +71,29 @@ export interface ConvPrologue {
 export interface Conv2dForwardOptions extends Conv2dOptions {
   bias?: Tensor | null;
   prologue?: ConvPrologue | null;
-  /** Write y here (a view of shape [N, Cout, OH, OW] with rows and columns contiguous). */
+  /** Write y here (a view of shape [N, Cout, OH, OW] with rows and columns contiguous), in its dtype. */
   out?: Tensor | null;
+  /** The dtype of a new y (default: x's); with `out`, it must be out's. */
+  dtype?: DType;
 }
 
 export interface Conv2dInputGradOptions extends Conv2dOptions {
   /** Multiply dx by (x * scale[c] + shift[c] > 0): the gradient at the input of a fused BN-ReLU prologue's ReLU. */
   mask?: ({ x: Tensor } & ConvPrologue) | null;
-  /** Write (or add, with accumulate) dx here: a view of x's shape with rows and columns contiguous. */
+  /** Write (or add, with accumulate) dx here, in its dtype: a view of x's shape with rows and columns contiguous. */
   out?: Tensor | null;
   accumulate?: boolean;
+  /** The dtype of a new dx (default: dy's); with `out`, it must be out's. */
+  dtype?: DType;
 }
 
 export interface Conv2dWeightGradOptions extends Conv2dOptions {
   prologue?: ConvPrologue | null;
-  /** Write (or add, with accumulate) dw here: a contiguous tensor of w's shape. */
+  /** Write (or add, with accumulate) dw here: a contiguous float32 tensor of w's shape. */
   out?: Tensor | null;
   /**
    * Also write (or add, with accumulate) the bias gradient (dy summed over batch, rows and columns) here:
-   * a contiguous [Cout] tensor. The same kernel computes it, as one more GEMM column that reads ones.
+   * a contiguous float32 [Cout] tensor. The same kernel computes it, as one more GEMM column that reads ones.
    */
   biasOut?: Tensor | null;
   accumulate?: boolean;
@@ -171,37 +184,55 @@ function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
 
 const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
 const snippet = (file: string, source: string): KernelSource => ({ file, source });
-const subgroups = { enables: ['subgroups'] };
 const own = snippet('conv2d_lanes_own.wgsl', ownSrc);
-/** A workgroup-memory variant's module: the body, the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
-const wgmem = (v: keyof typeof CONV_TILES): KernelSource => {
+interface Parts { snippets: KernelSource[]; enables?: string[]; variant?: string }
+/** A workgroup-memory variant's parts: the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
+const wgmem = (v: keyof typeof CONV_TILES): Parts => {
   const t = CONV_TILES[v];
   const consts = snippet(`conv2d[${v}] constants`, `const BM: u32 = ${t.BM}u; const BN: u32 = ${t.BN}u; const BK: u32 = ${t.BK}u; const TM: u32 = ${t.TM}u; const TN: u32 = ${t.TN}u;`);
-  return compose(body, [own, consts, snippet('conv2d_wgmem.wgsl', wgmemSrc)], { variant: v });
+  return { snippets: [own, consts, snippet('conv2d_wgmem.wgsl', wgmemSrc)], variant: v };
 };
-/** The module of each variant: the body composed with its lanes snippet, named for profiles (conv2d[quad]:conv2d_fwd). */
-const variantShaders: Record<ConvKernel, KernelSource> = {
-  subgroup: compose(body, [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], { ...subgroups, variant: 'subgroup' }),
-  quad: compose(body, [snippet('conv2d_lanes_quad.wgsl', quadSrc)], { ...subgroups, variant: 'quad' }),
-  tiled: compose(body, [own], { variant: 'tiled' }),
+/**
+ * What each variant composes with the body: its lanes snippet, named for profiles (conv2d[quad]:conv2d_fwd).
+ * 'plain' holds the entry points outside the GEMMs (conv2d_dgrad_phase, conv2d_wgrad_reduce), on every
+ * adapter: the tiled module (one module: the runtime caches by source), named without a variant.
+ */
+const variantParts: Record<ConvKernel | 'plain', Parts> = {
+  subgroup: { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup' },
+  quad: { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad' },
+  tiled: { snippets: [own], variant: 'tiled' },
   wg32x32: wgmem('wg32x32'),
   wg64x64: wgmem('wg64x64'),
   wg32x128: wgmem('wg32x128'),
+  plain: { snippets: [own] },
 };
-/** The composed module of a variant (tests compile every one). */
-export function convSource(v: ConvKernel): KernelSource {
-  return variantShaders[v];
-}
-/**
- * The entry points outside the GEMMs (conv2d_dgrad_phase, conv2d_wgrad_reduce), on every adapter: the
- * tiled module (one module: the runtime caches by source), named without a variant in profiles.
- */
-const plainShader: KernelSource = { ...variantShaders.tiled, variant: undefined };
 
-/** A variant's module, whether its register tiles share rows through subgroups, and its workgroup-memory tile (wg*). */
-function kernelFamily(k: ConvKernel): { shader: KernelSource; subgroup: boolean; tile: GemmTile | null } {
+/** The storage types of the activation bindings X, G and O (bindings 1, 3 and 4; the rest are float32). */
+interface Roles { X: DType; G: DType; O: DType }
+const dtypeOf = (b: PooledBuffer): DType => (b.half ? 'float16' : 'float32');
+/** The roles of a call: the element type of the buffer bound at each. */
+function rolesOf(buffers: PooledBuffer[]): Roles {
+  return { X: dtypeOf(buffers[0]), G: dtypeOf(buffers[2]), O: dtypeOf(buffers[3]) };
+}
+
+/** Composed modules by variant, then by the roles' float16 bits (X 1, G 2, O 4): built once each. */
+const modules = new Map<ConvKernel | 'plain', KernelSource[]>();
+function convShader(v: ConvKernel | 'plain', r: Roles): KernelSource {
+  let byRoles = modules.get(v);
+  if (!byRoles) modules.set(v, (byRoles = []));
+  const i = (r.X === 'float16' ? 1 : 0) | (r.G === 'float16' ? 2 : 0) | (r.O === 'float16' ? 4 : 0);
+  return (byRoles[i] ??= typed(body, { ...r }, variantParts[v]));
+}
+
+/** The composed module of a variant with every activation binding stored as `dtype` (tests compile every one). */
+export function convSource(v: ConvKernel, dtype: DType = 'float32'): KernelSource {
+  return convShader(v, { X: dtype, G: dtype, O: dtype });
+}
+
+/** Whether a variant's register tiles share rows through subgroups, and its workgroup-memory tile (wg*). */
+function kernelFamily(k: ConvKernel): { subgroup: boolean; tile: GemmTile | null } {
   const tile = k in CONV_TILES ? CONV_TILES[k as keyof typeof CONV_TILES] : null;
-  return { shader: variantShaders[k], subgroup: k === 'subgroup' || k === 'quad', tile };
+  return { subgroup: k === 'subgroup' || k === 'quad', tile };
 }
 
 /** Rows (GEMM M) per invocation tile in the register-tile conv kernels (32 x 4 tiles, see conv2d.wgsl). */
@@ -216,23 +247,27 @@ const PHASE_ROWS = 4;
 
 /** Dispatches with the variant the tuner selects for this entry, shape and flags (engine/tuner.ts). */
 function launch(l: Launch): void {
-  const key = `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}`;
+  // float16 storage is tuned apart from float32 (its key and label name the storage types).
+  const roles = rolesOf(l.buffers);
+  const types = Object.values(roles).includes('float16') ? storageTypes({ ...roles }).key : '';
+  const key = `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}${types && `|${types}`}`;
   const [N, Cin, , , Cout, OH, OW, KH, KW] = l.params;
   const run = (v: ConvKernel, buffers: PooledBuffer[]) => launchVariant(v, { ...l, buffers });
   const [, , H, W, , , , , , stride] = l.params;
-  const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}`;
+  const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}${types && ` ${types}`}`;
   run(selectVariant('conv', key, { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label }), l.buffers);
 }
 
 function launchVariant(variant: ConvKernel, l: Launch): void {
   const fam = kernelFamily(variant);
+  const shader = convShader(variant, rolesOf(l.buffers));
   const constants = { ...l.constants };
   const t = fam.tile;
   if (t) {
     // One workgroup per BM x BN block (conv2d_wgmem.wgsl); the workgroup size is the tile's.
     const colBlocks = Math.ceil(l.columns / t.BN);
     const rowBlocks = Math.ceil(l.rows / t.BM);
-    const kernel = { shader: fam.shader, entry: `${l.entry}_wg` };
+    const kernel = { shader, entry: `${l.entry}_wg` };
     const workgroups: [number, number, number] =
       l.entry === 'conv2d_wgrad' ? [colBlocks, rowBlocks, l.splits ?? 1] : [...grid1d(colBlocks), rowBlocks] as [number, number, number];
     // The weights as vec4s where every row of them starts on one (binding 9, flag VECW); PROLOGUE and
@@ -249,12 +284,12 @@ function launchVariant(variant: ConvKernel, l: Launch): void {
   if (l.entry === 'conv2d_wgrad') {
     const wg = pickWG(lanes, rowTiles * (l.splits ?? 1), fam.subgroup);
     constants.WG = wg;
-    dispatch({ shader: fam.shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [Math.ceil(lanes / wg), rowTiles, l.splits ?? 1] });
+    dispatch({ shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [Math.ceil(lanes / wg), rowTiles, l.splits ?? 1] });
   } else {
     const wg = pickWG(lanes, rowTiles, fam.subgroup);
     constants.WG = wg;
     const [x, y] = grid1d(Math.ceil(lanes / wg));
-    dispatch({ shader: fam.shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [x, y, rowTiles] });
+    dispatch({ shader, entry: l.entry, constants }, { params: l.params, buffers: l.buffers, workgroups: [x, y, rowTiles] });
   }
 }
 
@@ -281,15 +316,27 @@ function checkScaleShift(op: string, what: string, t: { scale: Tensor; shift: Te
   checkVector(op, `${what} shift`, t.shift, n);
 }
 
-/** Where a raw launcher writes an [N, C, H, W] result: the given `out` view (checked) or a new tensor. */
-function activationOut(op: string, o: { out?: Tensor | null; accumulate?: boolean }, shape: readonly number[]): Tensor {
+/** Tensors that stay float32 under mixed precision (weights, per-channel vectors, weight gradients). */
+function checkFloat32(op: string, what: string, t: Tensor | null | undefined): void {
+  if (t && t.dtype !== 'float32') {
+    throw new Error(`${op}: ${what} ${fmt(t.shape)} is ${t.dtype}, expected float32 (only activations and their gradients may be float16; cast it with .float())`);
+  }
+}
+
+/**
+ * Where a raw launcher writes an [N, C, H, W] result: the given `out` view (checked) or a new tensor of
+ * `o.dtype`, else of `dtype` (x's or dy's).
+ */
+function activationOut(op: string, o: { out?: Tensor | null; accumulate?: boolean; dtype?: DType }, shape: readonly number[], dtype: DType): Tensor {
+  if (o.dtype !== undefined) checkDtype(op, o.dtype);
   if (!o.out) {
     if (o.accumulate) throw new Error(`${op}: accumulate needs an out tensor to add into`);
-    return empty(shape);
+    return empty(shape, 'tensor', o.dtype ?? dtype);
   }
   checkRank(op, 'out', o.out, 4);
   checkShapeIs(op, 'out', o.out, shape);
   checkPlane(op, 'out', o.out);
+  if (o.dtype !== undefined && o.dtype !== o.out.dtype) throw new Error(`${op}: dtype ${o.dtype} asked for, but out is ${o.out.dtype} (a given out keeps its dtype)`);
   return o.out;
 }
 
@@ -309,7 +356,10 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, o: Conv2dForwardOptions =
   checkContiguous(op, 'weight', w);
   if (o.bias) checkVector(op, 'bias', o.bias, g.Cout);
   if (o.prologue) checkScaleShift(op, 'prologue', o.prologue, g.Cin);
-  const y = activationOut(op, o, [g.N, g.Cout, g.OH, g.OW]);
+  for (const [what, t] of [['weight', w], ['bias', o.bias], ['prologue scale', o.prologue?.scale], ['prologue shift', o.prologue?.shift]] as const) {
+    checkFloat32(op, what, t);
+  }
+  const y = activationOut(op, o, [g.N, g.Cout, g.OH, g.OW], x.dtype);
   if (y.size === 0 || x.size === 0) return y;
   for (const [what, t] of [['weight', w], ['bias', o.bias], ['prologue scale', o.prologue?.scale], ['prologue shift', o.prologue?.shift]] as const) {
     checkNoAlias(op, what, t, [y]);
@@ -352,7 +402,8 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
     checkPlane(op, 'mask x', m.x);
     checkScaleShift(op, 'mask', m, g.Cin);
   }
-  const dx = activationOut(op, o, xShape);
+  for (const [what, t] of [['weight', w], ['mask scale', m?.scale], ['mask shift', m?.shift]] as const) checkFloat32(op, what, t);
+  const dx = activationOut(op, o, xShape, dy.dtype);
   if (dx.size === 0) return dx;
   for (const [what, t] of [['weight', w], ['mask x', m?.x], ['mask scale', m?.scale], ['mask shift', m?.shift]] as const) {
     checkNoAlias(op, what, t, [dx, dy]);
@@ -376,7 +427,7 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, xShape: readonly numbe
     const lanes = g.N * groups * runs;
     const WG = Math.ceil(lanes / 64) * g.stride * g.stride >= targetWorkgroups() ? 64 : 8;
     const [gx, gy] = grid1d(Math.ceil(lanes / WG));
-    dispatch({ shader: plainShader, entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
+    dispatch({ shader: convShader('plain', rolesOf(buffers)), entry: 'conv2d_dgrad_phase', constants: { WG } }, { params: p, buffers, workgroups: [gx, gy, g.stride * g.stride] });
     return dx;
   }
   launch({
@@ -402,6 +453,9 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   checkPlane(op, 'x', x);
   checkPlane(op, 'dy', dy);
   if (o.prologue) checkScaleShift(op, 'prologue', o.prologue, g.Cin);
+  for (const [what, t] of [['prologue scale', o.prologue?.scale], ['prologue shift', o.prologue?.shift], ['out', o.out], ['biasOut', o.biasOut]] as const) {
+    checkFloat32(op, what, t);
+  }
   let dw: Tensor;
   if (o.out) {
     checkShapeIs(op, 'out', o.out, wShape);
@@ -456,11 +510,12 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   p[22] = o.prologue?.scale.offset ?? 0;
   p[23] = o.prologue?.shift.offset ?? 0;
   p.set([CK, perSplit, rowsK, partial ? F.PARTIAL : o.accumulate ? F.ACC : 0, LD], 24);
-  const xb = xAlias ? dummies().read : x.buffer;
+  // Bindings the weight gradient does not read get the float32 dummy (x may be float16).
+  const d = dummies().read;
   launch({
     entry: 'conv2d_wgrad',
     params: p,
-    buffers: [xb, xb, dy.buffer, partial ? partial.buffer : dw.buffer, xb, o.prologue?.scale.buffer ?? xb, o.prologue?.shift.buffer ?? xb,
+    buffers: [xAlias ? d : x.buffer, d, dy.buffer, partial ? partial.buffer : dw.buffer, d, o.prologue?.scale.buffer ?? d, o.prologue?.shift.buffer ?? d,
       !partial && db ? db.buffer : dummies().db],
     constants: { PROLOGUE: flag(!!o.prologue), XALIAS: flag(xAlias) },
     columns: LD,
@@ -491,14 +546,18 @@ function reduceInto(dw: Tensor, db: Tensor | null, partials: PooledBuffer | null
   const d = dummies();
   const src = partials ?? d.read;
   dispatch(
-    { shader: plainShader, entry: 'conv2d_wgrad_reduce', constants: { WG } },
+    { shader: convShader('plain', { X: 'float32', G: 'float32', O: 'float32' }), entry: 'conv2d_wgrad_reduce', constants: { WG } },
     { params: p, buffers: [src, d.read, d.write, dw.buffer, d.read, d.read, d.read, db?.buffer ?? d.db], workgroups: grid1d(Math.ceil((Cout * LD) / WG)) },
   );
 }
 
-/** The bias gradient: dy summed over batch, rows and columns. */
+/** The bias gradient (float32): dy summed over batch, rows and columns (a float16 dy through a float32 copy). */
 export function conv2dBiasGradRaw(dy: Tensor): Tensor {
-  return sum(dy, [0, 2, 3]);
+  if (dy.dtype === 'float32') return sum(dy, [0, 2, 3]);
+  const d = unaryMap('copy', dy, 0, empty(dy.shape, 'conv-bias-grad'));
+  const db = sum(d, [0, 2, 3]);
+  d.dispose();
+  return db;
 }
 
 // ---- the op -------------------------------------------------------------------------------------
@@ -516,7 +575,7 @@ const conv2dOp = defineOp<ConvAttrs>({
     // The bias gradient comes from the weight-gradient kernel when there is one (no dispatch of its own).
     const db = b?.requiresGrad ? (w.requiresGrad ? empty([w.shape[0]]) : conv2dBiasGradRaw(g)) : null;
     return [
-      x.requiresGrad ? conv2dInputGradRaw(g, w, x.shape, attrs) : null,
+      x.requiresGrad ? conv2dInputGradRaw(g, w, x.shape, { ...attrs, dtype: x.dtype }) : null,
       w.requiresGrad ? conv2dWeightGradRaw(x, g, w.shape, { ...attrs, biasOut: b?.requiresGrad ? db : null }) : null,
       db,
     ];
@@ -526,12 +585,16 @@ const conv2dOp = defineOp<ConvAttrs>({
 /**
  * 2-D convolution like torch.nn.functional.conv2d (groups 1): x [N, Cin, H, W], w [Cout, Cin, KH, KW],
  * optional bias [Cout]; output [N, Cout, floor((H + 2p - KH) / s) + 1, floor((W + 2p - KW) / s) + 1].
+ * x may be float32 or float16 (y and x's gradient take its dtype); w and the bias are float32, and so are
+ * their gradients.
  */
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, { stride = 1, padding = 0 }: Conv2dOptions = {}): Tensor {
   checkRank('conv2d', 'x', x, 4);
   checkRank('conv2d', 'weight', w, 4);
+  checkFloat32('conv2d', 'weight', w);
   const g = geometry('conv2d', x.shape, w.shape, { stride, padding });
   if (b != null) checkRank('conv2d', 'bias', b, 1);
+  if (b != null) checkFloat32('conv2d', 'bias', b);
   if (b != null && b.shape[0] !== g.Cout) throw new Error(`conv2d: bias has shape ${fmt(b.shape)}, expected [${g.Cout}] for weight ${fmt(w.shape)}`);
   // Views the kernels cannot read directly are copied (the copy's gradient flows back through clone).
   const xs = planeContiguous(x) ? x : clone(x);
