@@ -45,7 +45,7 @@ override PHASE: u32 = 0u;
 @group(0) @binding(4) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(5) var<storage, read> GAMMA: array<f32>;
 @group(0) @binding(6) var<storage, read> BETA: array<f32>;
-@group(0) @binding(7) var<storage, read_write> DX: array<DX_T>;
+@group(0) @binding(7) var<storage, read_write> DX: array<vec4<DX_T>>;
 @group(0) @binding(8) var<storage, read_write> DGAMMA: array<f32>;
 
 var<workgroup> part: array<vec2<f32>, WG>;
@@ -76,6 +76,14 @@ fn ld_x(base: u32, j: u32) -> vec4<f32> {
 fn ld_dy(base: u32, j: u32) -> vec4<f32> {
   if (VEC) { return vec4<f32>(DY[(base >> 2u) + j]); }
   return vec4<f32>(dys(base + j), 0.0, 0.0, 0.0);
+}
+// The unit at element offset o of DX: a vec4 when VEC, else one element (in .x).
+fn ld_dx(o: u32) -> vec4<f32> {
+  if (VEC) { return vec4<f32>(DX[o >> 2u]); }
+  return vec4<f32>(f32(DX[o >> 2u][o & 3u]), 0.0, 0.0, 0.0);
+}
+fn st_dx(o: u32, v: vec4<f32>) {
+  if (VEC) { DX[o >> 2u] = DX_st4(v); } else { DX[o >> 2u][o & 3u] = DX_st(v.x); }
 }
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
@@ -135,12 +143,7 @@ fn bn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
   for (var f = li; f < (min(N, n0 + G) - n0) * Q; f += WG) {
     var v = fma(ld_x(xb + w.n * xsn, w.j), vec4<f32>(scale), vec4<f32>(shift));
     if (RELU) { v = select(v, vec4<f32>(), v <= vec4<f32>()); }
-    if (VEC) {
-      let o = ob + w.n * osn + 4u * w.j;
-      DX[o] = DX_st(v.x); DX[o + 1u] = DX_st(v.y); DX[o + 2u] = DX_st(v.z); DX[o + 3u] = DX_st(v.w);
-    } else {
-      DX[ob + w.n * osn + w.j] = DX_st(v.x);
-    }
+    st_dx(ob + w.n * osn + select(w.j, 4u * w.j, VEC), v);
     walk_next(&w);
   }
 }
@@ -211,15 +214,9 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   for (var f = li; f < (min(N, n0 + pu(23u)) - n0) * Q; f += WG) {
     let x = ld_x(xb + w.n * xsn, w.j);
     var v = a * masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift) + b * x + kk;
-    if (VEC) {
-      let o = ob + w.n * osn + 4u * w.j;
-      if (ACC) { v += vec4<f32>(f32(DX[o]), f32(DX[o + 1u]), f32(DX[o + 2u]), f32(DX[o + 3u])); }
-      DX[o] = DX_st(v.x); DX[o + 1u] = DX_st(v.y); DX[o + 2u] = DX_st(v.z); DX[o + 3u] = DX_st(v.w);
-    } else {
-      let o = ob + w.n * osn + w.j;
-      if (ACC) { v.x += f32(DX[o]); }
-      DX[o] = DX_st(v.x);
-    }
+    let o = ob + w.n * osn + select(w.j, 4u * w.j, VEC);
+    if (ACC) { v += ld_dx(o); }
+    st_dx(o, v);
     walk_next(&w);
   }
 }

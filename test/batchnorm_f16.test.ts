@@ -7,9 +7,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import {
-  batchNorm2d, batchNormApplyRaw, batchNormBackwardRaw, batchNormRelu2d, batchNormStats, forceBnStatsKernel,
+  batchNorm2d, batchNormApplyRaw, batchNormBackwardRaw, batchNormRelu2d, batchNormStats, bnStatsSource, forceBnStatsKernel,
 } from '../engine/ops/batchnorm.js';
-import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
+import { adaptiveAvgPool2d, avgPool2d, maxPool2d, poolShaders } from '../engine/ops/pool2d.js';
 import { map, nd, slice, type ND } from './reference/ndarray.js';
 import * as R from './reference/layers.js';
 import { randND, toND, toTensor, useEngine } from './helpers.js';
@@ -336,6 +336,16 @@ f16.each(bnKernels)(`batch norm on float16 activations (%s reduction)${why}`, (k
     expect(infs).toBeGreaterThan(10);
     for (const t of [xt, gt, bt]) t.dispose();
     E.scope(() => undefined);
+  });
+});
+
+describe('float32 compositions', () => {
+  it('need no shader-f16: no `enable f16` and no f16 type in batch norm or pooling kernels composed for float32', () => {
+    const sources = [...bnKernels.map((v) => bnStatsSource(v, { X: 'float32', DY: 'float32', DX: 'float32' })), ...poolShaders('float32')];
+    for (const k of sources) {
+      expect(k.enables ?? [], k.file).not.toContain('f16');
+      expect(k.source, k.file).not.toMatch(/\bf16\b/);
+    }
   });
 });
 
