@@ -9,12 +9,12 @@
 // batch-statistics gradient in training), in one dispatch (a workgroup per channel) or two.
 // batchNormRelu2d fuses a following ReLU into the same kernels (its mask recomputed in backward).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
-// other layouts are copied first. The activations (x, y, dy, dx) are float32 or float16 storage, each
-// a role of the composed kernel (engine/storage.ts); arithmetic, sums and every per-channel table
-// (statistics, gamma, beta, running statistics, scale/shift, the gradients of gamma and beta) are
-// float32. The memory-efficient dense block (dense_block.ts) calls the raw
+// other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
 // pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormPrologue() and
 // batchNormBackwardRaw().
+// The activations (x, y, dy, dx) are float32 or float16 storage, each a role of the composed kernel
+// (engine/storage.ts); arithmetic, sums and every per-channel table (statistics, gamma, beta, running
+// statistics, scale/shift, the gradients of gamma and beta) are float32.
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
