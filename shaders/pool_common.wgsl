@@ -1,5 +1,6 @@
 // pool_common.wgsl: helpers shared by maxpool2d.wgsl and avgpool2d.wgsl (composed after each body by
-// engine/ops/pool2d.ts). Both files declare `override WG` and read the pooling parameter layout:
+// engine/ops/pool2d.ts). Both files declare `override WG` and OUT (array<OUT_T>, which store_cell writes), and
+// read the pooling parameter layout:
 //   0 N  1 C  2 H  3 W  4 OH  5 OW  6 kh  7 kw  8 sh  9 sw  10 ph  11 pw
 //   12 A offset  13 A stride n  14 A stride c  15 A stride h  16 A stride w
 //   17 cell rows CH  18 cells per row CW  19 cell row shift ah  20 cell column shift aw (backward kernels)
