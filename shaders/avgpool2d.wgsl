@@ -1,6 +1,7 @@
 // avgpool2d.wgsl: average pooling (count_include_pad = true, floor mode) and adaptive average pooling
 // over NCHW, forward and backward.
-// Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write, contiguous: y, or dx).
+// Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write, contiguous: y, or dx); each float32 or
+//   float16 (A_T, OUT_T: engine/storage.ts), the sums float32.
 // Dispatch (helpers, parameter layout and the walk in pool_common.wgsl, composed after this body): one
 //   workgroup per (channel, group of images), its invocations walking the images' planes: forward, one
 //   invocation per output; backward, one per 2x2 cell of dx (cell_origin), summing in window order over
@@ -12,8 +13,8 @@
 //                          floor(h*OH/H) .. ceil((h+1)*OH/H) - 1 (each checked).
 override WG: u32 = 64u;
 
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<A_T>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<OUT_T>;
 
 @compute @workgroup_size(WG)
 fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -31,9 +32,9 @@ fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let w0 = u32(max(ws, 0)); let w1 = u32(min(ws + kw, W));
     var acc = 0.0;
     for (var h = h0; h < h1; h++) {
-      for (var w = w0; w < w1; w++) { acc += A[base + h * sh + w * sw]; }
+      for (var w = w0; w < w1; w++) { acc += f32(A[base + h * sh + w * sw]); }
     }
-    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = acc * inv;
+    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = OUT_st(acc * inv);
   }
 }
 
@@ -53,7 +54,7 @@ fn avg_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
     for (var ow = cols.x; ow < cols.y; ow++) {
       let ws = i32(ow * st_w) - pw;
       let qin = (q >= vec2<i32>(ws)) & (q < vec2<i32>(ws + kw));
-      let d = A[base + oh * sh + ow * sw];
+      let d = f32(A[base + oh * sh + ow * sw]);
       acc += select(vec4<f32>(), vec4<f32>(d), vec4<bool>(rin.xx & qin, rin.yy & qin));
     }
   }
@@ -77,9 +78,9 @@ fn adaptive_avg_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let w0 = at.col * W / OW; let w1 = ((at.col + 1u) * W + OW - 1u) / OW;
     var acc = 0.0;
     for (var h = h0; h < h1; h++) {
-      for (var w = w0; w < w1; w++) { acc += A[base + h * sh + w * sw]; }
+      for (var w = w0; w < w1; w++) { acc += f32(A[base + h * sh + w * sw]); }
     }
-    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = acc / f32((h1 - h0) * (w1 - w0));
+    OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = OUT_st(acc / f32((h1 - h0) * (w1 - w0)));
   }
 }
 
@@ -100,7 +101,7 @@ fn adaptive_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
     for (var ow = ow0; ow < ow1; ow++) {
       let b0 = ow * W / OW; let b1 = ((ow + 1u) * W + OW - 1u) / OW;
       let qin = (q >= vec2<u32>(b0)) & (q < vec2<u32>(b1));
-      let d = A[base + oh * sh + ow * sw] / f32((a1 - a0) * (b1 - b0));
+      let d = f32(A[base + oh * sh + ow * sw]) / f32((a1 - a0) * (b1 - b0));
       acc += select(vec4<f32>(), vec4<f32>(d), vec4<bool>(rin.xx & qin, rin.yy & qin));
     }
   }

@@ -5,7 +5,9 @@
 // workgroup-memory step; needs `subgroups`).
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
 //   5 GAMMA, 6 BETA (read), 7 DX (read_write: dx, or bn_apply's output), 8 DGAMMA (read_write). Unused
-//   bindings get any buffers (distinct ones for the writable bindings).
+//   bindings get any buffers of their element type (distinct ones for the writable bindings).
+//   X, DY and DX (the activations) are float32 or float16 (X_T, DY_T, DX_T: engine/storage.ts); every
+//   other binding, and all arithmetic and sums, are float32.
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view; for
 //   bn_apply and bn_backward's PHASE 2, workgroup_id.y = a group of images).
 //   bn_stats folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the partial of
@@ -29,7 +31,7 @@
 //   7 eps (f32)  8 dy offset  9 dy stride n  10 dy stride c  11 stats column offset  12 stats row stride
 //   13 gamma offset  14 gamma stride  15 beta offset  16 beta stride  17 dx offset  18 dx stride n
 //   19 dx stride c  20 1/M (f32)  21 1: write DGAMMA  22 its offset (dg)  23 images per workgroup G
-//   Offsets and strides are in floats; with VEC they are multiples of 4 and HW too.
+//   Offsets and strides are in elements; with VEC they are multiples of 4 and HW too.
 override WG: u32 = 64u;
 override VEC: bool = true;
 override TRAIN: bool = true;
@@ -37,21 +39,21 @@ override ACC: bool = false;
 override RELU: bool = false;
 override PHASE: u32 = 0u;
 
-@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> DY: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> X: array<vec4<X_T>>;
+@group(0) @binding(2) var<storage, read> DY: array<vec4<DY_T>>;
 @group(0) @binding(3) var<storage, read> ST: array<f32>;
 @group(0) @binding(4) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(5) var<storage, read> GAMMA: array<f32>;
 @group(0) @binding(6) var<storage, read> BETA: array<f32>;
-@group(0) @binding(7) var<storage, read_write> DX: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DX: array<vec4<DX_T>>;
 @group(0) @binding(8) var<storage, read_write> DGAMMA: array<f32>;
 
 var<workgroup> part: array<vec2<f32>, WG>;
 
-fn xs(i: u32) -> f32 { return X[i >> 2u][i & 3u]; }
-fn dys(i: u32) -> f32 { return DY[i >> 2u][i & 3u]; }
+fn xs(i: u32) -> f32 { return f32(X[i >> 2u][i & 3u]); }
+fn dys(i: u32) -> f32 { return f32(DY[i >> 2u][i & 3u]); }
 
-// A channel's N planes walked as one flat range of units (a vec4 when VEC, else one float in .x with
+// A channel's N planes walked as one flat range of units (a vec4 when VEC, else one element in .x with
 // .yzw = 0), so small planes still fill the lanes: unit f = li, li + WG, ... is (image n, unit j of its
 // plane), stepped without a division. Partial sums are folded into the totals every FOLD steps.
 const FOLD = 32u;
@@ -66,14 +68,22 @@ fn walk_next(w: ptr<function, Walk>) {
   if ((*w).j >= (*w).q) { (*w).j -= (*w).q; (*w).n += 1u; }
 }
 fn units(HW: u32) -> u32 { return select(HW, HW >> 2u, VEC); }
-// Unit j of the plane at float offset `base` of X or DY.
+// Unit j of the plane at element offset `base` of X or DY.
 fn ld_x(base: u32, j: u32) -> vec4<f32> {
-  if (VEC) { return X[(base >> 2u) + j]; }
+  if (VEC) { return vec4<f32>(X[(base >> 2u) + j]); }
   return vec4<f32>(xs(base + j), 0.0, 0.0, 0.0);
 }
 fn ld_dy(base: u32, j: u32) -> vec4<f32> {
-  if (VEC) { return DY[(base >> 2u) + j]; }
+  if (VEC) { return vec4<f32>(DY[(base >> 2u) + j]); }
   return vec4<f32>(dys(base + j), 0.0, 0.0, 0.0);
+}
+// The unit at element offset o of DX: a vec4 when VEC, else one element (in .x).
+fn ld_dx(o: u32) -> vec4<f32> {
+  if (VEC) { return vec4<f32>(DX[o >> 2u]); }
+  return vec4<f32>(f32(DX[o >> 2u][o & 3u]), 0.0, 0.0, 0.0);
+}
+fn st_dx(o: u32, v: vec4<f32>) {
+  if (VEC) { DX[o >> 2u] = DX_st4(v); } else { DX[o >> 2u][o & 3u] = DX_st(v.x); }
 }
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
@@ -90,7 +100,7 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
       var ps = vec4<f32>(); var pq = vec4<f32>();
       let b4 = base >> 2u;
       for (var j = li; j < (HW >> 2u); j += WG) {
-        let v = X[b4 + j] - K;
+        let v = vec4<f32>(X[b4 + j]) - K;
         ps += v; pq += v * v;
       }
       s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
@@ -133,12 +143,7 @@ fn bn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
   for (var f = li; f < (min(N, n0 + G) - n0) * Q; f += WG) {
     var v = fma(ld_x(xb + w.n * xsn, w.j), vec4<f32>(scale), vec4<f32>(shift));
     if (RELU) { v = select(v, vec4<f32>(), v <= vec4<f32>()); }
-    if (VEC) {
-      let o = ob + w.n * osn + 4u * w.j;
-      DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
-    } else {
-      DX[ob + w.n * osn + w.j] = v.x;
-    }
+    st_dx(ob + w.n * osn + select(w.j, 4u * w.j, VEC), v);
     walk_next(&w);
   }
 }
@@ -209,15 +214,9 @@ fn bn_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   for (var f = li; f < (min(N, n0 + pu(23u)) - n0) * Q; f += WG) {
     let x = ld_x(xb + w.n * xsn, w.j);
     var v = a * masked(ld_dy(db + w.n * dsn, w.j), x, scale, shift) + b * x + kk;
-    if (VEC) {
-      let o = ob + w.n * osn + 4u * w.j;
-      if (ACC) { v += vec4<f32>(DX[o], DX[o + 1u], DX[o + 2u], DX[o + 3u]); }
-      DX[o] = v.x; DX[o + 1u] = v.y; DX[o + 2u] = v.z; DX[o + 3u] = v.w;
-    } else {
-      let o = ob + w.n * osn + w.j;
-      if (ACC) { v.x += DX[o]; }
-      DX[o] = v.x;
-    }
+    let o = ob + w.n * osn + select(w.j, 4u * w.j, VEC);
+    if (ACC) { v += ld_dx(o); }
+    st_dx(o, v);
     walk_next(&w);
   }
 }

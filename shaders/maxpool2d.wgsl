@@ -1,6 +1,7 @@
 // maxpool2d.wgsl: 2-D max pooling over NCHW (PyTorch: padding counts as -inf, floor mode) and its backward.
 // Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write: y, or dx), 3 IDX (read_write: the
 //   arg-max of each output as a plane index h*W + w stored as f32; written by forward, read by backward).
+//   A and OUT are float32 or float16 (A_T, OUT_T: engine/storage.ts); comparisons and sums are float32.
 // Dispatch (helpers and parameter layout in pool_common.wgsl, composed after this body); OUT and IDX
 //   are contiguous.
 //   Workgroup (channel, group of images), its invocations walking the images' planes (pool_common.wgsl).
@@ -12,8 +13,8 @@
 //                 window overlapping the cell is read once for its four pixels).
 override WG: u32 = 64u;
 
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<A_T>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<OUT_T>;
 @group(0) @binding(3) var<storage, read_write> IDX: array<f32>;
 
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
@@ -31,16 +32,16 @@ fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let ws = i32(at.col * st_w) - pw;
     let h0 = u32(max(hs, 0)); let h1 = u32(min(hs + kh, H));
     let w0 = u32(max(ws, 0)); let w1 = u32(min(ws + kw, W));
-    var best = A[base + h0 * sh + w0 * sw];
+    var best = f32(A[base + h0 * sh + w0 * sw]);
     var bi = h0 * u32(W) + w0;
     for (var h = h0; h < h1; h++) {
       for (var w = w0; w < w1; w++) {
-        let v = A[base + h * sh + w * sw];
+        let v = f32(A[base + h * sh + w * sw]);
         if ((v > best) | is_nan(v)) { best = v; bi = h * u32(W) + w; }
       }
     }
     let o = ((n * pu(1u) + c) * OH + at.row) * OW + at.col;
-    OUT[o] = best;
+    OUT[o] = OUT_st(best);
     IDX[o] = f32(bi);
   }
 }
@@ -60,7 +61,7 @@ fn max_bwd_cell(n: u32, c: u32, rq: vec2<i32>) {
   var acc = vec4<f32>();
   for (var oh = rows.x; oh < rows.y; oh++) {
     for (var ow = cols.x; ow < cols.y; ow++) {
-      let d = A[base + oh * sh + ow * sw];
+      let d = f32(A[base + oh * sh + ow * sw]);
       acc += select(vec4<f32>(), vec4<f32>(d), vec4<f32>(IDX[obase + oh * OW + ow]) == me);
     }
   }

@@ -1,5 +1,6 @@
 // pool_common.wgsl: helpers shared by maxpool2d.wgsl and avgpool2d.wgsl (composed after each body by
-// engine/ops/pool2d.ts). Both files declare `override WG` and read the pooling parameter layout:
+// engine/ops/pool2d.ts). Both files declare `override WG` and OUT (array<OUT_T>, which store_cell writes), and
+// read the pooling parameter layout:
 //   0 N  1 C  2 H  3 W  4 OH  5 OW  6 kh  7 kw  8 sh  9 sw  10 ph  11 pw
 //   12 A offset  13 A stride n  14 A stride c  15 A stride h  16 A stride w
 //   17 cell rows CH  18 cells per row CW  19 cell row shift ah  20 cell column shift aw (backward kernels)
@@ -38,15 +39,16 @@ fn walk_next(w: ptr<function, Walk>) {
 // four pixels.
 fn cell_origin(at: Walk) -> vec2<i32> { return vec2<i32>(i32(2u * at.row) - pi(19u), i32(2u * at.col) - pi(20u)); }
 
-// Writes the cell's four sums into the contiguous dx plane at `xbase`, skipping pixels outside it.
+// Writes the cell's four sums into the contiguous dx plane at `xbase` (OUT, of either storage type),
+// skipping pixels outside it.
 fn store_cell(xbase: u32, rq: vec2<i32>, v: vec4<f32>) {
   let H = pi(2u); let W = pi(3u);
   let rok0 = rq.x >= 0; let rok1 = rq.x + 1 < H; let qok0 = rq.y >= 0; let qok1 = rq.y + 1 < W;
   let o = i32(xbase) + rq.x * W + rq.y;
-  if (rok0 && qok0) { OUT[o] = v.x; }
-  if (rok0 && qok1) { OUT[o + 1] = v.y; }
-  if (rok1 && qok0) { OUT[o + W] = v.z; }
-  if (rok1 && qok1) { OUT[o + W + 1] = v.w; }
+  if (rok0 && qok0) { OUT[o] = OUT_st(v.x); }
+  if (rok0 && qok1) { OUT[o + 1] = OUT_st(v.y); }
+  if (rok1 && qok0) { OUT[o + W] = OUT_st(v.z); }
+  if (rok1 && qok1) { OUT[o + W + 1] = OUT_st(v.w); }
 }
 
 // The windows [first, end) of a stride-`s`, size-`k`, padding-`p` pooling with `O` outputs along one axis

@@ -1,5 +1,6 @@
 import { describe, test } from 'vitest';
 import { poolShaders } from '../engine/ops/pool2d.js';
+import { bnStatsSource } from '../engine/ops/batchnorm.js';
 import * as E from '../engine/index.js';
 import { checkShader, compose } from '../engine/runtime.js';
 import { shaders } from '../engine/shaders.js';
@@ -51,7 +52,20 @@ describe('every shader compiles', () => {
     }
   }
 
-  for (const shader of poolShaders) test(`${shader.file} composed with pool_common.wgsl`, () => checkShader(shader));
+  // The pooling bodies with pool_common.wgsl, and batch norm's per-channel kernels with each variant's
+  // lane sums, composed with every storage type the adapter can run.
+  for (const dtype of E.DTYPES) {
+    const noF16 = dtype === 'float16' && !features.shaderF16;
+    ['maxpool2d', 'avgpool2d'].forEach((name, i) => {
+      test.skipIf(noF16)(`${name}.wgsl composed with pool_common.wgsl, ${dtype} storage`, () => checkShader(poolShaders(dtype)[i]));
+    });
+    for (const v of E.allVariants('bnStats')) {
+      test(`batchnorm_stats.wgsl composed for ${v}, ${dtype} storage`, async (ctx) => {
+        if (noF16 || !E.supportedVariants('bnStats').includes(v)) ctx.skip();
+        await checkShader(bnStatsSource(v, { X: dtype, DY: dtype, DX: dtype }));
+      });
+    }
+  }
 
   test('a compile error in a composed snippet names the snippet, line and column', async () => {
     const { expect } = await import('vitest');

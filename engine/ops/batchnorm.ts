@@ -12,10 +12,15 @@
 // other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
 // pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormPrologue() and
 // batchNormBackwardRaw().
+// The activations (x, y, dy, dx) are float32 or float16 storage, each a role of the composed kernel
+// (engine/storage.ts); arithmetic, sums and every per-channel table (statistics, gamma, beta, running
+// statistics, scale/shift, the gradients of gamma and beta) are float32.
 
 import { defineOp } from '../autograd.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
-import { compose, dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { storageTypes, typed } from '../storage.js';
+import type { DType } from '../dtype.js';
 import { selectVariant } from '../tuner.js';
 import { forceVariant, heuristicVariant, planeImagesPerWorkgroup, planeWorkgroupSize, type VariantName } from '../variants.js';
 import { pool, type PooledBuffer } from '../pool.js';
@@ -30,11 +35,23 @@ import bnSrc from '../../shaders/batchnorm.wgsl';
 import updateSrc from '../../shaders/batchnorm_update.wgsl';
 
 const statsBody: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
-/** The statistics kernels composed with the lane-summing snippet of each variant. */
-const statsShaders: Record<BnStatsKernel, KernelSource> = {
-  subgroup: compose(statsBody, [{ file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc }], { enables: ['subgroups'], variant: 'subgroup' }),
-  fallback: compose(statsBody, [{ file: 'batchnorm_stats_tree.wgsl', source: statsTreeSrc }], { variant: 'fallback' }),
+/** The lane-summing snippet of each reduction variant, and what it needs enabled. */
+const laneSums: Record<BnStatsKernel, { snippet: KernelSource; enables: string[] }> = {
+  subgroup: { snippet: { file: 'batchnorm_stats_subgroup.wgsl', source: statsSubgroupSrc }, enables: ['subgroups'] },
+  fallback: { snippet: { file: 'batchnorm_stats_tree.wgsl', source: statsTreeSrc }, enables: [] },
 };
+/** The storage types of batchnorm_stats.wgsl's activation bindings: x, dy and dx (or y). */
+export interface BnRoles {
+  X: DType;
+  DY: DType;
+  DX: DType;
+}
+
+/** batchnorm_stats.wgsl composed for a reduction variant and the activations' storage types. */
+export function bnStatsSource(variant: BnStatsKernel, roles: BnRoles): KernelSource {
+  const { snippet, enables } = laneSums[variant];
+  return typed(statsBody, { ...roles }, { snippets: [snippet], enables, variant });
+}
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
 const updateShader: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
 
@@ -59,20 +76,39 @@ function planar(x: Tensor): Tensor {
   return ok ? x : unaryMap('copy', x);
 }
 
-/** Whether vec4 loads can walk x's planes (and dy's, when given). */
+/** Whether vec4 loads (of 4 elements, float32 or float16) can walk x's planes (and dy's, when given). */
 function vec4Ok(...ts: Tensor[]): boolean {
   const HW = ts[0].shape[2] * ts[0].shape[3];
   return HW % 4 === 0 && ts.every((t) => t.offset % 4 === 0 && t.strides[0] % 4 === 0 && t.strides[1] % 4 === 0);
 }
 
-function statsKernel(): KernelSource {
-  return statsShaders[selectVariant('bnStats', '')];
+/** The reduction variant for these storage types (the tuner's key names them), composed with them. */
+function statsKernel(roles: BnRoles): KernelSource {
+  return bnStatsSource(selectVariant('bnStats', storageTypes({ ...roles }).key), roles);
 }
 
 /**
- * Per-channel batch statistics of an NCHW tensor or view: a [3, C] tensor of mean, 1/sqrt(var + eps)
- * and the biased variance. With `out` ([3, Ctotal]), writes columns [channel, channel + C) of it instead
- * and returns it. No autograd.
+ * The 8 buffers of batchnorm_stats.wgsl, each unused binding filled with a buffer of its element type:
+ * x's for an unused DY (its role then x's type), float32 spares for the others (one for the read-only
+ * ones, one each for the writable OUT, DX and DGAMMA).
+ */
+function statsBuffers(b: { x: Tensor; dy?: Tensor; st?: Tensor; out?: Tensor; gamma?: Tensor; beta?: Tensor; dx?: Tensor; dgamma?: Tensor | null }): PooledBuffer[] {
+  const d = spares();
+  return [b.x.buffer, (b.dy ?? b.x).buffer, b.st?.buffer ?? d[2], b.out?.buffer ?? d[0], b.gamma?.buffer ?? d[2], b.beta?.buffer ?? d[2],
+    b.dx?.buffer ?? d[1], b.dgamma?.buffer ?? d[3]];
+}
+
+/** A clear error unless a per-channel tensor (statistics, gamma, beta, running statistics) is float32. */
+function checkFloat32(op: string, what: string, t: Tensor | null | undefined): void {
+  if (t && t.dtype !== 'float32') {
+    throw new Error(`${op}: ${what} is ${t.dtype}, expected float32 (only the activations and their gradients may be float16; cast it with .float())`);
+  }
+}
+
+/**
+ * Per-channel batch statistics of an NCHW tensor or view (float32 or float16): a float32 [3, C] tensor
+ * of mean, 1/sqrt(var + eps) and the biased variance. With `out` ([3, Ctotal], float32), writes columns
+ * [channel, channel + C) of it instead and returns it. No autograd.
  */
 export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; channel: number }): Tensor {
   if (x.ndim !== 4) throw new Error(`batchNormStats: expected an NCHW tensor, got shape ${fmt(x.shape)}`);
@@ -82,6 +118,7 @@ export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; cha
     if (s.ndim !== 2 || s.shape[0] !== 3 || !s.isContiguous || out.channel < 0 || out.channel + C > s.shape[1]) {
       throw new Error(`batchNormStats: cannot write ${C} channels at column ${out.channel} of stats ${fmt(s.shape)} (expected a contiguous [3, >= ${out.channel + C}])`);
     }
+    checkFloat32('batchNormStats', 'statistics', s);
   }
   checkGrid('batchNormStats', x);
   const stats = out?.stats ?? empty([3, C], 'bn-stats');
@@ -89,8 +126,8 @@ export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; cha
   const p = new Uint32Array(PARAM_WORDS);
   p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], stats.offset + (out?.channel ?? 0), stats.shape[1], f32bits(eps)]);
   dispatch(
-    { shader: statsKernel(), entry: 'bn_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, xp.buffer, stats.buffer, xp.buffer, xp.buffer, spares()[0], spares()[1]], workgroups: [C] },
+    { shader: statsKernel({ X: xp.dtype, DY: xp.dtype, DX: 'float32' }), entry: 'bn_stats', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0 } },
+    { params: p, buffers: statsBuffers({ x: xp, out: stats }), workgroups: [C] },
   );
   if (xp !== x) xp.dispose();
   return stats;
@@ -98,6 +135,8 @@ export function batchNormStats(x: Tensor, eps = 1e-5, out?: { stats: Tensor; cha
 
 /** Stats [3, C] from running statistics (for eval mode). No autograd. */
 export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor {
+  checkFloat32('batchNormEvalStats', 'runningMean', rm);
+  checkFloat32('batchNormEvalStats', 'runningVar', rv);
   const C = rm.shape[0];
   const stats = empty([3, C], 'bn-stats');
   const p = new Uint32Array(PARAM_WORDS);
@@ -140,6 +179,8 @@ function spares(): PooledBuffer[] {
  */
 function bnUpdate(stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null): void {
   const op = 'batchNorm running statistics';
+  for (const [t, what] of [[stats, 'statistics'], [affine?.gamma, 'gamma'], [affine?.beta, 'beta'], [running?.runningMean, 'runningMean'],
+    [running?.runningVar, 'runningVar'], [running?.numBatchesTracked, 'numBatchesTracked']] as const) checkFloat32(affine ? 'batchNormPrologue' : op, what, t);
   if (running) {
     const { runningMean: rm, runningVar: rv, numBatchesTracked: nb } = running;
     if (rm.shape[0] !== C || rv.shape[0] !== C) throw new Error(`${op}: running mean ${fmt(rm.shape)} and variance ${fmt(rv.shape)} must have ${C} channels`);
@@ -192,32 +233,32 @@ export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, ru
 }
 
 /**
- * y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W] (with `relu`, max(y, 0));
- * stats as batchNormStats(). No autograd.
+ * y = (x - mean) * invstd * gamma + beta as a new contiguous [N, C, H, W] of x's dtype (with `relu`,
+ * max(y, 0)); stats as batchNormStats(), gamma and beta float32. No autograd.
  */
 export function batchNormApplyRaw(x: Tensor, stats: Tensor, gamma: Tensor, beta: Tensor, statsChannel = 0, relu = false): Tensor {
   const [N, C, H, W] = x.shape;
   checkGrid('batchNorm2d', x);
+  for (const [t, what] of [[stats, 'statistics'], [gamma, 'gamma'], [beta, 'beta']] as const) checkFloat32('batchNorm2d', what, t);
   const xp = planar(x);
-  const out = empty([N, C, H, W]);
+  const out = empty([N, C, H, W], 'tensor', x.dtype);
   const G = planeImagesPerWorkgroup(N, C);
   const p = new Uint32Array(PARAM_WORDS);
   p.set([N, H * W, xp.offset, xp.strides[0], xp.strides[1], 0, 0, 0, 0, 0, 0, stats.offset + statsChannel, stats.shape[1],
     gamma.offset, gamma.strides[0], beta.offset, beta.strides[0], out.offset, out.strides[0], out.strides[1]]);
   p[23] = G;
-  const d = spares();
   dispatch(
-    { shader: statsKernel(), entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0, RELU: relu ? 1 : 0 } },
-    { params: p, buffers: [xp.buffer, xp.buffer, stats.buffer, d[0], gamma.buffer, beta.buffer, out.buffer, d[1]], workgroups: [C, Math.ceil(N / G)] },
+    { shader: statsKernel({ X: xp.dtype, DY: xp.dtype, DX: out.dtype }), entry: 'bn_apply', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(xp) ? 1 : 0, RELU: relu ? 1 : 0 } },
+    { params: p, buffers: statsBuffers({ x: xp, st: stats, gamma, beta, dx: out }), workgroups: [C, Math.ceil(N / G)] },
   );
   if (xp !== x) xp.dispose();
   return out;
 }
 
 export interface BnBackwardOptions {
-  /** Where dx goes: a view of x's shape with contiguous planes (default: a new tensor). */
+  /** Where dx goes: a view of x's shape with contiguous planes, float32 or float16 (default: a new tensor of x's dtype). */
   out?: Tensor;
-  /** Add dx to what `out` holds instead of overwriting it. */
+  /** Add dx to what `out` holds instead of overwriting it (the sum taken in float32, stored in out's dtype). */
   accumulate?: boolean;
   /** A contiguous [C] that also gets gamma's gradient (row 1 of the sums), as a tensor of its own. */
   dgammaOut?: Tensor | null;
@@ -232,7 +273,8 @@ export interface BnBackwardOptions {
  * Batch norm's backward (bn_backward in batchnorm_stats.wgsl; one dispatch, or two on GPUs, see
  * engine/variants.ts bnBackward): the per-channel sums [2, C] (sum(dy) and sum(dy * xhat): the
  * gradients of beta and gamma) and dx from dy (both with contiguous planes), the statistics and gamma:
- * the full batch-statistics gradient when `training`, else gamma * invstd * dy. No autograd.
+ * the full batch-statistics gradient when `training`, else gamma * invstd * dy. x and dy are each
+ * float32 or float16; the sums, dgammaOut, stats, gamma and beta float32. No autograd.
  */
 export function batchNormBackwardRaw(
   x: Tensor, dy: Tensor, stats: Tensor, gamma: Tensor, training: boolean,
@@ -242,7 +284,8 @@ export function batchNormBackwardRaw(
   if (dgammaOut && (dgammaOut.ndim !== 1 || dgammaOut.shape[0] !== C || dgammaOut.strides[0] !== 1)) {
     throw new Error(`batchNorm backward: dgammaOut ${fmt(dgammaOut.shape)} must be a contiguous [${C}]`);
   }
-  const o = out ?? empty([N, C, H, W]);
+  for (const [t, what] of [[stats, 'statistics'], [gamma, 'gamma'], [reluBeta, 'beta'], [dgammaOut, 'gamma gradient']] as const) checkFloat32('batchNorm backward', what, t);
+  const o = out ?? empty([N, C, H, W], 'tensor', x.dtype);
   if (out && (out.shape.join() !== x.shape.join() || (W > 1 && out.strides[3] !== 1) || (H > 1 && out.strides[2] !== W))) {
     throw new Error(`batchNorm backward: the output view ${fmt(out.shape)} must match x ${fmt(x.shape)} with contiguous planes`);
   }
@@ -254,9 +297,9 @@ export function batchNormBackwardRaw(
     dgammaOut ? 1 : 0, dgammaOut?.offset ?? 0]);
   const vec = vec4Ok(x, dy) && o.offset % 4 === 0 && o.strides[0] % 4 === 0 && o.strides[1] % 4 === 0;
   const constants = { WG: bnWorkgroupSize(), VEC: vec ? 1 : 0, TRAIN: training ? 1 : 0, ACC: accumulate ? 1 : 0, RELU: reluBeta ? 1 : 0 };
-  const buffers = [x.buffer, dy.buffer, stats.buffer, sums.buffer, gamma.buffer, beta.buffer, o.buffer, dgammaOut?.buffer ?? spares()[0]];
-  const shader = statsKernel();
-  if (selectVariant('bnBackward', '') === 'fused') {
+  const buffers = statsBuffers({ x, dy, st: stats, out: sums, gamma, beta, dx: o, dgamma: dgammaOut });
+  const shader = statsKernel({ X: x.dtype, DY: dy.dtype, DX: o.dtype });
+  if (selectVariant('bnBackward', storageTypes({ X: x.dtype, DY: dy.dtype, DX: o.dtype }).key) === 'fused') {
     p[23] = N;
     dispatch({ shader, entry: 'bn_backward', constants: { ...constants, PHASE: 0 } }, { params: p, buffers, workgroups: [C] });
   } else {
@@ -354,6 +397,7 @@ function batchNormOrRelu(
   check(beta, 'beta');
   check(runningMean, 'runningMean');
   check(runningVar, 'runningVar');
+  for (const [t, what] of [[gamma, 'gamma'], [beta, 'beta'], [runningMean, 'runningMean'], [runningVar, 'runningVar'], [numBatchesTracked, 'numBatchesTracked']] as const) checkFloat32(op, what, t);
   if (!runningMean !== !runningVar) throw new Error(`${op}: give both runningMean and runningVar, or neither`);
   if (!training && !runningMean) throw new Error(`${op}: eval mode (training = false) needs runningMean and runningVar`);
   if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);

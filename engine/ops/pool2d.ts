@@ -3,9 +3,14 @@
 // Forward: one invocation per output; backward: one per 2x2 cell of input elements, gathering from the
 // windows that overlap it (no atomics). Max pooling saves the arg-max of each output for backward.
 // x may be any strided [N, C, H, W] view (channel views of a shared buffer included); outputs are contiguous.
+// x, y and the gradients are float32 or float16 storage (roles A: what a kernel reads, OUT: what it
+// writes; engine/storage.ts): y and dx have x's dtype, dy may be either; sums, comparisons and max
+// pooling's arg-max indices are float32.
 
 import { defineOp } from '../autograd.js';
-import { compose, dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { typed } from '../storage.js';
+import type { DType } from '../dtype.js';
 import { fmt, pair } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
@@ -15,10 +20,12 @@ import avgSrc from '../../shaders/avgpool2d.wgsl';
 import commonSrc from '../../shaders/pool_common.wgsl';
 
 const common: KernelSource = { file: 'pool_common.wgsl', source: commonSrc };
-const maxShader = compose({ file: 'maxpool2d.wgsl', source: maxSrc }, [common], { variant: '' });
-const avgShader = compose({ file: 'avgpool2d.wgsl', source: avgSrc }, [common], { variant: '' });
-/** The pooling modules as the engine compiles them (for the shader tests). */
-export const poolShaders = [maxShader, avgShader];
+const maxBody: KernelSource = { file: 'maxpool2d.wgsl', source: maxSrc };
+const avgBody: KernelSource = { file: 'avgpool2d.wgsl', source: avgSrc };
+/** A pooling body composed with pool_common.wgsl, reading A and writing OUT in these storage types. */
+const poolShader = (body: KernelSource, A: DType, OUT: DType) => typed(body, { A, OUT }, { snippets: [common] });
+/** The pooling modules as the engine compiles them, for the shader tests: each body with `dtype` storage. */
+export const poolShaders = (dtype: DType): KernelSource[] => [maxBody, avgBody].map((b) => poolShader(b, dtype, dtype));
 /** Workgroup size (see engine/variants.ts). */
 const workgroupSize = () => planeWorkgroupSize();
 
@@ -88,15 +95,15 @@ const maxPoolOp = defineOp<Geometry>({
   name: 'maxPool2d',
   forward: ([x], g, saved) => {
     const [N, C] = x.shape;
-    const out = empty([N, C, g.OH, g.OW]);
+    const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
     const idx = empty([N, C, g.OH, g.OW], 'pool-index');
-    if (out.size) run(maxShader, 'max_pool_fwd', poolParams(x, x.shape, g), [x, out, idx], N, C);
+    if (out.size) run(poolShader(maxBody, x.dtype, out.dtype), 'max_pool_fwd', poolParams(x, x.shape, g), [x, out, idx], N, C);
     saved.push(idx);
     return out;
   },
   backward: ({ inputs: [x], attrs: g, saved: [idx] }, dy) => {
-    const dx = empty(x.shape);
-    if (dx.size) runCells(maxShader, 'max_pool_bwd', poolParams(dy, x.shape, g), [dy, dx, idx], x.shape, g);
+    const dx = empty(x.shape, 'tensor', x.dtype);
+    if (dx.size) runCells(poolShader(maxBody, dy.dtype, dx.dtype), 'max_pool_bwd', poolParams(dy, x.shape, g), [dy, dx, idx], x.shape, g);
     return [dx];
   },
 });
@@ -105,13 +112,13 @@ const avgPoolOp = defineOp<Geometry & { adaptive: boolean }>({
   name: 'avgPool2d',
   forward: ([x], g) => {
     const [N, C] = x.shape;
-    const out = empty([N, C, g.OH, g.OW]);
-    if (out.size) run(avgShader, g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', poolParams(x, x.shape, g), [x, out], N, C);
+    const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
+    if (out.size) run(poolShader(avgBody, x.dtype, out.dtype), g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', poolParams(x, x.shape, g), [x, out], N, C);
     return out;
   },
   backward: ({ inputs: [x], attrs: g }, dy) => {
-    const dx = empty(x.shape);
-    if (dx.size) runCells(avgShader, g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, x.shape, g), [dy, dx], x.shape, g);
+    const dx = empty(x.shape, 'tensor', x.dtype);
+    if (dx.size) runCells(poolShader(avgBody, dy.dtype, dx.dtype), g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, x.shape, g), [dy, dx], x.shape, g);
     return [dx];
   },
 });
