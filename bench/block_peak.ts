@@ -28,7 +28,7 @@ export async function blockStepPeak(
       block.zeroGrad();
       x.grad?.dispose();
       x.grad = null;
-      E.mean(E.float(block(x))).backward();
+      E.mean(block(x)).backward();
     });
   step(); // materialise lazy layers, compile shaders
   await E.sync();

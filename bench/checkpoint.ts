@@ -207,6 +207,8 @@ export async function saveCheckpoint(
   path: string, model: DenseNet, opt: Optimizer<any>, scheduler: LRScheduler | null, meta: CheckpointMeta, scaler: GradScaler | null = null,
 ): Promise<void> {
   const host = await toHostTensors(model.stateDict());
+  // Steps a GradScaler may have skipped are counted on the GPU: fold them into the optimiser's counts.
+  if (scaler) await opt.syncSteps();
   const flat = optimizerStateToTensors(opt.stateDict());
   for (const [k, v] of await toHostTensors(flat.tensors)) host.set(k, v);
   const bad = nonFinite(host);

@@ -103,6 +103,7 @@ export class DenseNet extends PrecisionModel {
     );
     this.net.apply(initCnn);
     this.nameModules();
+    this.applyPrecision();
   }
 
   static b1(): Sequential {
@@ -111,7 +112,11 @@ export class DenseNet extends PrecisionModel {
 
   forward(x: Tensor): Tensor {
     checkInputSize('DenseNet', x, this.transitions);
-    return this.net.forward(this.activations(x));
+    return this.net.forward(x);
+  }
+
+  protected stemConv(): Conv2d {
+    return this.net.children()[0].children()[0] as Conv2d;
   }
 
   /** Sets the dense blocks' implementation. */

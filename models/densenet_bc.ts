@@ -116,12 +116,17 @@ export class DenseNetBC extends PrecisionModel {
       } else if (m instanceof Linear && m.bias) constant_(m.bias, 0);
     });
     this.nameModules();
+    this.applyPrecision();
   }
 
   forward(x: Tensor): Tensor {
     checkInputSize('DenseNetBC', x, this.transitions);
-    const f = this.features.forward(this.activations(x));
+    const f = this.features.forward(x);
     return this.classifier.forward(flatten(adaptiveAvgPool2d(relu(f), [1, 1]), 1));
+  }
+
+  protected stemConv(): Conv2d {
+    return this.features.children()[0] as Conv2d;
   }
 
   /** Sets the dense blocks' implementation. */

@@ -4,7 +4,7 @@
 
 import {
   Tensor, copyInto, noGrad, float, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
-  type Pool2dOptions,
+  type DType, type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { recordFlops, recordLayer } from './flops.js';
@@ -57,6 +57,11 @@ export class Conv2d extends WeightedLayer {
   readonly stride: [number, number];
   readonly padding: [number, number];
   readonly hasBias: boolean;
+  /**
+   * The output's storage type; null (the default) follows the input's. A mixed-precision model sets its
+   * stem's to float16: a float32 image in, float16 activations out (models/precision.ts).
+   */
+  outputDtype: DType | null = null;
 
   constructor(
     public inChannels: number | null,
@@ -122,7 +127,7 @@ export class Conv2d extends WeightedLayer {
     if (x.shape[1] !== this.inChannels) {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.inChannels} (input shape ${fmt(x.shape)})`);
     }
-    const y = conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0] });
+    const y = conv2d(x, this.param('weight'), this.hasBias ? this.param('bias') : null, { stride: this.stride[0], padding: this.padding[0], dtype: this.outputDtype ?? x.dtype });
     this.recordFlops(x.shape, y.shape, x.requiresGrad);
     return y;
   }

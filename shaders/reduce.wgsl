@@ -1,5 +1,6 @@
 // reduce.wgsl: sum (OP 0) or max (OP 1, NaN if any element is NaN) over a set of axes, in chunks.
-// Bindings: 1 x (read), 2 out (read_write, contiguous [nOut, nChunks]).
+// Bindings: 1 x (read), 2 out (read_write, contiguous [nOut, nChunks]); each float32 or float16 (X_T,
+// OUT_T: engine/storage.ts), folded in float32.
 // Dispatch: 1-D, one invocation per (output, chunk); an invocation folds `chunkLen` consecutive
 // reduced elements (row-major over the reduced axes) and writes out[o * nChunks + c] = fold * scale.
 // engine/ops/reduce.ts runs a second pass over the chunks when nChunks > 1.
@@ -8,8 +9,8 @@
 override WG: u32 = 256u;
 override OP: u32 = 0u;
 
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<X_T>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<OUT_T>;
 
 fn offset_of(i: u32, nd: u32, shapeWord: u32, strideWord: u32) -> u32 {
   var rem = i;
@@ -45,9 +46,9 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   var acc = select(0.0, pf(32u), OP == 1u); // -inf for max (WGSL has no infinity literal)
   if (ndr == 1u) {
     let st = pu(26u);
-    for (var r = start; r < end; r++) { acc = fold(acc, X[base + r * st]); }
+    for (var r = start; r < end; r++) { acc = fold(acc, f32(X[base + r * st])); }
   } else {
-    for (var r = start; r < end; r++) { acc = fold(acc, X[base + offset_of(r, ndr, 20u, 26u)]); }
+    for (var r = start; r < end; r++) { acc = fold(acc, f32(X[base + offset_of(r, ndr, 20u, 26u)])); }
   }
-  OUT[id] = acc * pf(7u);
+  OUT[id] = OUT_st(acc * pf(7u));
 }

@@ -94,8 +94,11 @@ describe('densenet-bench', () => {
     const r = cli(['speed', '--mode', 'forward', '--batch', '1', '--size', '32', '--iters', '1', '--warmup', '0', '--memory-efficient', 'on', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(rows.map((x) => x.type)).toEqual(['header', 'row']);
-    expect(rows[1]).toMatchObject({ command: 'speed', mode: 'forward', batch: 1 });
+    // --precision both is the default: fp32 and mixed side by side (this adapter has shader-f16).
+    expect(rows.map((x) => x.type)).toEqual(['header', 'row', 'row']);
+    expect(rows[1]).toMatchObject({ command: 'speed', mode: 'forward', batch: 1, precision: 'fp32' });
+    expect(rows[2]).toMatchObject({ command: 'speed', mode: 'forward', batch: 1, precision: 'mixed' });
+    expect(rows[2].peakBytes).toBeLessThan(rows[1].peakBytes);
   });
 
   test('train --json and eval --json print typed lines; eval shows progress and names the classes (issue 14)', () => {

@@ -67,6 +67,22 @@ describe('float16 storage', () => {
     for (const t of [a, b, r, s, m]) t.dispose();
   });
 
+  f16('sum and mean of float16 give float16 (folded in float32), and their gradients are float16', async () => {
+    const n = 5000; // two passes: partial sums (float32) then the total
+    const x = E.full([n], 0.1, 'float16');
+    x.requiresGrad = true;
+    const s = E.sum(x);
+    expect(s.dtype).toBe('float16');
+    // 5000 * half(0.1) summed in float32, then rounded to half once (a float16 running sum would stall at 256).
+    expect(await s.item()).toBe(E.roundToHalf([n * E.roundToHalf([0.1])[0]])[0]);
+    const m = E.mean(x);
+    expect(m.dtype).toBe('float16');
+    m.backward();
+    expect(x.grad!.dtype).toBe('float16');
+    expect((await x.grad!.data())[7]).toBe(E.roundToHalf([1 / n])[0]);
+    for (const t of [x, s, m]) t.dispose();
+  });
+
   f16('gradients flow through casts: float16 in the middle, float32 at the ends', async () => {
     const x = E.tensor([0.1, -0.2, 0.3, 4]);
     x.requiresGrad = true;
@@ -80,8 +96,8 @@ describe('float16 storage', () => {
   });
 
   f16('a kernel without a float16 variant refuses a float16 buffer, naming the kernel and the fix', () => {
-    const h = E.tensor([1, 2, 3]).half();
-    expect(() => E.sum(h)).toThrow(/reduce.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
+    const h = E.tensor([[1, 2, 3]]).half();
+    expect(() => E.softmax(h, 1)).toThrow(/softmax.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
     h.dispose();
   });
 

@@ -24,15 +24,18 @@ test('report --quick writes report.json, report.md and the plots, with the adapt
   expect(typeof r.adapter.features.subgroups).toBe('boolean');
   expect(r.selfChecks.length).toBeGreaterThan(5);
   expect(r.selfChecks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
-  // Both models, naive and memory-efficient, forward and train, with dispatch counts.
+  // Both models, naive and memory-efficient, fp32 and mixed precision, forward and train, with dispatch counts.
   expect(r.skipped).toEqual([]);
-  expect(r.speed).toHaveLength(8);
+  expect(r.speed).toHaveLength(16);
+  expect(r.speed.filter((row: { precision: string }) => row.precision === 'mixed')).toHaveLength(8);
   for (const row of r.speed) {
     expect(row.dispatches).toBeGreaterThan(10);
     expect(row.ms).toBeGreaterThan(0);
     expect(row.peakBytes).toBeGreaterThan(0);
   }
   expect(r.memory.rows.length).toBe(2);
+  expect(r.memory.rows[1].mixedefficientPeakBytes).toBeLessThan(r.memory.rows[1].efficientPeakBytes);
+  expect(r.selfChecks.some((c: { name: string }) => /float16/.test(c.name))).toBe(true);
   expect(r.kernels[0].some((k: { kernel: string }) => k.kernel.startsWith('conv input grad ['))).toBe(true); // named with its variant
   expect(r.tuner.rows.length).toBeGreaterThan(0);
   expect(r.tuner.status).toMatch(/^tuned \d+ shapes/);

@@ -565,6 +565,7 @@ export function conv2dBiasGradRaw(dy: Tensor): Tensor {
 interface ConvAttrs {
   stride: number;
   padding: number;
+  dtype: DType;
 }
 
 const conv2dOp = defineOp<ConvAttrs>({
@@ -585,10 +586,11 @@ const conv2dOp = defineOp<ConvAttrs>({
 /**
  * 2-D convolution like torch.nn.functional.conv2d (groups 1): x [N, Cin, H, W], w [Cout, Cin, KH, KW],
  * optional bias [Cout]; output [N, Cout, floor((H + 2p - KH) / s) + 1, floor((W + 2p - KW) / s) + 1].
- * x may be float32 or float16 (y and x's gradient take its dtype); w and the bias are float32, and so are
- * their gradients.
+ * x may be float32 or float16 (x's gradient takes its dtype; y too, unless `dtype` names y's storage type,
+ * as a mixed-precision stem does: a float32 image in, float16 activations out); w and the bias are
+ * float32, and so are their gradients.
  */
-export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, { stride = 1, padding = 0 }: Conv2dOptions = {}): Tensor {
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, { stride = 1, padding = 0, dtype }: Conv2dOptions & { dtype?: DType } = {}): Tensor {
   checkRank('conv2d', 'x', x, 4);
   checkRank('conv2d', 'weight', w, 4);
   checkFloat32('conv2d', 'weight', w);
@@ -600,5 +602,5 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, { stride = 1, pa
   const xs = planeContiguous(x) ? x : clone(x);
   const ws = w.isContiguous ? w : clone(w);
   const bs = b == null || b.strides[0] === 1 ? b : clone(b);
-  return conv2dOp(bs ? [xs, ws, bs] : [xs, ws], { stride, padding });
+  return conv2dOp(bs ? [xs, ws, bs] : [xs, ws], { stride, padding, dtype: checkDtype('conv2d', dtype ?? x.dtype) });
 }

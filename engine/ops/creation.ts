@@ -4,6 +4,7 @@ import { defaultGenerator, type Generator } from '../random.js';
 import { checkShape, fmt, numel, type Shape } from '../shape.js';
 import { empty, fromData, type Tensor } from '../tensor.js';
 import { fillMap } from './map.js';
+import { checkDtype, type DType } from '../dtype.js';
 
 export type TensorData = number | ArrayLike<number> | NestedNumbers;
 export interface NestedNumbers extends ReadonlyArray<number | NestedNumbers> {}
@@ -63,16 +64,16 @@ export function tensor(data: TensorData, shape?: Shape): Tensor {
 }
 
 /** A tensor filled with `value`. */
-export function full(shape: Shape, value: number): Tensor {
+export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
   checkShape('full', shape);
   if (typeof value !== 'number' || Number.isNaN(value)) throw new Error(`full: expected a number to fill with, got ${value}`);
-  return fillMap(empty(shape), value);
+  return fillMap(empty(shape, 'tensor', checkDtype('full', dtype)), value);
 }
 
 export const zeros = (shape: Shape): Tensor => full(shape, 0);
 export const ones = (shape: Shape): Tensor => full(shape, 1);
-export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0);
-export const onesLike = (t: Tensor): Tensor => full(t.shape, 1);
+export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0, t.dtype);
+export const onesLike = (t: Tensor): Tensor => full(t.shape, 1, t.dtype);
 
 /** Uniform random numbers in [low, high). */
 export function rand(shape: Shape, { low = 0, high = 1, generator = defaultGenerator }: { low?: number; high?: number; generator?: Generator } = {}): Tensor {

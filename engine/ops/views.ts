@@ -139,7 +139,7 @@ const sliceOp = defineOp<SliceAttrs>({
     return view(x, shape, x.strides, x.offset + start * x.strides[axis]);
   },
   backward: ({ inputs: [x], attrs }, g) => {
-    const out = fillMap(empty(x.shape), 0);
+    const out = fillMap(empty(x.shape, 'tensor', g.dtype), 0);
     const region = sliceRaw(out, attrs.axis, attrs.start, attrs.end);
     assignMap(region, g);
     region.dispose();
@@ -185,7 +185,8 @@ const catOp = defineOp<{ axis: number }>({
   forward: (xs, { axis }) => {
     const shape = [...xs[0].shape];
     shape[axis] = xs.reduce((a, t) => a + t.shape[axis], 0);
-    const out = empty(shape);
+    // float16 when every input is (PyTorch's promotion), else float32.
+    const out = empty(shape, 'tensor', xs.every((t) => t.dtype === 'float16') ? 'float16' : 'float32');
     let at = 0;
     for (const t of xs) {
       const region = sliceRaw(out, axis, at, at + t.shape[axis]);
