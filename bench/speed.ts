@@ -5,7 +5,7 @@
 
 import * as E from '../engine/index.js';
 import { countFlops } from '../nn/index.js';
-import { trainStep, type TrainStep } from './step.js';
+import { trainStep } from './step.js';
 import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
 import { timeIt } from './timing.js';
@@ -48,59 +48,97 @@ export function prepare(o: Pick<SpeedOptions, 'model' | 'batch' | 'size' | 'chan
   return { model, x, labels, flops };
 }
 
+/** A model prepared for one precision, with the step of each mode (built on first use). */
+interface Prepared {
+  precision: E.Precision;
+  built: ReturnType<typeof prepare>;
+  steps: Map<string, { step: () => void; dispose: () => void }>;
+}
+
+function stepOf(p: Prepared, mode: 'forward' | 'train'): () => void {
+  let s = p.steps.get(mode);
+  if (!s) {
+    const { model, x, labels } = p.built;
+    s = mode === 'forward' ? { step: () => E.scope(() => void model.predict(x)), dispose: () => {} } : trainStep(model, x, labels, p.precision);
+    p.steps.set(mode, s);
+  }
+  return s.step;
+}
+
+function release(p: Prepared): void {
+  for (const s of p.steps.values()) s.dispose();
+  p.built.model.dispose();
+  p.built.x.dispose();
+  p.built.labels.dispose();
+}
+
 export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
   const rows: Row[] = [];
   const precisions = usablePrecisions(o.precision ?? ['fp32'], rep);
-  for (const eff of o.memoryEfficient) for (const precision of precisions) {
+  const tuneModes = o.tune ?? ['off'];
+  const training = o.modes.includes('train');
+  for (const eff of o.memoryEfficient) {
     const impl = eff ? 'efficient' : 'naive';
-    const tag = `[${o.model} ${impl}${precisions.length > 1 || precision !== 'fp32' ? ` ${precision}` : ''}]`;
-    rep.progress(`${tag} building the model and compiling shaders...`);
-    const { model, x, labels, flops } = prepare(o, eff, o.modes.includes('train'), precision);
-    const common = { model: o.model, impl, precision, batch: o.batch, size: `${o.channels}x${o.size.join('x')}` };
-    for (const mode of o.modes) {
-      let step: () => void;
-      let train: TrainStep | null = null;
-      if (mode === 'forward') {
-        step = () => E.scope(() => void model.predict(x));
-      } else {
-        train = trainStep(model, x, labels, precision);
-        step = train.step;
+    const tagOf = (p: E.Precision) => `[${o.model} ${impl}${precisions.length > 1 || p !== 'fp32' ? ` ${p}` : ''}]`;
+    // Phase 1, one model at a time (so peak bytes count that model alone): tuning, dispatches, bytes and
+    // GPU time per step.
+    const counts = new Map<string, StepCounts>();
+    for (const precision of precisions) {
+      const tag = tagOf(precision);
+      rep.progress(`${tag} building the model and compiling shaders...`);
+      const p: Prepared = { precision, built: prepare(o, eff, training, precision), steps: new Map() };
+      try {
+        for (const mode of o.modes) {
+          const step = stepOf(p, mode);
+          if (tuneModes.includes('on')) {
+            rep.progress(`${tag} ${mode}: tuning the kernels at this step's shapes...`);
+            await tuneStep(step);
+          }
+          rep.progress(`${tag} ${mode}: warm-up (${o.warmup})...`);
+          for (let i = 0; i < Math.max(1, o.warmup); i++) step();
+          // Dispatches, bytes and GPU time under each tune mode (the kernels, and so these, differ).
+          for (const tune of tuneModes) counts.set(`${precision}|${mode}|${tune}`, await measureStep(step, tune));
+        }
+      } finally {
+        release(p);
+        await E.pool.trim();
       }
-      const tuneModes = o.tune ?? ['off'];
-      if (tuneModes.includes('on')) {
-        rep.progress(`${tag} ${mode}: tuning the kernels at this step's shapes...`);
-        await tuneStep(step);
-      }
-      rep.progress(`${tag} ${mode}: warm-up (${o.warmup})...`);
-      for (let i = 0; i < Math.max(1, o.warmup); i++) step();
-      // Dispatches, bytes and GPU time under each tune mode (the kernels, and so these, differ).
-      const measured: Record<string, StepCounts> = {};
-      for (const tune of tuneModes) measured[tune] = await measureStep(step, tune);
-      rep.progress(`${tag} ${mode}: timing ${o.iters} iterations...`);
-      const timings = await timeInterleaved(step, tuneModes, o.iters);
-      const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
-      for (const tune of tuneModes) {
-        const t = timings[tune];
-        rows.push({
-          ...common,
-          mode,
-          tune,
-          ms: t.medianMs,
-          msMin: t.minMs,
-          msMax: t.maxMs,
-          imgPerSec: (o.batch * 1000) / t.medianMs,
-          gflops: f / (t.medianMs * 1e6),
-          flopsPerStep: f,
-          ...measured[tune],
-          ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings.off.medianMs } : {}),
-        });
-      }
-      train?.dispose();
     }
-    model.dispose();
-    x.dispose();
-    labels.dispose();
-    await E.pool.trim();
+    // Phase 2: every precision's model at once, each mode's steps timed interleaved (one iteration of
+    // each precision and tune mode per round), so their ratios come from one run.
+    const all: Prepared[] = precisions.map((precision) => ({ precision, built: prepare(o, eff, training, precision), steps: new Map() }));
+    try {
+      for (const mode of o.modes) {
+        const variants = all.flatMap((p) => tuneModes.map((tune) => ({ key: `${p.precision}|${tune}`, step: stepOf(p, mode), tune })));
+        for (const p of all) stepOf(p, mode)(); // compile and settle after the other model's steps
+        rep.progress(`[${o.model} ${impl}] ${mode}: timing ${o.iters} iterations${variants.length > 1 ? `, ${variants.length} variants interleaved` : ''}...`);
+        const timings = await timeInterleaved(variants, o.iters);
+        for (const p of all) {
+          const { flops } = p.built;
+          const f = mode === 'forward' ? flops.forward : flops.forward + flops.backward;
+          for (const tune of tuneModes) {
+            const t = timings[`${p.precision}|${tune}`];
+            rows.push({
+              model: o.model, impl, precision: p.precision, batch: o.batch, size: `${o.channels}x${o.size.join('x')}`,
+              mode,
+              tune,
+              ms: t.medianMs,
+              msMin: t.minMs,
+              msMax: t.maxMs,
+              imgPerSec: (o.batch * 1000) / t.medianMs,
+              gflops: f / (t.medianMs * 1e6),
+              flopsPerStep: f,
+              ...counts.get(`${p.precision}|${mode}|${tune}`)!,
+              ...(tune === 'on' && tuneModes.includes('off') ? { tunedRatio: t.medianMs / timings[`${p.precision}|off`].medianMs } : {}),
+              ...(p.precision === 'mixed' && precisions.includes('fp32') ? { mixedRatio: t.medianMs / timings[`fp32|${tune}`].medianMs } : {}),
+            });
+          }
+        }
+      }
+    } finally {
+      for (const p of all) release(p);
+      await E.pool.trim();
+    }
   }
   rep.table(rows, [
     ['model', 'model'],
@@ -120,6 +158,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['peakBytes', 'peak MiB', mib],
     ['liveBytes', 'live MiB', mib],
     ...(o.tune?.length === 2 ? [['tunedRatio', 'tuned/untuned', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),
+    ...(precisions.length === 2 ? [['mixedRatio', 'mixed/fp32', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),
   ]);
   return rows;
 }

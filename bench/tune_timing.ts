@@ -1,5 +1,5 @@
-// Tuning inside a benchmark: tune one step's shapes, and time a step with and without the measured
-// choices interleaved (one iteration of each per round, so both see the same load): `speed --tune`.
+// Tuning inside a benchmark: tune one step's shapes, and time steps interleaved (one iteration of each
+// per round, so all see the same load): `speed --tune both` and `--precision both`.
 
 import * as E from '../engine/index.js';
 import { median, type Timing } from './timing.js';
@@ -23,28 +23,36 @@ export async function tuneStep(step: () => void): Promise<void> {
   }
 }
 
+/** One thing to time: a step and the tune mode it runs under. */
+export interface TimedVariant {
+  key: string;
+  step: () => void;
+  tune: 'on' | 'off';
+}
+
 /**
- * Times `step` under each tune mode, interleaved (one iteration of each mode per round), so the
- * modes share the machine's load; 'on' means the measured choices ('cached' after tuneStep()).
+ * Times each variant's step, interleaved (one iteration of each per round, in alternating order), so
+ * they share the machine's load and their ratios come from one run; tune 'on' means the measured
+ * choices ('cached' after tuneStep()).
  */
-export async function timeInterleaved(step: () => void, modes: Array<'on' | 'off'>, iters: number): Promise<Record<string, Timing>> {
-  const samples: Record<string, number[]> = Object.fromEntries(modes.map((m) => [m, []]));
+export async function timeInterleaved(variants: TimedVariant[], iters: number): Promise<Record<string, Timing>> {
+  const samples: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
   const before = E.tuneMode();
   try {
     for (let i = 0; i < iters; i++) {
-      for (const m of i % 2 ? [...modes].reverse() : modes) {
-        E.setTuneMode(m === 'on' ? 'cached' : 'off');
+      for (const v of i % 2 ? [...variants].reverse() : variants) {
+        E.setTuneMode(v.tune === 'on' ? 'cached' : 'off');
         await E.sync();
         const t = performance.now();
-        step();
+        v.step();
         await E.sync();
-        samples[m].push(performance.now() - t);
+        samples[v.key].push(performance.now() - t);
       }
     }
   } finally {
     E.setTuneMode(before);
   }
   return Object.fromEntries(
-    modes.map((m) => [m, { medianMs: median(samples[m]), minMs: Math.min(...samples[m]), maxMs: Math.max(...samples[m]), samples: samples[m] }]),
+    variants.map(({ key }) => [key, { medianMs: median(samples[key]), minMs: Math.min(...samples[key]), maxMs: Math.max(...samples[key]), samples: samples[key] }]),
   );
 }

@@ -101,6 +101,17 @@ describe('float16 storage', () => {
     h.dispose();
   });
 
+  f16('the optimiser refuses a float16 parameter instead of copying the wrong bytes', async () => {
+    const { SGD } = await import('../nn/index.js');
+    const p = E.tensor([1, 2, 3]).half();
+    p.requiresGrad = true;
+    p.grad = E.tensor([1, 1, 1]).half();
+    const opt = new SGD([p], { lr: 0.1 });
+    expect(() => opt.step()).toThrow(/packInto: Tensor#\d+ \[3\] is float16; parameters and gradients must be float32/);
+    opt.dispose();
+    p.dispose();
+  });
+
   test('an unknown dtype is a clear error', () => {
     const x = E.tensor([1]);
     expect(() => E.cast(x, 'int8' as E.DType)).toThrow(/cast: unknown dtype "int8" \(expected 'float32' or 'float16'\)/);

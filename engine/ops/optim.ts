@@ -27,6 +27,7 @@ const ampShader: KernelSource = { file: 'amp.wgsl', source: ampSrc };
 
 function checkFlat(op: string, name: string, t: Tensor, end: number): void {
   t.assertAlive(op);
+  if (t.dtype !== 'float32') throw new Error(`${op}: ${name} must be float32 (parameters, gradients and optimiser state are), got ${t.dtype} ${t}`);
   if (t.ndim !== 1 || !t.isContiguous || t.shape[0] < end) throw new Error(`${op}: ${name} must be a contiguous 1-D tensor of at least ${end} elements, got ${fmt(t.shape)}`);
 }
 
@@ -35,6 +36,7 @@ export function packInto(flat: Tensor, ts: readonly Tensor[], offsets: readonly 
   ts.forEach((t, i) => {
     t.assertAlive('packInto');
     if (!t.isContiguous) throw new Error(`packInto: ${t} must be contiguous`);
+    if (t.dtype !== 'float32') throw new Error(`packInto: ${t} is ${t.dtype}; parameters and gradients must be float32`);
     checkFlat('packInto', 'the packed tensor', flat, offsets[i] + t.size);
     copyBuffer(t.buffer, t.offset * 4, flat.buffer, (flat.offset + offsets[i]) * 4, t.size * 4);
   });
@@ -45,6 +47,7 @@ export function unpackFrom(flat: Tensor, ts: readonly Tensor[], offsets: readonl
   ts.forEach((t, i) => {
     t.assertAlive('unpackFrom');
     if (!t.isContiguous) throw new Error(`unpackFrom: ${t} must be contiguous`);
+    if (t.dtype !== 'float32') throw new Error(`unpackFrom: ${t} is ${t.dtype}; parameters and gradients must be float32`);
     checkFlat('unpackFrom', 'the packed tensor', flat, offsets[i] + t.size);
     copyBuffer(flat.buffer, (flat.offset + offsets[i]) * 4, t.buffer, t.offset * 4, t.size * 4);
   });
