@@ -3,7 +3,7 @@
 // that reads float32.
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
-import { useEngine } from './helpers.js';
+import { expectClose, useEngine } from './helpers.js';
 
 useEngine();
 const { features } = await E.init();
@@ -92,6 +92,25 @@ describe('float16 storage', () => {
     expect(x.grad!.dtype).toBe('float32');
     expect(Array.from(await x.grad!.data())).toEqual(Array.from(E.roundToHalf([1, 0, 3, 1 / 3])));
     loss.dispose();
+    x.dispose();
+  });
+
+  f16('dropout keeps float16 (DenseNet-BC drops float16 activations under mixed precision), forward and backward', async () => {
+    const { nd } = await import('./reference/ndarray.js');
+    const R = await import('./reference/ops.js');
+    const data = E.roundToHalf(Array.from({ length: 5 * 37 }, (_, i) => Math.sin(i) * 3));
+    const x = E.tensor(data, [5, 37]).half();
+    x.requiresGrad = true;
+    const y = E.dropout(x, 0.3, { seed: 1234 });
+    expect(y.dtype).toBe('float16');
+    // The reference's float64 product rounded to half: within one half ulp (2^-11 relative) of the kernel's.
+    const want = R.dropout(nd([5, 37], data), 0.3, 1234);
+    expectClose(await y.data(), nd(want.shape, E.roundToHalf(want.data)), { rtol: 2 ** -11, atol: 0 });
+    E.sum(y).backward();
+    expect(x.grad!.dtype).toBe('float16');
+    const mask = R.dropout(nd([5, 37], new Float32Array(5 * 37).fill(1)), 0.3, 1234);
+    expect(Array.from(await x.grad!.data())).toEqual(Array.from(E.roundToHalf(mask.data)));
+    y.dispose();
     x.dispose();
   });
 

@@ -112,6 +112,19 @@ f16('mixed precision against fp32', () => {
     }
   });
 
+  test('DenseNet-BC with dropRate > 0 trains under mixed precision (dropout on float16 activations)', async () => {
+    E.manualSeed(2);
+    const model = new DenseNetBC({ growthRate: 4, blockConfig: [2], numInitFeatures: 8, bnSize: 2, numClasses: 3, dropRate: 0.2, precision: 'mixed' });
+    const x = E.randn([2, 3, 16, 16]);
+    const loss = nn.crossEntropy(model(x), E.tensor([0, 2]));
+    loss.backward();
+    expect(Number.isFinite(await loss.item())).toBe(true);
+    for (const p of model.parameters()) expect(p.grad!.dtype).toBe('float32');
+    loss.dispose();
+    x.dispose();
+    model.dispose();
+  });
+
   test('the precision option: default from the engine, settable, checked', () => {
     expect(E.defaultPrecision()).toBe('fp32');
     const m = new DenseNet({ growthRate: 4, arch: [1, 1] });
