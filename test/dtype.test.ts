@@ -95,6 +95,26 @@ describe('float16 storage', () => {
     x.dispose();
   });
 
+  f16("a gradient takes its tensor's dtype (as PyTorch's): mixed pairs, a float32 output gradient, accumulation", async () => {
+    const x = E.tensor([0.5, -1.5, 2]).half();
+    x.requiresGrad = true;
+    const w = E.tensor([3, 0.25, -2]);
+    w.requiresGrad = true;
+    // x * w is float32 (promotion); x's gradient (w) comes back float16, w's (x) float32.
+    E.sum(E.add(E.mul(x, w), x)).backward();
+    expect(x.grad!.dtype).toBe('float16');
+    expect(w.grad!.dtype).toBe('float32');
+    expect(Array.from(await x.grad!.data())).toEqual([4, 1.25, -1]);
+    expect(Array.from(await w.grad!.data())).toEqual([0.5, -1.5, 2]);
+    // A second backward accumulates into the float16 gradient; an explicit float32 gradient for a
+    // float16 output is cast too.
+    const y = E.mulScalar(x, 2);
+    y.backward(E.tensor([1, 1, 1]));
+    expect(x.grad!.dtype).toBe('float16');
+    expect(Array.from(await x.grad!.data())).toEqual([6, 3.25, 1]);
+    for (const t of [x, w, y]) t.dispose();
+  });
+
   f16('dropout keeps float16 (DenseNet-BC drops float16 activations under mixed precision), forward and backward', async () => {
     const { nd } = await import('./reference/ndarray.js');
     const R = await import('./reference/ops.js');
