@@ -134,10 +134,44 @@ describe('float16 storage', () => {
     x.dispose();
   });
 
-  f16('a kernel without a float16 variant refuses a float16 buffer, naming the kernel and the fix', () => {
-    const h = E.tensor([[1, 2, 3]]).half();
-    expect(() => E.softmax(h, 1)).toThrow(/softmax.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
+  f16('an op without a float16 variant refuses float16 before it allocates, naming the op and the fix', () => {
+    const h = E.tensor([[1, 2, 3], [4, 5, 6]]).half();
+    const g = E.tensor([[1, 2, 3], [4, 5, 6]]).half();
+    g.requiresGrad = true;
+    const w = E.ones([4, 3]);
+    const img = E.ones([2, 1, 3, 3]).half();
+    const calls: Array<[string, () => unknown]> = [
+      ['softmax', () => E.softmax(h, 1)],
+      ['softmax', () => E.softmax(g, 1)],
+      ['logSoftmax', () => E.logSoftmax(g, 0)],
+      ['topk', () => E.topk(h, 2)],
+      ['argmax', () => E.argmax(h, 1)],
+      ['argmax', () => E.argmax(h)],
+      ['matmul', () => E.matmul(h, E.transpose(w))],
+      ['matmul', () => E.matmul(w, E.transpose(h))],
+      ['linear', () => E.linear(g, w)],
+      ['crossEntropy', () => E.crossEntropy(g, [0, 2])],
+      ['resizeBilinear', () => E.resizeBilinear(img, [5, 5])],
+      ['cropFlip', () => E.cropFlip(img, [3, 3], 1, { top: [0, 1], left: [1, 0], flip: [true, false] })],
+    ];
+    for (const [op, call] of calls) {
+      const live = E.memory().liveBytes;
+      expect(call, op).toThrow(new RegExp(`^${op}: .* is float16; ${op} has no float16 variant: cast it with \\.float\\(\\) first`));
+      expect(E.memory().liveBytes, `${op} frees what it made before refusing`).toBe(live);
+    }
+    for (const t of [h, g, w, img]) t.dispose();
+  });
+
+  f16('the runtime refuses a float16 buffer where a kernel reads float32, naming the kernel and the fix', async () => {
+    const { dispatch, PARAM_WORDS } = await import('../engine/runtime.js');
+    const { shaders } = await import('../engine/shaders.js');
+    const h = E.tensor([1, 2, 3]).half();
+    const out = E.empty([3]);
+    const kernel = { shader: E.typed(shaders.unary, { X: 'float32', OUT: 'float32' }), entry: 'unary_flat' };
+    const args = { params: new Uint32Array(PARAM_WORDS), buffers: [h.buffer, out.buffer], workgroups: [1, 1] as [number, number] };
+    expect(() => dispatch(kernel, args)).toThrow(/unary.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
     h.dispose();
+    out.dispose();
   });
 
   f16('the optimiser refuses a float16 parameter instead of copying the wrong bytes', async () => {
