@@ -104,11 +104,13 @@ f16('mixed precision against fp32', () => {
     );
   });
 
-  test('the dense block stores its buffers as float16: its step peak is about half the fp32 one', async () => {
+  test('the dense block stores its buffers as float16: its step peak is about half the fp32 one (and nothing is left behind)', async () => {
     for (const memoryEfficient of [true, false]) {
       const fp32 = await blockStepPeak('d2l', 4, 8, [16, 16], memoryEfficient, false, 'fp32');
+      const live = E.memory().liveBytes; // after the engine's one-time buffers (uniforms, dummies)
       const mixed = await blockStepPeak('d2l', 4, 8, [16, 16], memoryEfficient, false, 'mixed');
       expect(mixed / fp32, memoryEfficient ? 'memory-efficient' : 'naive').toBeLessThan(0.6);
+      expect(E.memory().liveBytes, 'live bytes after the mixed measurement').toBe(live);
     }
   });
 
