@@ -67,6 +67,19 @@ describe('float16 storage', () => {
     for (const t of [a, b, r, s, m]) t.dispose();
   });
 
+  f16("a 0-dim float32 operand does not promote a float16 tensor (PyTorch's rule: dimensioned operands decide)", async () => {
+    const a = E.tensor([1.5, -2, 3.25]).half();
+    const s = E.tensor(2);
+    expect(s.ndim).toBe(0);
+    const m = E.mul(a, s);
+    expect(m.dtype).toBe('float16');
+    expect(Array.from(await m.data())).toEqual([3, -4, 6.5]);
+    expect(E.add(s, a).dtype).toBe('float16');
+    expect(E.mul(a, E.tensor([2])).dtype).toBe('float32'); // [1] has a dimension: it promotes
+    expect(E.mul(E.sum(a), s).dtype).toBe('float32'); // only 0-dim operands: they all decide
+    for (const t of [a, s, m]) t.dispose();
+  });
+
   f16('sum and mean of float16 give float16 (folded in float32), and their gradients are float16', async () => {
     const n = 5000; // two passes: partial sums (float32) then the total
     const x = E.full([n], 0.1, 'float16');
