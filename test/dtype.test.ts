@@ -201,6 +201,8 @@ describe('float16 storage', () => {
   test('an unknown dtype is a clear error', () => {
     const x = E.tensor([1]);
     expect(() => E.cast(x, 'int8' as E.DType)).toThrow(/cast: unknown dtype "int8" \(expected 'float32' or 'float16'\)/);
+    expect(() => E.empty([2], 'tensor', 'float64' as E.DType)).toThrow(/empty: unknown dtype "float64" \(expected 'float32' or 'float16'\)/);
+    expect(() => E.full([2], 1, 'half' as E.DType)).toThrow(/full: unknown dtype "half"/);
     x.dispose();
   });
 });
