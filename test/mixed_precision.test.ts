@@ -16,6 +16,7 @@ import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { DenseNet, DenseNetBC } from '../models/index.js';
 import { blockStepPeak } from '../bench/block_peak.js';
+import { trainStep } from '../bench/step.js';
 import { useEngine } from './helpers.js';
 
 useEngine();
@@ -144,6 +145,35 @@ f16('mixed precision against fp32', () => {
       E.setDefaultPrecision('fp32');
     }
     m.dispose();
+  });
+
+  test('precision set between steps: the next step follows it (peak bytes), and live bytes come back to the same baseline', async () => {
+    E.manualSeed(4);
+    const model = new DenseNet({ growthRate: 8, arch: [2, 2], precision: 'mixed' });
+    const x = E.keep(E.randn([4, 1, 32, 32]));
+    const y = E.keep(E.tensor([1, 3, 0, 2]));
+    E.scope(() => void E.noGrad(() => model(x)));
+    const { step, dispose } = trainStep(model, x, y, 'mixed');
+    step(); // compile, and the optimiser's state
+    await E.sync();
+    const { liveBytes: live, liveBuffers } = E.memory();
+    const peaks: Record<string, number> = {};
+    for (const p of ['fp32', 'mixed', 'fp32', 'mixed'] as const) {
+      model.precision = p;
+      E.pool.resetPeak();
+      step();
+      await E.sync();
+      peaks[p] = E.memory().peakBytes - live;
+      // The same live buffers; their bytes may differ by the pool's reuse slack (a cached buffer up to
+      // 1.25x a request's size may serve it).
+      expect(E.memory().liveBuffers, `live buffers after a ${p} step`).toBe(liveBuffers);
+      expect(Math.abs(E.memory().liveBytes - live) / live, `live bytes after a ${p} step`).toBeLessThan(0.01);
+    }
+    expect(peaks.mixed / peaks.fp32).toBeLessThan(0.8);
+    dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
   });
 
   test('an overflow in the float16 activations (a huge input) also makes the scaler skip the step, parameters untouched', async () => {
