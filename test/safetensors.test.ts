@@ -159,6 +159,11 @@ describe('safetensors', () => {
       }
     });
 
+    test('the conversions are exported from densenet-webgpu/nn (where they were first) and from the engine', () => {
+      expect(nn.floatToHalfBits).toBe(E.floatToHalfBits);
+      expect(nn.floatToBfloat16Bits).toBe(E.floatToBfloat16Bits);
+    });
+
     test('edge values: ties to even, overflow to infinity, underflow to signed zero', () => {
       const h = E.floatToHalfBits;
       expect([h(65504), h(65519.99), h(65520), h(-1e6), h(Infinity), h(-Infinity)]).toEqual([0x7bff, 0x7bff, 0x7c00, 0xfc00, 0x7c00, 0xfc00]);
