@@ -19,7 +19,7 @@ export async function blockStepPeak(
   const c0 = 64;
   const block = model === 'd2l' ? new DenseBlock(layers, 32, { memoryEfficient }) : new DenseBlockBC(layers, c0, 4, 32, { memoryEfficient });
   // Mixed precision: the block's input (and so its buffers) float16.
-  const x = E.keep(E.noGrad(() => E.cast(E.randn([batch, c0, ...size]), E.activationDtype(precision))));
+  const x = E.keep(E.scope(() => E.noGrad(() => E.cast(E.randn([batch, c0, ...size]), E.activationDtype(precision)))));
   x.requiresGrad = true;
   E.scope(() => void E.noGrad(() => block(x))); // materialise lazy layers
   if (!trainParams) for (const p of block.parameters()) p.requiresGrad = false;

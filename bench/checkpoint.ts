@@ -14,8 +14,8 @@
 import { readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import {
-  decodeSafetensors, encodeSafetensors, optimizerStateToTensors, toHostTensors, writeFileAtomic,
-  type GradScaler, type GradScalerState, type HostTensor, type LRScheduler, type Optimizer, type SchedulerState,
+  GradScaler, decodeSafetensors, encodeSafetensors, optimizerStateToTensors, toHostTensors, writeFileAtomic,
+  type GradScalerState, type HostTensor, type LRScheduler, type Optimizer, type SchedulerState,
 } from '../nn/index.js';
 import type { DenseNet } from '../models/index.js';
 import { InputError } from './args.js';
@@ -191,8 +191,12 @@ export function readCheckpoint(path: string): HostCheckpoint {
     } catch {
       throw new InputError(`checkpoint ${path}: the metadata key 'scaler' is ${metadata.scaler === undefined ? 'missing' : 'not valid JSON'}; expected the GradScaler's state of this mixed-precision run`);
     }
-    if (!(Number.isFinite(scaler.scale) && scaler.scale > 0 && Number.isInteger(scaler._growth_tracker) && scaler._growth_tracker >= 0)) {
-      throw new InputError(`checkpoint ${path}: the metadata key 'scaler' holds ${metadata.scaler}; expected a positive finite scale and a growth tracker >= 0`);
+    try {
+      new GradScaler().loadStateDict(scaler); // checks every field on the host (a scaler not yet used holds no GPU state)
+    } catch (e) {
+      throw new InputError(
+        `checkpoint ${path}: the metadata key 'scaler' holds ${metadata.scaler}; expected a positive finite scale, a growth tracker >= 0 and the rest of the GradScaler's state (${(e as Error).message})`,
+      );
     }
   }
   return { path, meta, legacy, model, optimizer: { tensors: optTensors, metadata: optMeta }, scheduler, scaler, momentum };

@@ -3,11 +3,14 @@
 // It runs with gradients disabled (no higher-order gradients) inside a scope, so every temporary it
 // makes is freed; only the leaves' `.grad` tensors survive. Unless asked to retain the graph, it frees
 // each node's saved tensors once the node is done (a second backward then throws, as in PyTorch).
+// A gradient is stored as its tensor's dtype (as PyTorch's): a float16 tensor used where the result is
+// float32 (a mixed pair promotes) gets its gradient cast back to float16.
 // Also installs `Tensor.prototype.backward`.
 
 import { noGrad } from './autograd.js';
 import { fmt, sameShape } from './shape.js';
 import { freeSaved, keep, scope, Tensor } from './tensor.js';
+import { cast } from './ops/cast.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
 import { clone } from './ops/views.js';
@@ -65,7 +68,7 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
       // tensor that a backward rule handed to two inputs (add's backward returns g twice).
       const handedOut = new Set<Tensor>();
       if (grad) handedOut.add(grad);
-      grads.set(root, grad ?? onesLike(root));
+      grads.set(root, cast(grad ?? onesLike(root), root.dtype));
       const order = topoOrder(root);
       const freed = order.find((t) => t.node?.freed);
       if (freed) {
@@ -99,8 +102,8 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
           node.freed = true;
         }
         node.inputs.forEach((x, j) => {
-          const gx = inGrads[j];
-          if (!gx || !x.requiresGrad) return;
+          if (!inGrads[j] || !x.requiresGrad) return;
+          const gx = cast(inGrads[j]!, x.dtype);
           if (!sameShape(gx.shape, x.shape)) {
             throw new Error(`backward of ${node.op}: gradient of input ${j} has shape ${fmt(gx.shape)}, expected ${fmt(x.shape)}`);
           }

@@ -40,7 +40,10 @@ export function checkPrecision(where: string, p: unknown): Precision {
   return ok;
 }
 
-/** Sets the engine's default precision; 'mixed' on an adapter without shader-f16 becomes 'fp32' with one notice. */
+/**
+ * Sets the engine's default precision; 'mixed' on an adapter without shader-f16 becomes 'fp32' with one
+ * notice (set before init(), once the adapter is known: see defaultPrecision()).
+ */
 export function setDefaultPrecision(p: Precision): void {
   valid('setDefaultPrecision', p);
   if (p === 'mixed' && isInitialised() && !gpu().features.shaderF16) {
@@ -54,6 +57,8 @@ export function setDefaultPrecision(p: Precision): void {
 
 /** The engine's default precision (see setDefaultPrecision). */
 export function defaultPrecision(): Precision {
+  // A 'mixed' default set before init() meets the adapter here.
+  if (fallback === 'mixed') setDefaultPrecision('mixed');
   return fallback;
 }
 

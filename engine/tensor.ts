@@ -23,7 +23,7 @@
 import { gpu } from './gpu.js';
 import { pool, type PooledBuffer } from './pool.js';
 import { readBuffer, writeBuffer } from './runtime.js';
-import { floatToHalfBits, halfToFloat, itemBytes, type DType } from './dtype.js';
+import { checkDtype, floatToHalfBits, halfToFloat, itemBytes, type DType } from './dtype.js';
 import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
 
 /** How an op's output was made: recorded by engine/autograd.ts, walked by engine/backward.ts. */
@@ -321,6 +321,7 @@ export function keep<T extends Tensor>(t: T): T {
 
 /** A new contiguous tensor with uninitialised contents. */
 export function empty(shape: Shape, tag = 'tensor', dtype: DType = 'float32'): Tensor {
+  checkDtype('empty', dtype);
   const g = gpu();
   if (dtype === 'float16' && !g.features.shaderF16) {
     throw new Error(`float16 storage needs the adapter feature 'shader-f16', which this adapter (${g.adapter.description || 'unknown'}) lacks; use float32 (precision 'fp32')`);

@@ -8,6 +8,8 @@ export { xavierUniform_, kaimingNormal_, constant_, zeros_, ones_, kaimingUnifor
 export { Optimizer, SGD, Adam, AdamW, type SGDOptions, type AdamOptions, type ParamGroup, type ParamGroupSpec, type ParamState, type OptimizerStateDict, type StepOptions } from './optim.js';
 export { GradScaler, MAX_OPTIMIZERS, type GradScalerOptions, type GradScalerState } from './grad_scaler.js';
 export { crossEntropy } from '../engine/index.js';
+// The half conversions moved to the engine (engine/dtype.ts); still exported here, where exports were first.
+export { floatToHalfBits, floatToBfloat16Bits } from '../engine/index.js';
 export { Dropout } from './dropout.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, toHostTensors, writeFileAtomic, crc32, CRC_KEY, type HostTensor, type SaveDtype, type SaveOptions,

@@ -51,6 +51,10 @@ describe('densenet-bench', () => {
       [['train', '--optimizer', 'adam', '--momentum', '0.9', '--data', data], /--momentum is for --optimizer sgd, not adam/],
       [['train', '--schedule', 'cosine', '--epochs', '2', '--warmup-epochs', '2', '--data', data], /--warmup-epochs 2 leaves no epoch of the cosine schedule in 2/],
       [['train', '--lr', '0', '--data', data], /--lr must be positive, got 0/],
+      [['speed', '--precision', 'half'], /--precision must be one of fp32, mixed, both, got 'half'/],
+      [['memory', '--precision', 'fp16'], /--precision must be one of fp32, mixed, both, got 'fp16'/],
+      [['train', '--precision', 'both', '--data', data], /--precision must be one of fp32, mixed, got 'both'/],
+      [['eval', '--checkpoint', 'x.safetensors', '--precision', 'mixed'], /eval: unknown flag --precision/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);

@@ -3,7 +3,7 @@
 // that reads float32.
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
-import { useEngine } from './helpers.js';
+import { expectClose, useEngine } from './helpers.js';
 
 useEngine();
 const { features } = await E.init();
@@ -67,6 +67,19 @@ describe('float16 storage', () => {
     for (const t of [a, b, r, s, m]) t.dispose();
   });
 
+  f16("a 0-dim float32 operand does not promote a float16 tensor (PyTorch's rule: dimensioned operands decide)", async () => {
+    const a = E.tensor([1.5, -2, 3.25]).half();
+    const s = E.tensor(2);
+    expect(s.ndim).toBe(0);
+    const m = E.mul(a, s);
+    expect(m.dtype).toBe('float16');
+    expect(Array.from(await m.data())).toEqual([3, -4, 6.5]);
+    expect(E.add(s, a).dtype).toBe('float16');
+    expect(E.mul(a, E.tensor([2])).dtype).toBe('float32'); // [1] has a dimension: it promotes
+    expect(E.mul(E.sum(a), s).dtype).toBe('float32'); // only 0-dim operands: they all decide
+    for (const t of [a, s, m]) t.dispose();
+  });
+
   f16('sum and mean of float16 give float16 (folded in float32), and their gradients are float16', async () => {
     const n = 5000; // two passes: partial sums (float32) then the total
     const x = E.full([n], 0.1, 'float16');
@@ -95,10 +108,83 @@ describe('float16 storage', () => {
     x.dispose();
   });
 
-  f16('a kernel without a float16 variant refuses a float16 buffer, naming the kernel and the fix', () => {
-    const h = E.tensor([[1, 2, 3]]).half();
-    expect(() => E.softmax(h, 1)).toThrow(/softmax.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
+  f16("a gradient takes its tensor's dtype (as PyTorch's): mixed pairs, a float32 output gradient, accumulation", async () => {
+    const x = E.tensor([0.5, -1.5, 2]).half();
+    x.requiresGrad = true;
+    const w = E.tensor([3, 0.25, -2]);
+    w.requiresGrad = true;
+    // x * w is float32 (promotion); x's gradient (w) comes back float16, w's (x) float32.
+    E.sum(E.add(E.mul(x, w), x)).backward();
+    expect(x.grad!.dtype).toBe('float16');
+    expect(w.grad!.dtype).toBe('float32');
+    expect(Array.from(await x.grad!.data())).toEqual([4, 1.25, -1]);
+    expect(Array.from(await w.grad!.data())).toEqual([0.5, -1.5, 2]);
+    // A second backward accumulates into the float16 gradient; an explicit float32 gradient for a
+    // float16 output is cast too.
+    const y = E.mulScalar(x, 2);
+    y.backward(E.tensor([1, 1, 1]));
+    expect(x.grad!.dtype).toBe('float16');
+    expect(Array.from(await x.grad!.data())).toEqual([6, 3.25, 1]);
+    for (const t of [x, w, y]) t.dispose();
+  });
+
+  f16('dropout keeps float16 (DenseNet-BC drops float16 activations under mixed precision), forward and backward', async () => {
+    const { nd } = await import('./reference/ndarray.js');
+    const R = await import('./reference/ops.js');
+    const data = E.roundToHalf(Array.from({ length: 5 * 37 }, (_, i) => Math.sin(i) * 3));
+    const x = E.tensor(data, [5, 37]).half();
+    x.requiresGrad = true;
+    const y = E.dropout(x, 0.3, { seed: 1234 });
+    expect(y.dtype).toBe('float16');
+    // The reference's float64 product rounded to half: within one half ulp (2^-11 relative) of the kernel's.
+    const want = R.dropout(nd([5, 37], data), 0.3, 1234);
+    expectClose(await y.data(), nd(want.shape, E.roundToHalf(want.data)), { rtol: 2 ** -11, atol: 0 });
+    E.sum(y).backward();
+    expect(x.grad!.dtype).toBe('float16');
+    const mask = R.dropout(nd([5, 37], new Float32Array(5 * 37).fill(1)), 0.3, 1234);
+    expect(Array.from(await x.grad!.data())).toEqual(Array.from(E.roundToHalf(mask.data)));
+    y.dispose();
+    x.dispose();
+  });
+
+  f16('an op without a float16 variant refuses float16 before it allocates, naming the op and the fix', () => {
+    const h = E.tensor([[1, 2, 3], [4, 5, 6]]).half();
+    const g = E.tensor([[1, 2, 3], [4, 5, 6]]).half();
+    g.requiresGrad = true;
+    const w = E.ones([4, 3]);
+    const img = E.ones([2, 1, 3, 3]).half();
+    const calls: Array<[string, () => unknown]> = [
+      ['softmax', () => E.softmax(h, 1)],
+      ['softmax', () => E.softmax(g, 1)],
+      ['logSoftmax', () => E.logSoftmax(g, 0)],
+      ['topk', () => E.topk(h, 2)],
+      ['argmax', () => E.argmax(h, 1)],
+      ['argmax', () => E.argmax(h)],
+      ['matmul', () => E.matmul(h, E.transpose(w))],
+      ['matmul', () => E.matmul(w, E.transpose(h))],
+      ['linear', () => E.linear(g, w)],
+      ['crossEntropy', () => E.crossEntropy(g, [0, 2])],
+      ['resizeBilinear', () => E.resizeBilinear(img, [5, 5])],
+      ['cropFlip', () => E.cropFlip(img, [3, 3], 1, { top: [0, 1], left: [1, 0], flip: [true, false] })],
+    ];
+    for (const [op, call] of calls) {
+      const live = E.memory().liveBytes;
+      expect(call, op).toThrow(new RegExp(`^${op}: .* is float16; ${op} has no float16 variant: cast it with \\.float\\(\\) first`));
+      expect(E.memory().liveBytes, `${op} frees what it made before refusing`).toBe(live);
+    }
+    for (const t of [h, g, w, img]) t.dispose();
+  });
+
+  f16('the runtime refuses a float16 buffer where a kernel reads float32, naming the kernel and the fix', async () => {
+    const { dispatch, PARAM_WORDS } = await import('../engine/runtime.js');
+    const { shaders } = await import('../engine/shaders.js');
+    const h = E.tensor([1, 2, 3]).half();
+    const out = E.empty([3]);
+    const kernel = { shader: E.typed(shaders.unary, { X: 'float32', OUT: 'float32' }), entry: 'unary_flat' };
+    const args = { params: new Uint32Array(PARAM_WORDS), buffers: [h.buffer, out.buffer], workgroups: [1, 1] as [number, number] };
+    expect(() => dispatch(kernel, args)).toThrow(/unary.*storage binding 1 holds float16 data where the kernel reads float32.*\.float\(\)/);
     h.dispose();
+    out.dispose();
   });
 
   f16('the optimiser refuses a float16 parameter instead of copying the wrong bytes', async () => {
@@ -115,6 +201,8 @@ describe('float16 storage', () => {
   test('an unknown dtype is a clear error', () => {
     const x = E.tensor([1]);
     expect(() => E.cast(x, 'int8' as E.DType)).toThrow(/cast: unknown dtype "int8" \(expected 'float32' or 'float16'\)/);
+    expect(() => E.empty([2], 'tensor', 'float64' as E.DType)).toThrow(/empty: unknown dtype "float64" \(expected 'float32' or 'float16'\)/);
+    expect(() => E.full([2], 1, 'half' as E.DType)).toThrow(/full: unknown dtype "half"/);
     x.dispose();
   });
 });

@@ -16,6 +16,7 @@ import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { DenseNet, DenseNetBC } from '../models/index.js';
 import { blockStepPeak } from '../bench/block_peak.js';
+import { trainStep } from '../bench/step.js';
 import { useEngine } from './helpers.js';
 
 useEngine();
@@ -104,12 +105,27 @@ f16('mixed precision against fp32', () => {
     );
   });
 
-  test('the dense block stores its buffers as float16: its step peak is about half the fp32 one', async () => {
+  test('the dense block stores its buffers as float16: its step peak is about half the fp32 one (and nothing is left behind)', async () => {
     for (const memoryEfficient of [true, false]) {
       const fp32 = await blockStepPeak('d2l', 4, 8, [16, 16], memoryEfficient, false, 'fp32');
+      const live = E.memory().liveBytes; // after the engine's one-time buffers (uniforms, dummies)
       const mixed = await blockStepPeak('d2l', 4, 8, [16, 16], memoryEfficient, false, 'mixed');
       expect(mixed / fp32, memoryEfficient ? 'memory-efficient' : 'naive').toBeLessThan(0.6);
+      expect(E.memory().liveBytes, 'live bytes after the mixed measurement').toBe(live);
     }
+  });
+
+  test('DenseNet-BC with dropRate > 0 trains under mixed precision (dropout on float16 activations)', async () => {
+    E.manualSeed(2);
+    const model = new DenseNetBC({ growthRate: 4, blockConfig: [2], numInitFeatures: 8, bnSize: 2, numClasses: 3, dropRate: 0.2, precision: 'mixed' });
+    const x = E.randn([2, 3, 16, 16]);
+    const loss = nn.crossEntropy(model(x), E.tensor([0, 2]));
+    loss.backward();
+    expect(Number.isFinite(await loss.item())).toBe(true);
+    for (const p of model.parameters()) expect(p.grad!.dtype).toBe('float32');
+    loss.dispose();
+    x.dispose();
+    model.dispose();
   });
 
   test('the precision option: default from the engine, settable, checked', () => {
@@ -129,6 +145,64 @@ f16('mixed precision against fp32', () => {
       E.setDefaultPrecision('fp32');
     }
     m.dispose();
+  });
+
+  test('precision set between steps: the next step follows it (peak bytes), and live bytes come back to the same baseline', async () => {
+    E.manualSeed(4);
+    const model = new DenseNet({ growthRate: 8, arch: [2, 2], precision: 'mixed' });
+    const x = E.keep(E.randn([4, 1, 32, 32]));
+    const y = E.keep(E.tensor([1, 3, 0, 2]));
+    E.scope(() => void E.noGrad(() => model(x)));
+    const { step, dispose } = trainStep(model, x, y, 'mixed');
+    step(); // compile, and the optimiser's state
+    await E.sync();
+    const { liveBytes: live, liveBuffers } = E.memory();
+    const peaks: Record<string, number> = {};
+    for (const p of ['fp32', 'mixed', 'fp32', 'mixed'] as const) {
+      model.precision = p;
+      E.pool.resetPeak();
+      step();
+      await E.sync();
+      peaks[p] = E.memory().peakBytes - live;
+      // The same live buffers; their bytes may differ by the pool's reuse slack (a cached buffer up to
+      // 1.25x a request's size may serve it).
+      expect(E.memory().liveBuffers, `live buffers after a ${p} step`).toBe(liveBuffers);
+      expect(Math.abs(E.memory().liveBytes - live) / live, `live bytes after a ${p} step`).toBeLessThan(0.01);
+    }
+    expect(peaks.mixed / peaks.fp32).toBeLessThan(0.8);
+    dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+
+  test('an overflow in the float16 activations (a huge input) also makes the scaler skip the step, parameters untouched', async () => {
+    E.manualSeed(3);
+    const model = new DenseNet({ growthRate: 4, arch: [1, 1], precision: 'mixed' });
+    const x = E.mulScalar(E.randn([2, 1, 32, 32]), 1e6); // the stem's float16 output overflows to +-inf
+    const y = E.tensor([1, 3]);
+    E.scope(() => void E.noGrad(() => model(E.randn([2, 1, 32, 32]))));
+    const opt = new nn.SGD(model.parameters(), { lr: 0.1 });
+    const scaler = new nn.GradScaler();
+    const before = await Promise.all(model.parameters().map((p) => p.data()));
+    const loss = E.scope(() => {
+      opt.zeroGrad();
+      const l = nn.crossEntropy(model(x), y);
+      scaler.scale(l).backward();
+      scaler.step(opt);
+      scaler.update();
+      return l;
+    });
+    expect(Number.isFinite(await loss.item())).toBe(false);
+    expect(await scaler.skippedSteps()).toBe(1);
+    expect(await scaler.getScale()).toBe(2 ** 15);
+    // NOTE: batch norm's running statistics did take the inf (training-mode forward), as PyTorch's do.
+    const after = await Promise.all(model.parameters().map((p) => p.data()));
+    after.forEach((a, i) => expect(Array.from(a), `parameter ${i}`).toEqual(Array.from(before[i])));
+    for (const t of [loss, x, y]) t.dispose();
+    opt.dispose();
+    scaler.dispose();
+    model.dispose();
   });
 
   test('a forced overflow (a huge loss) makes the scaler skip the step and halve the scale, parameters untouched', async () => {

@@ -6,12 +6,16 @@ import * as E from '../engine/index.js';
 import { DenseNet, densenet121 } from '../models/index.js';
 
 const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-await E.init({ disableFeatures: ['shader-f16'], precision: 'mixed' });
+// The default set before the adapter is known: it falls back once the engine is initialised.
+E.setDefaultPrecision('mixed');
+await E.init({ disableFeatures: ['shader-f16'] });
 afterAll(() => warn.mockRestore());
 
 describe('precision without shader-f16', () => {
-  test("the default 'mixed' fell back to 'fp32' with one notice", () => {
+  test("the default 'mixed' fell back to 'fp32' with one notice", async () => {
     expect(E.gpu().features.shaderF16).toBe(false);
+    expect(E.defaultPrecision()).toBe('fp32');
+    await E.init({ precision: 'mixed' });
     expect(E.defaultPrecision()).toBe('fp32');
     expect(E.mixedSupported()).toBe(false);
     E.setDefaultPrecision('mixed');

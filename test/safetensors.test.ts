@@ -159,6 +159,11 @@ describe('safetensors', () => {
       }
     });
 
+    test('the conversions are exported from densenet-webgpu/nn (where they were first) and from the engine', () => {
+      expect(nn.floatToHalfBits).toBe(E.floatToHalfBits);
+      expect(nn.floatToBfloat16Bits).toBe(E.floatToBfloat16Bits);
+    });
+
     test('edge values: ties to even, overflow to infinity, underflow to signed zero', () => {
       const h = E.floatToHalfBits;
       expect([h(65504), h(65519.99), h(65520), h(-1e6), h(Infinity), h(-Infinity)]).toEqual([0x7bff, 0x7bff, 0x7c00, 0xfc00, 0x7c00, 0xfc00]);
@@ -201,6 +206,21 @@ describe('safetensors', () => {
       expect(back.get('x')!.shape).toEqual([2, 2]);
       x.dispose();
       back.get('x')!.dispose();
+    });
+
+    test('float16 tensors (and a float16 view at an odd offset) export with their values, as F32 or F16', async (ctx) => {
+      if (!E.gpu().features.shaderF16) ctx.skip();
+      const h = E.tensor([1 / 3, -2.5, 65504, 1e-8, 7, 0.1], [2, 3]).half();
+      const col = E.slice(E.transpose(h, 0, 1), 0, 1, 3); // [[-2.5, 7], [65504, 0.1]] from element offset 1
+      const want = { h: Array.from(E.roundToHalf([1 / 3, -2.5, 65504, 1e-8, 7, 0.1])), col: Array.from(E.roundToHalf([-2.5, 7, 65504, 0.1])) };
+      for (const dtype of ['F32', 'F16'] as const) {
+        const back = nn.decodeSafetensors(nn.encodeSafetensors(await nn.toHostTensors({ h, col }), {}, { dtype })).tensors;
+        expect(Array.from(back.get('h')!.data), dtype).toEqual(want.h);
+        expect(back.get('col')!.shape).toEqual([2, 2]);
+        expect(Array.from(back.get('col')!.data), dtype).toEqual(want.col);
+      }
+      col.dispose();
+      h.dispose();
     });
   });
 });

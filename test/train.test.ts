@@ -219,6 +219,17 @@ describe('training on Fashion-MNIST files', () => {
       expect(() => readCheckpoint(rewrite(resume, { precision: 'half' }))).toThrow(/the metadata key 'precision' is "half"; expected one of fp32, mixed/);
       expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed' }))).toThrow(/the metadata key 'scaler' is missing; expected the GradScaler's state/);
       expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed', scaler: '{"scale":-1,"_growth_tracker":0}' }))).toThrow(/'scaler' holds .*expected a positive finite scale/);
+      // The whole scaler state is checked on the host (before any GPU work), as GradScaler.loadStateDict would.
+      const scaler = { scale: 65536, growth_factor: 2, backoff_factor: 0.5, growth_interval: 2000, _growth_tracker: 5 };
+      for (const bad of ['null', '[]', JSON.stringify({ scale: 1024, _growth_tracker: 0 }), JSON.stringify({ ...scaler, growth_factor: 0.5 }), JSON.stringify({ ...scaler, growth_interval: 1.5 })]) {
+        expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed', scaler: bad })), bad).toThrow(/the metadata key 'scaler' holds .*; expected .*the GradScaler's state \(GradScaler/);
+        expect(() => readCheckpoint(rewrite(resume, { precision: 'mixed', scaler: bad })), bad).toThrow(InputError);
+      }
+      // A mixed-precision checkpoint resumed with --precision fp32 (or the reverse) is refused naming both.
+      const mixed = rewrite(resume, { precision: 'mixed', scaler: JSON.stringify(scaler) });
+      expect(readCheckpoint(mixed).scaler).toEqual(scaler);
+      expect(() => planTrain({ data, epochs: 2, resume: mixed, precision: 'fp32' })).toThrow(/--precision fp32 does not match the checkpoint .*, which was trained with precision mixed: leave --precision out/);
+      expect(() => planTrain({ data, epochs: 2, resume, precision: 'mixed' })).toThrow(/--precision mixed does not match the checkpoint .*, which was trained with precision fp32/);
       // Checkpoints written before mixed precision existed have no 'precision': they were fp32 runs.
       expect(readCheckpoint(rewrite(resume, { precision: undefined })).meta.precision).toBe('fp32');
       const bytes = new Uint8Array(readFileSync(resume));

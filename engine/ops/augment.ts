@@ -5,6 +5,7 @@
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, fromData, type Tensor } from '../tensor.js';
+import { checkFloat32 } from './check.js';
 import { contiguous } from './views.js';
 import augmentSrc from '../../shaders/augment.wgsl';
 
@@ -22,6 +23,7 @@ export interface CropFlip {
 export function cropFlip(x: Tensor, [outH, outW]: [number, number], padding: number, s: CropFlip): Tensor {
   const op = 'cropFlip';
   x.assertAlive(op);
+  checkFloat32(op, 'x', x);
   if (x.ndim !== 4) throw new Error(`${op}: expected an [N, C, H, W] batch, got ${fmt(x.shape)}`);
   const [B, C, H, W] = x.shape;
   if (!Number.isInteger(padding) || padding < 0) throw new Error(`${op}: padding must be an integer >= 0, got ${padding}`);

@@ -12,6 +12,14 @@ export function checkTensor(op: string, what: string, v: unknown): asserts v is 
   v.assertAlive(op, what);
 }
 
+/**
+ * `t` is float32: for ops without a float16 variant, checked before they allocate anything (the runtime
+ * would refuse the buffer at dispatch, after the op's output was made).
+ */
+export function checkFloat32(op: string, what: string, t: Tensor): void {
+  if (t.dtype !== 'float32') throw new Error(`${op}: ${what} ${t} is ${t.dtype}; ${op} has no ${t.dtype} variant: cast it with .float() first`);
+}
+
 /** `v` is a live Tensor with `rank` dimensions. */
 export function checkRank(op: string, what: string, v: unknown, rank: number): asserts v is Tensor {
   checkTensor(op, what, v);

@@ -1,11 +1,13 @@
 // Dropout (dropout.wgsl): zeroes each element with probability p and scales the rest by 1 / (1 - p),
 // like torch.nn.functional.dropout in training mode. The mask comes from a hash of a seed drawn from a
 // Generator (the engine's default one unless given) and the element index, so the same seed gives the
-// same mask on every adapter, and backward recomputes the mask instead of storing it.
+// same mask on every adapter, and backward recomputes the mask instead of storing it. float16 in gives
+// float16 out (computed in float32).
 
 import { defineOp } from '../autograd.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { typed } from '../storage.js';
 import { empty, Tensor } from '../tensor.js';
 import { contiguous } from './views.js';
 import dropoutSrc from '../../shaders/dropout.wgsl';
@@ -19,10 +21,10 @@ interface DropoutAttrs {
 
 /** x * mask / (1 - p) for a contiguous x, with the mask of `seed`. */
 function dropoutKernel(x: Tensor, { p, seed }: DropoutAttrs): Tensor {
-  const out = empty(x.shape);
+  const out = empty(x.shape, 'tensor', x.dtype);
   const pr = new Uint32Array(PARAM_WORDS);
   pr.set([x.size, x.offset, 0, seed >>> 0, f32bits(p), f32bits(1 / (1 - p))]);
-  if (x.size) dispatch({ shader: dropoutShader, entry: 'dropout' }, { params: pr, buffers: [x.buffer, out.buffer], workgroups: grid1d(Math.ceil(x.size / 256)) });
+  if (x.size) dispatch({ shader: typed(dropoutShader, { X: x.dtype, OUT: x.dtype }), entry: 'dropout' }, { params: pr, buffers: [x.buffer, out.buffer], workgroups: grid1d(Math.ceil(x.size / 256)) });
   return out;
 }
 

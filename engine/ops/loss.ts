@@ -8,6 +8,7 @@ import { defineOp } from '../autograd.js';
 import { dispatch, f32bits, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { empty, fromData, scope, Tensor } from '../tensor.js';
+import { checkFloat32 } from './check.js';
 import { add, mulScalar, neg } from './elementwise.js';
 import { mean } from './reduce.js';
 import { logSoftmax } from './softmax.js';
@@ -68,9 +69,11 @@ export function crossEntropy(logits: Tensor, labels: Tensor | Int32Array | reado
   if (logits.ndim !== 2 || logits.shape[0] === 0 || logits.shape[1] === 0) {
     throw new Error(`${op}: expected logits of shape [B, C] with B, C > 0, got ${fmt(logits.shape)}`);
   }
+  checkFloat32(op, 'logits', logits);
   const [B, C] = logits.shape;
   let lab: Tensor;
   if (labels instanceof Tensor) {
+    checkFloat32(op, 'labels', labels);
     if (labels.ndim !== 1 || labels.shape[0] !== B) throw new Error(`${op}: labels have shape ${fmt(labels.shape)}, expected [${B}] for logits of shape ${fmt(logits.shape)}`);
     lab = labels;
   } else {

@@ -1,6 +1,7 @@
 // Element maps: the dispatch helpers behind every elementwise op (unary.wgsl, binary.wgsl, fill.wgsl).
 // Each operand may be float32 or float16 (the kernels are composed with their storage types); a new
-// output is float16 when every tensor operand is, else float32 (PyTorch's promotion).
+// output is float16 when every tensor operand is, else float32 (PyTorch's promotion, in which 0-dim
+// tensors decide only when no operand has dimensions: float16 [N] times a float32 scalar tensor is float16).
 // These work on raw tensors and record no gradients; engine/ops/elementwise.ts builds the ops on them.
 // Op codes come from the table in engine/ops/elementwise_table.ts.
 
@@ -81,7 +82,9 @@ export function assignMap(dst: Tensor, src: Tensor): void {
  * row (x, y) or a derivative (x, y and the gradient z). `code` is binaryCode() or gradCode().
  */
 export function binaryMap(code: number, shape: Shape, x: Operand, y: Operand, z: Operand | null = null, s = 0): Tensor {
-  const dtype: DType = [x, y, z].every((op) => !op || op.t.dtype === 'float16') ? 'float16' : 'float32';
+  const operands = [x, y, z].filter((op): op is Operand => op !== null);
+  const dimensioned = operands.filter((op) => op.t.ndim > 0);
+  const dtype: DType = (dimensioned.length ? dimensioned : operands).every((op) => op.t.dtype === 'float16') ? 'float16' : 'float32';
   const o = empty(shape, 'tensor', dtype);
   const { params, n, flat } = mapParams('binary', shape, [x, y, z], own(o), s);
   if (n === 0) return o;

@@ -12,6 +12,7 @@ import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { selectVariant } from '../tuner.js';
 import { forceVariant, heuristicVariant, MATMUL_TILES, missingFor, type VariantName } from '../variants.js';
+import { checkFloat32 } from './check.js';
 import { sumTo } from './reduce.js';
 import { clone, expandTo, reshape, transpose } from './views.js';
 import bodySrc from '../../shaders/matmul.wgsl';
@@ -170,6 +171,8 @@ const matmulOp = defineOp<null>({
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: both operands need at least 1 dimension, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  checkFloat32('matmul', 'a', a);
+  checkFloat32('matmul', 'b', b);
   const a2 = a.ndim === 1 ? reshape(a, [1, a.shape[0]]) : a;
   const b2 = b.ndim === 1 ? reshape(b, [b.shape[0], 1]) : b;
   const K = a2.shape[a2.ndim - 1];

@@ -4,6 +4,7 @@
 import { defineOp } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { empty, Tensor } from '../tensor.js';
+import { checkFloat32 } from './check.js';
 import { toRows, viaRows } from './rows.js';
 import { contiguous } from './views.js';
 import softmaxSrc from '../../shaders/softmax.wgsl';
@@ -36,6 +37,7 @@ const logSoftmaxRows = rowsOp('logSoftmax', true);
 
 function apply(op: string, f: (xs: readonly Tensor[], a: null) => Tensor, x: Tensor, axis: number): Tensor {
   if (!(x instanceof Tensor)) throw new Error(`${op}: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+  checkFloat32(op, 'x', x);
   return viaRows(x, () => {
     const r = toRows(op, x, axis);
     return r.restore(f([r.rows], null));

@@ -7,6 +7,7 @@ import { defineOp, noGrad } from '../autograd.js';
 import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { fmt, normAxis } from '../shape.js';
 import { empty, keep, scope, Tensor, view } from '../tensor.js';
+import { checkFloat32 } from './check.js';
 import { toRows, viaRows } from './rows.js';
 import { contiguous, reshape } from './views.js';
 import topkSrc from '../../shaders/topk.wgsl';
@@ -64,6 +65,7 @@ function checkIndexable(op: string, what: string, n: number): void {
 /** The k largest values along `axis` (default the last), largest first, and their indices, like torch.topk. */
 export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices: Tensor } {
   if (!(x instanceof Tensor)) throw new Error(`topk: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+  checkFloat32('topk', 'x', x);
   const a = normAxis('topk', axis, Math.max(x.ndim, 1), x.shape);
   const C = x.shape[a] ?? 0;
   if (!Number.isInteger(k) || k < 1 || k > 5 || k > C) throw new Error(`topk: k must be an integer in [1, ${Math.min(5, C)}] for axis ${a} of shape ${fmt(x.shape)} (k <= 5 is supported), got ${k}`);
@@ -86,6 +88,7 @@ export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices
  */
 export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
   if (!(x instanceof Tensor)) throw new Error(`argmax: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+  checkFloat32('argmax', 'x', x);
   return scope(() => {
     if (axis === undefined) {
       if (x.size === 0) throw new Error(`argmax: the tensor of shape ${fmt(x.shape)} is empty`);
