@@ -564,11 +564,14 @@ export function planEval(f: Flags): EvalPlan {
 export async function runEval(plan: EvalPlan, rep: Reporter): Promise<void> {
   const { checkpoint: ck, test } = plan;
   const size = ck.meta.size;
-  const model = buildModel(ck.meta, true);
+  // The precision the run trained (and evaluated each epoch) in, where this adapter can run it.
+  const precision = ck.meta.precision === 'mixed' && !E.mixedSupported() ? 'fp32' : ck.meta.precision;
+  if (precision !== ck.meta.precision) rep.progress(`this adapter has no 'shader-f16': evaluating the mixed-precision checkpoint in fp32`);
+  const model = buildModel(ck.meta, true, precision);
   try {
     loadInto(model, ck);
     const { accuracy, confusion, images } = await evaluate(model, test, size, plan.batch, plan.limit, (l) => rep.progress(l));
-    rep.text(`test accuracy: ${accuracy.toFixed(4)} on ${images} images (${ck.path}, epoch ${ck.meta.epoch}, input ${size}x${size})\n`);
+    rep.text(`test accuracy: ${accuracy.toFixed(4)} on ${images} images (${ck.path}, epoch ${ck.meta.epoch}, input ${size}x${size}, precision ${precision})\n`);
     rep.text(confusionTable(confusion));
     confusion.forEach((row, i) => {
       rep.record('row', { true: CLASS_NAMES[i], predicted: Object.fromEntries(CLASS_NAMES.map((n, j) => [n, row[j]])) });

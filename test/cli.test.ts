@@ -105,6 +105,17 @@ describe('densenet-bench', () => {
     expect(rows[2].peakBytes).toBeLessThan(rows[1].peakBytes);
   });
 
+  test('eval runs a mixed-precision checkpoint in mixed precision: the accuracy the run logged (issue 16)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'cli-'));
+    const t = cli(['train', ...tiny, '--data', data, '--out', out, '--epochs', '1', '--precision', 'mixed', '--json']);
+    expect(t.status, t.stderr).toBe(0);
+    const summary = t.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.type === 'summary');
+    const e = cli(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--data', data]);
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stdout).toContain(`test accuracy: ${summary.testAcc.toFixed(4)} on`);
+    expect(e.stdout).toMatch(/precision mixed\)/);
+  });
+
   test('train --json and eval --json print typed lines; eval shows progress and names the classes (issue 14)', () => {
     const out = mkdtempSync(join(tmpdir(), 'cli-'));
     const stale = join(out, 'checkpoint.safetensors.tmp-2147483646-1');
