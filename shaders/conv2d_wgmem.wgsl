@@ -1,5 +1,5 @@
 // conv2d_wgmem.wgsl: conv2d.wgsl's three implicit GEMMs as workgroup-memory tiles (the GPU-shaped
-// variants wg32x32, wg64x64, wg32x128 of engine/variants.ts): entry points conv2d_fwd_wg,
+// variants wg32x32, wg64x64, wg32x128, wg32x32k2, ... of engine/variants.ts): entry points conv2d_fwd_wg,
 // conv2d_dgrad_wg and conv2d_wgrad_wg, with the bindings, parameters and flags (BIAS, MASK, ACC, GALIAS,
 // PARTIAL) of conv2d_fwd, conv2d_dgrad and conv2d_wgrad, and the body's BN-ReLU (bn_relu) and
 // per-element stores (put_y, put_dx, put_dw), and its storage types (X, G and O float32 or float16,
@@ -7,31 +7,42 @@
 // as the flags PRO and XAL instead (checked while staging, outside the register-tile loop), so each
 // entry point is one pipeline: fewer compiles when the tuner tries these variants. Composed
 // (engine/ops/conv.ts) after the body, conv2d_lanes_own.wgsl (the body's own entry points need a lanes
-// snippet to compile; these variants do not run them) and the tile constants BM BN BK TM TN.
+// snippet to compile; these variants do not run them) and the tile constants BM BN BK TM TN KS.
 //
-// A workgroup of NT = (BM / TM) (BN / TN) invocations computes a BM x BN block of the GEMM (the GEMMs'
-// rows, columns and k as in conv2d.wgsl). K is walked in chunks of BK: per chunk the workgroup stages
-// the BM x BK slice of the row operand (the weights; conv2d_wgrad: dy) and the BK x BN slice of im2col
-// columns (gathered on the fly, with the fused prologue applied) in workgroup memory, meets at a
-// barrier, and every invocation accumulates its TM x TN register tile from there (invocation
-// li = ty (BN / TN) + tx: rows ty TM.., columns tx TN..), reading both slices as vec4s. Invocation li
-// stages column li % BN of the column slice (every (NT / BN)-th k), so its column's coordinates are
-// computed once (col_of), and elements e = li, li + NT, .. of the row slice (k = e % BK: consecutive
-// lanes read consecutive weights; with flag VECW, conv2d_fwd's weights four k at a time through Wt4).
-// Rows and columns past the end load clamped addresses and are never stored; k past the end stages
-// zeros on both sides (so a NaN there cannot reach a sum). Every invocation runs every step (no
-// early return): the barriers stay in uniform control flow.
+// A workgroup computes a BM x BN block of the GEMM (the GEMMs' rows, columns and k as in conv2d.wgsl)
+// with KS slices of NT = (BM / TM) (BN / TN) invocations each (KS > 1 splits K inside the workgroup, for
+// GEMMs too small to give the device more than a few blocks). K is walked in chunks of BKS = KS BK: per
+// chunk the workgroup stages the BM x BKS slice of the row operand (the weights; conv2d_wgrad: dy) and
+// the BKS x BN slice of im2col columns (gathered on the fly, with the fused prologue applied) in
+// workgroup memory, meets at a barrier, and every invocation accumulates its TM x TN register tile over
+// its slice's BK of the chunk (slice s = li / NT: k s BK .. s BK + BK - 1; lane l = li % NT =
+// ty (BN / TN) + tx: rows ty TM.., columns tx TN..), reading both slices as vec4s. Invocation li stages
+// column li % BN of the column slice (every (KS NT / BN)-th k), so its column's coordinates are computed
+// once (col_of), and elements e = li, li + KS NT, .. of the row slice (k = e % BKS: consecutive lanes
+// read consecutive weights; with flag VECW, conv2d_fwd's weights four k at a time through Wt4). After
+// the last chunk, slices 1 .. KS - 1 leave their tiles in workgroup memory and slice 0 adds them to its
+// own and runs the epilogue (the stores). Rows and columns past the end load clamped addresses and are
+// never stored; k past the end stages zeros on both sides (so a NaN there cannot reach a sum). Every
+// invocation runs every step until the stores (no early return before them): the barriers stay in
+// uniform control flow.
 // Dispatch: conv2d_fwd_wg, conv2d_dgrad_wg: (x, y) = grid1d(ceil(columns / BN)), z = ceil(rows / BM);
 //           conv2d_wgrad_wg: x = ceil(word 28 / BN), y = ceil(Cout / BM), z = splits.
-const NT = (BM / TM) * (BN / TN);
+const NT = (BM / TM) * (BN / TN); // invocations per K slice
+const NW = KS * NT; // the workgroup
+const BKS = KS * BK; // k per staged chunk
 
 // Binding 9: the weights again, as vec4s (flag VECW: conv2d_fwd with K = Cin KH KW and the weights'
 // offset multiples of 4, so that every row starts on a vec4).
 @group(0) @binding(9) var<storage, read> Wt4: array<vec4f>;
 
-// Element (k, r) of a slice is component r % 4 of vector (k BM + r) / 4 (Bs: BN).
-var<workgroup> As: array<vec4f, BK * BM / 4u>; // [k][row]
-var<workgroup> Bs: array<vec4f, BK * BN / 4u>; // [k][column]
+// Workgroup memory: the staged slices, As [k][row] (A_VECS vec4s) then Bs [k][column]: element (k, r)
+// of As is component r % 4 of Sm[(k BM + r) / 4] (Bs: of Sm[A_VECS + (k BN + c) / 4]). After the last
+// chunk (KS > 1) it holds slices 1 .. KS - 1's register tiles instead (red_at).
+const A_VECS = BKS * BM / 4u;
+const B_VECS = BKS * BN / 4u;
+var<workgroup> Sm: array<vec4f, max(A_VECS + B_VECS, (KS - 1u) * BM * BN / 4u)>;
+// Where lane l of slice s > 0 leaves vector (i, j) of its tile: consecutive lanes, consecutive vectors.
+fn red_at(s: u32, i: u32, j: u32, l: u32) -> u32 { return (((s - 1u) * TM + i) * (TN / 4u) + j) * NT + l; }
 
 // Which GEMM a tile computes: the entry points pass a constant, so the compiler can fold the switches.
 const FWD = 0u;
@@ -147,44 +158,64 @@ fn b_at(kind: u32, c: Col, k: u32) -> f32 {
   }
 }
 
-// The invocation's TM x TN tile of the block at (row0, col0) of a rows x cols GEMM, k in [k0, k1).
+// The invocation's TM x TN tile of the block at (row0, col0) of a rows x cols GEMM, k in [k0, k1): its
+// slice's sum; slice 0's (li < NT) with every slice's added.
 fn gemm_tile(kind: u32, li: u32, row0: u32, col0: u32, rows: u32, cols: u32, k0: u32, k1: u32) -> Acc {
   let col = col_of(kind, min(col0 + li % BN, cols - 1u));
-  let tx = li % (BN / TN); let ty = li / (BN / TN);
+  let l = li % NT;
+  let tx = l % (BN / TN); let ty = l / (BN / TN);
+  let ks = li / NT % KS * BK; // this slice's first k in a chunk (0 when KS = 1)
   var acc: Acc;
-  for (var kc = k0; kc < k1; kc += BK) {
+  for (var kc = k0; kc < k1; kc += BKS) {
     if (kind == FWD && flag(VECW)) {
       let K = k1;
-      for (var e = li; e < BM * BK / 4u; e += NT) {
-        let r = e / (BK / 4u); let kk = 4u * (e % (BK / 4u));
+      for (var e = li; e < BM * BKS / 4u; e += NW) {
+        let r = e / (BKS / 4u); let kk = 4u * (e % (BKS / 4u));
         let k = kc + kk;
         let v = select(vec4f(0.0), Wt4[(pu(14u) + min(row0 + r, rows - 1u) * K + min(k, K - 4u)) / 4u], k < K);
-        for (var q = 0u; q < 4u; q++) { As[((kk + q) * BM + r) / 4u][r % 4u] = v[q]; }
+        for (var q = 0u; q < 4u; q++) { Sm[((kk + q) * BM + r) / 4u][r % 4u] = v[q]; }
       }
     } else {
-      for (var e = li; e < BM * BK; e += NT) {
-        let r = e / BK; let kk = e % BK;
+      for (var e = li; e < BM * BKS; e += NW) {
+        let r = e / BKS; let kk = e % BKS;
         let k = kc + kk;
-        As[(kk * BM + r) / 4u][r % 4u] = select(0.0, a_at(kind, min(row0 + r, rows - 1u), min(k, k1 - 1u)), k < k1);
+        Sm[(kk * BM + r) / 4u][r % 4u] = select(0.0, a_at(kind, min(row0 + r, rows - 1u), min(k, k1 - 1u)), k < k1);
       }
     }
     let c = li % BN;
-    for (var kk = li / BN; kk < BK; kk += NT / BN) {
+    for (var kk = li / BN; kk < BKS; kk += NW / BN) {
       let k = kc + kk;
-      Bs[(kk * BN + c) / 4u][c % 4u] = select(0.0, b_at(kind, col, min(k, k1 - 1u)), k < k1);
+      Sm[A_VECS + (kk * BN + c) / 4u][c % 4u] = select(0.0, b_at(kind, col, min(k, k1 - 1u)), k < k1);
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
+    for (var kk = ks; kk < ks + BK; kk++) {
       var a: array<vec4f, TM / 4u>;
       var b: array<vec4f, TN / 4u>;
-      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * BM + ty * TM) / 4u + i]; }
-      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * BN + tx * TN) / 4u + j]; }
+      for (var i = 0u; i < TM / 4u; i++) { a[i] = Sm[(kk * BM + ty * TM) / 4u + i]; }
+      for (var j = 0u; j < TN / 4u; j++) { b[j] = Sm[A_VECS + (kk * BN + tx * TN) / 4u + j]; }
       for (var i = 0u; i < TM; i++) {
         let x = vec4f(a[i / 4u][i % 4u]);
         for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(x, b[j], acc[i][j]); }
       }
     }
     workgroupBarrier();
+  }
+  if (KS > 1u) {
+    // The slices' sums: slices 1.. leave their tiles in Sm (free since the last barrier), slice 0 adds them.
+    let s = li / NT;
+    if (s > 0u) {
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN / 4u; j++) { Sm[red_at(s, i, j, l)] = acc[i][j]; }
+      }
+    }
+    workgroupBarrier();
+    if (s == 0u) {
+      for (var t = 1u; t < KS; t++) {
+        for (var i = 0u; i < TM; i++) {
+          for (var j = 0u; j < TN / 4u; j++) { acc[i][j] += Sm[red_at(t, i, j, l)]; }
+        }
+      }
+    }
   }
   return acc;
 }
@@ -193,11 +224,12 @@ fn gemm_tile(kind: u32, li: u32, row0: u32, col0: u32, rows: u32, cols: u32, k0:
 fn tile_row(li: u32) -> u32 { return li / (BN / TN) * TM; }
 fn tile_col(li: u32) -> u32 { return li % (BN / TN) * TN; }
 
-@compute @workgroup_size(NT)
+@compute @workgroup_size(NW)
 fn conv2d_fwd_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let Cout = pu(4u); let OH = pu(5u); let OW = pu(6u); let NP = pu(24u);
   let row0 = wg.z * BM; let col0 = flat_wg(wg, nwg) * BN;
   var acc = gemm_tile(FWD, li, row0, col0, Cout, NP, 0u, pu(1u) * pu(7u) * pu(8u));
+  if (li >= NT) { return; } // slice 0 stores
   let r0 = row0 + tile_row(li); let c0 = col0 + tile_col(li);
   for (var j = 0u; j < TN && c0 + j < NP; j++) {
     let px = pixel(c0 + j, OH, OW);
@@ -206,11 +238,12 @@ fn conv2d_fwd_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg:
   }
 }
 
-@compute @workgroup_size(NT)
+@compute @workgroup_size(NW)
 fn conv2d_dgrad_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let Cin = pu(1u); let H = pu(2u); let W = pu(3u); let NP = pu(24u);
   let row0 = wg.z * BM; let col0 = flat_wg(wg, nwg) * BN;
   var acc = gemm_tile(DGRAD, li, row0, col0, Cin, NP, 0u, pu(4u) * pu(7u) * pu(8u));
+  if (li >= NT) { return; } // slice 0 stores
   let r0 = row0 + tile_row(li); let c0 = col0 + tile_col(li);
   for (var j = 0u; j < TN && c0 + j < NP; j++) {
     let px = pixel(c0 + j, H, W);
@@ -221,7 +254,7 @@ fn conv2d_dgrad_wg(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw
   }
 }
 
-@compute @workgroup_size(NT)
+@compute @workgroup_size(NW)
 fn conv2d_wgrad_wg(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let Cout = pu(4u); let OW = pu(6u); let LD = pu(28u);
   let row0 = wg.y * BM; let col0 = wg.x * BN;
@@ -229,6 +262,7 @@ fn conv2d_wgrad_wg(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   let r0 = wg.z * pu(25u);
   let r1 = min(r0 + pu(25u), pu(26u));
   var acc = gemm_tile(WGRAD, li, row0, col0, Cout, LD, r0 * OW, r1 * OW);
+  if (li >= NT) { return; } // slice 0 stores
   let base = pu(18u) + wg.z * pu(19u);
   let m0 = row0 + tile_row(li); let c0 = col0 + tile_col(li);
   for (var j = 0u; j < TN && c0 + j < LD; j++) {

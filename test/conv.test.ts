@@ -223,13 +223,46 @@ describe('conv2d op', () => {
   test('the workgroup-memory variants need their invocations and workgroup memory from the adapter', () => {
     const features = { subgroups: false, subgroupMinSize: 0, subgroupMaxSize: 0, timestampQuery: false, shaderF16: false };
     // WebGPU's default limits (256 invocations, 16 KiB) run them all.
-    expect(E.supportedVariants('conv', { features })).toEqual(['tiled', 'wg32x32', 'wg64x64', 'wg32x128']);
+    expect(E.supportedVariants('conv', { features })).toEqual(['tiled', 'wg32x32', 'wg64x64', 'wg32x128', 'wg32x32k2', 'wg32x32k4']);
     expect(() => E.checkRunnable('conv', 'wg64x64', { features, limits: { maxComputeInvocationsPerWorkgroup: 128 } })).toThrow(
       /conv kernel variant 'wg64x64' cannot run on this adapter: it needs 256 invocations per workgroup \(this adapter: 128\)/,
     );
     // wg64x64 stages 4 * 16 * (64 + 64) = 8192 bytes.
     expect(E.missingFor('conv', 'wg64x64', { features, limits: { maxComputeWorkgroupStorageSize: 8191 } })).toMatch(/needs 8192 bytes of workgroup memory \(this adapter: 8191\)/);
     expect(E.supportedVariants('conv', { features, limits: { maxComputeInvocationsPerWorkgroup: 64, maxComputeWorkgroupStorageSize: 4096 } })).toEqual(['tiled', 'wg32x32']);
+    // K slices: wg32x32k4 stages 4 * 16 * (32 + 32) = 4096 bytes, but its other three slices' tiles take
+    // 4 * 3 * 32 * 32 = 12288 (the same memory, after the last chunk).
+    expect(E.missingFor('conv', 'wg32x32k4', { features, limits: { maxComputeWorkgroupStorageSize: 12287 } })).toMatch(/needs 12288 bytes of workgroup memory/);
+    expect(E.missingFor('conv', 'wg32x32k2', { features, limits: { maxComputeInvocationsPerWorkgroup: 64 } })).toMatch(/needs 128 invocations per workgroup/);
+  });
+
+  // The k* tiles split K among slices of one workgroup: the same sums as wg32x32's in another order.
+  // K is not a multiple of their 16-k chunks here (forward 63, input gradient 333, weight gradient 24 and
+  // 18 in its four batch splits), and the GEMMs have two row blocks and two or more column blocks.
+  for (const k of ['wg32x32k2', 'wg32x32k4'] as const) test.skipIf(!supported.includes(k) || !supported.includes('wg32x32'))(`${k} (K split inside the workgroup) gives wg32x32's results within float32 rounding`, async () => {
+    const o = { stride: 1, padding: 1 };
+    const [x, w, b, dy] = [randND([3, 7, 5, 6], 51), randND([37, 7, 3, 3], 52), randND([37], 53), randND([3, 37, 5, 6], 54)];
+    const pro = { scale: toTensor(randND([7], 55, 0.5, 1.5)), shift: toTensor(randND([7], 56, -0.5, 0.5)) };
+    const [xt, wt, bt, dyt] = [toTensor(x), toTensor(w), toTensor(b), toTensor(dy)];
+    const results = async (kernel: ConvKernel) => {
+      forceConvKernel(kernel);
+      const db = E.zeros([37]);
+      const out = [
+        conv2dForwardRaw(xt, wt, { ...o, bias: bt, prologue: pro }),
+        conv2dInputGradRaw(dyt, wt, x.shape, { ...o, mask: { x: xt, ...pro } }),
+        conv2dWeightGradRaw(xt, dyt, w.shape, { ...o, prologue: pro, biasOut: db }),
+        db,
+      ];
+      const nd = await Promise.all(out.map(toND));
+      out.forEach((t) => t.dispose());
+      return nd;
+    };
+    const [one, split] = [await results('wg32x32'), await results(k)];
+    ['forward', 'input gradient', 'weight gradient', 'bias gradient'].forEach((what, i) => {
+      // Rounding of sums of at most 333 products of numbers below 2 in magnitude.
+      expectClose(split[i], one[i], { what, rtol: 1e-5, atol: 1e-5 });
+    });
+    for (const t of [xt, wt, bt, dyt, pro.scale, pro.shift]) t.dispose();
   });
 
   test.each([

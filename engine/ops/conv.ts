@@ -188,8 +188,11 @@ const own = snippet('conv2d_lanes_own.wgsl', ownSrc);
 interface Parts { snippets: KernelSource[]; enables?: string[]; variant?: string }
 /** A workgroup-memory variant's parts: the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
 const wgmem = (v: keyof typeof CONV_TILES): Parts => {
-  const t = CONV_TILES[v];
-  const consts = snippet(`conv2d[${v}] constants`, `const BM: u32 = ${t.BM}u; const BN: u32 = ${t.BN}u; const BK: u32 = ${t.BK}u; const TM: u32 = ${t.TM}u; const TN: u32 = ${t.TN}u;`);
+  const t: GemmTile = CONV_TILES[v];
+  const consts = snippet(
+    `conv2d[${v}] constants`,
+    `const BM: u32 = ${t.BM}u; const BN: u32 = ${t.BN}u; const BK: u32 = ${t.BK}u; const TM: u32 = ${t.TM}u; const TN: u32 = ${t.TN}u; const KS: u32 = ${t.KS ?? 1}u;`,
+  );
   return { snippets: [own, consts, snippet('conv2d_wgmem.wgsl', wgmemSrc)], variant: v };
 };
 /**
@@ -204,6 +207,8 @@ const variantParts: Record<ConvKernel | 'plain', Parts> = {
   wg32x32: wgmem('wg32x32'),
   wg64x64: wgmem('wg64x64'),
   wg32x128: wgmem('wg32x128'),
+  wg32x32k2: wgmem('wg32x32k2'),
+  wg32x32k4: wgmem('wg32x32k4'),
   plain: { snippets: [own] },
 };
 
