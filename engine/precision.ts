@@ -12,7 +12,7 @@ export type Precision = 'fp32' | 'mixed';
 
 export const PRECISIONS: readonly Precision[] = ['fp32', 'mixed'];
 
-let fallback: Precision = 'fp32';
+let current: Precision = 'fp32';
 let noticed = false;
 
 function valid(where: string, p: unknown): Precision {
@@ -49,17 +49,17 @@ export function setDefaultPrecision(p: Precision): void {
   if (p === 'mixed' && isInitialised() && !gpu().features.shaderF16) {
     if (!noticed) console.warn(`densenet-webgpu: this adapter has no 'shader-f16'; the default precision 'mixed' falls back to 'fp32'`);
     noticed = true;
-    fallback = 'fp32';
+    current = 'fp32';
     return;
   }
-  fallback = p;
+  current = p;
 }
 
 /** The engine's default precision (see setDefaultPrecision). */
 export function defaultPrecision(): Precision {
   // A 'mixed' default set before init() meets the adapter here.
-  if (fallback === 'mixed') setDefaultPrecision('mixed');
-  return fallback;
+  if (current === 'mixed') setDefaultPrecision('mixed');
+  return current;
 }
 
 /** The storage type of activations under a precision. */
