@@ -14,6 +14,11 @@ export function itemBytes(dtype: DType): number {
   return dtype === 'float16' ? 2 : 4;
 }
 
+/** The dtype of a result computed from these inputs: float16 when every one is, else float32 (PyTorch's promotion). */
+export function resultDtype(inputs: readonly DType[]): DType {
+  return inputs.every((d) => d === 'float16') ? 'float16' : 'float32';
+}
+
 /** Throws a clear error unless `d` names a dtype. */
 export function checkDtype(where: string, d: unknown): DType {
   if (d !== 'float32' && d !== 'float16') throw new Error(`${where}: unknown dtype ${JSON.stringify(d)} (expected 'float32' or 'float16')`);

@@ -8,7 +8,7 @@
 import { dispatch, f32bits, grid1d, PARAM_WORDS } from '../runtime.js';
 import { shaders } from '../shaders.js';
 import { typed } from '../storage.js';
-import type { DType } from '../dtype.js';
+import { resultDtype, type DType } from '../dtype.js';
 import { collapse, fmt, type Shape } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { binaryCode, unaryCode, type BinaryName, type UnaryName } from './elementwise_table.js';
@@ -84,7 +84,7 @@ export function assignMap(dst: Tensor, src: Tensor): void {
 export function binaryMap(code: number, shape: Shape, x: Operand, y: Operand, z: Operand | null = null, s = 0): Tensor {
   const operands = [x, y, z].filter((op): op is Operand => op !== null);
   const dimensioned = operands.filter((op) => op.t.ndim > 0);
-  const dtype: DType = (dimensioned.length ? dimensioned : operands).every((op) => op.t.dtype === 'float16') ? 'float16' : 'float32';
+  const dtype: DType = resultDtype((dimensioned.length ? dimensioned : operands).map((op) => op.t.dtype));
   const o = empty(shape, 'tensor', dtype);
   const { params, n, flat } = mapParams('binary', shape, [x, y, z], own(o), s);
   if (n === 0) return o;

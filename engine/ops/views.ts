@@ -4,6 +4,7 @@
 import { defineOp } from '../autograd.js';
 import { broadcastStrides, contiguousStrides, fmt, normAxis, numel, type Shape } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
+import { resultDtype } from '../dtype.js';
 import { assignMap, fillMap, unaryMap } from './map.js';
 import { sumTo } from './reduce_kernel.js';
 
@@ -185,8 +186,7 @@ const catOp = defineOp<{ axis: number }>({
   forward: (xs, { axis }) => {
     const shape = [...xs[0].shape];
     shape[axis] = xs.reduce((a, t) => a + t.shape[axis], 0);
-    // float16 when every input is (PyTorch's promotion), else float32.
-    const out = empty(shape, 'tensor', xs.every((t) => t.dtype === 'float16') ? 'float16' : 'float32');
+    const out = empty(shape, 'tensor', resultDtype(xs.map((t) => t.dtype)));
     let at = 0;
     for (const t of xs) {
       const region = sliceRaw(out, axis, at, at + t.shape[axis]);
