@@ -13,19 +13,18 @@ export interface TrainStep {
 export function trainStep(model: Module, x: E.Tensor, labels: E.Tensor, precision: E.Precision, lr = 0.1): TrainStep {
   const opt = new SGD(model.parameters(), { lr });
   const scaler = precision === 'mixed' ? new GradScaler() : null;
-  const step = () =>
+  // The optimiser runs after the scope that made the graph: the step's activations are freed by then,
+  // so its temporaries (the packed parameters and gradients) never add to them.
+  const step = () => {
     E.scope(() => {
       opt.zeroGrad();
       const loss = crossEntropy(model(x), labels);
-      if (!scaler) {
-        loss.backward();
-        opt.step();
-        return;
-      }
-      scaler.scale(loss).backward();
-      scaler.step(opt);
-      scaler.update();
+      (scaler ? scaler.scale(loss) : loss).backward();
     });
+    if (!scaler) return opt.step();
+    scaler.step(opt);
+    scaler.update();
+  };
   const dispose = () => {
     opt.zeroGrad();
     opt.dispose();

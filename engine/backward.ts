@@ -1,7 +1,9 @@
 // The backward pass: `backward(root)` sorts the graph that engine/autograd.ts recorded topologically,
 // walks it in reverse, sums gradients of tensors used more than once, and adds into `.grad` of leaves.
 // It runs with gradients disabled (no higher-order gradients) inside a scope, so every temporary it
-// makes is freed; only the leaves' `.grad` tensors survive. Unless asked to retain the graph, it frees
+// makes is freed; only the leaves' `.grad` tensors survive. A gradient is freed as soon as the last
+// node that needs it is done (as PyTorch does), not at the end: otherwise every layer's gradient would
+// stay alive until the first layer's backward, the moment of peak memory. Unless asked to retain the graph, it frees
 // each node's saved tensors once the node is done (a second backward then throws, as in PyTorch).
 // A gradient is stored as its tensor's dtype (as PyTorch's): a float16 tensor used where the result is
 // float32 (a mixed pair promotes) gets its gradient cast back to float16.
@@ -68,7 +70,21 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
       // tensor that a backward rule handed to two inputs (add's backward returns g twice).
       const handedOut = new Set<Tensor>();
       if (grad) handedOut.add(grad);
-      grads.set(root, cast(grad ?? onesLike(root), root.dtype));
+      // Pending gradients by tensor object (one object may be pending for several inputs), and those
+      // never to free here: the caller's gradient and the leaves' .grad.
+      const pending = new Map<Tensor, number>();
+      const ours = (t: Tensor) => t !== grad && !t.kept;
+      const hold = (x: Tensor, t: Tensor) => {
+        grads.set(x, t);
+        pending.set(t, (pending.get(t) ?? 0) + 1);
+      };
+      const drop = (t: Tensor) => {
+        const n = (pending.get(t) ?? 0) - 1;
+        if (n > 0) return void pending.set(t, n);
+        pending.delete(t);
+        if (ours(t)) t.dispose();
+      };
+      hold(root, cast(grad ?? onesLike(root), root.dtype));
       const order = topoOrder(root);
       const freed = order.find((t) => t.node?.freed);
       if (freed) {
@@ -92,6 +108,8 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
             handedOut.add(own);
             t.grad = keep(own);
           }
+          if (t.grad !== g) drop(g);
+          else pending.delete(g);
           continue;
         }
         const node = t.node;
@@ -108,12 +126,16 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
             throw new Error(`backward of ${node.op}: gradient of input ${j} has shape ${fmt(gx.shape)}, expected ${fmt(x.shape)}`);
           }
           const prev = grads.get(x);
-          if (prev) grads.set(x, add(prev, gx));
-          else {
+          if (prev) {
+            hold(x, add(prev, gx));
+            drop(prev);
+            if (!pending.has(gx) && gx !== g && ours(gx)) gx.dispose();
+          } else {
             if (grads.has(x) || [...grads.values()].includes(gx)) handedOut.add(gx);
-            grads.set(x, gx);
+            hold(x, gx);
           }
         });
+        drop(g);
       }
     }),
   );

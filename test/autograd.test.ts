@@ -67,6 +67,41 @@ describe('autograd', () => {
     expect(await x.grad!.item()).toBe(1);
   });
 
+  test('backward frees each gradient once the nodes that need it are done: its peak does not grow with depth', async () => {
+    // A chain of 1 MiB tensors with a fork (y used twice) every few ops. Before the fix, every gradient
+    // stayed alive until the end of backward: about `depth` MiB above the forward's live bytes.
+    const n = 1 << 18;
+    const x = E.keep(E.full([n], 1));
+    x.requiresGrad = true;
+    const extraPeak = (depth: number) =>
+      E.scope(() => {
+        let y = x;
+        for (let i = 0; i < depth; i++) y = i % 4 === 3 ? E.add(y, E.mulScalar(y, 0.5)) : E.mulScalar(y, 1);
+        const loss = E.sum(y);
+        const before = E.memory().liveBytes;
+        E.pool.resetPeak();
+        loss.backward();
+        return E.memory().peakBytes - before;
+      });
+    const shallow = extraPeak(8);
+    const deep = extraPeak(32);
+    x.grad!.dispose();
+    x.grad = null;
+    expect(deep).toBeLessThanOrEqual(shallow);
+    expect(deep).toBeLessThan(6 * 4 * n);
+    // The gradient is still right: 8 forks of y + 0.5y, so d/dx = 1.5^8.
+    E.scope(() => {
+      let y = x;
+      for (let i = 0; i < 32; i++) y = i % 4 === 3 ? E.add(y, E.mulScalar(y, 0.5)) : E.mulScalar(y, 1);
+      E.sum(y).backward();
+    });
+    const g = await x.grad!.data();
+    expect(g[0]).toBeCloseTo(1.5 ** 8, 3);
+    expect(g[n - 1]).toBeCloseTo(1.5 ** 8, 3);
+    x.grad!.dispose();
+    x.dispose();
+  });
+
   test('every defined op is in the registry with a backward rule where it is differentiable', () => {
     for (const name of ['add', 'sub', 'mul', 'div', 'relu', 'exp', 'log', 'sum', 'mean', 'matmul', 'reshape', 'permute', 'slice', 'cat', 'expand']) {
       expect(E.registry.get(name)?.backward, name).toBeTypeOf('function');
