@@ -2,9 +2,12 @@
 // all earlier features, as d2l and torchvision do) and a list of its BN-ReLU-conv stages as named
 // modules, from which the engine's fused denseBlock op is built (one shared buffer, BN-ReLU inside the
 // convolutions; see engine/ops/dense_block.ts). `memoryEfficient` chooses between the two, here only.
+// In a Sequential, a memory-efficient block also takes in the BN-ReLU-conv at the head of the
+// transition after it (fuseForward), so that the op runs it as its tail: the transition's normalised
+// input and the block output's gradient are never stored.
 
-import { Tensor, cat, denseBlock, type DenseLayerParams } from '../engine/index.js';
-import { Module, type BatchNorm2d, type Conv2d } from '../nn/index.js';
+import { Tensor, cat, denseBlock, type DenseLayerParams, type DenseStage } from '../engine/index.js';
+import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn/index.js';
 
 /** One BN-ReLU-conv stage of a layer, as the layer's own modules. */
 export interface StageModules {
@@ -16,6 +19,13 @@ export interface StageModules {
 export interface DenseLayerModules {
   module: Module;
   stages: StageModules[];
+}
+
+/** A transition's head that the fused op runs as its tail, its ReLU module (for the records), and what follows. */
+interface Tail {
+  stage: StageModules;
+  relu: ReLU;
+  rest: Module[];
 }
 
 export abstract class FusableDenseBlock extends Module {
@@ -37,35 +47,71 @@ export abstract class FusableDenseBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const layers = this.denseLayers();
-    if (this.memoryEfficient && this.fusable()) return this.forwardFused(x, layers);
+    if (this.memoryEfficient && this.fusable()) return this.forwardFused(x, layers, null);
     let features = x;
     for (const l of layers) features = cat([features, l.module.forward(features)], 1);
     return features;
   }
 
-  /** The same function as one engine op; does what each BN and conv module's forward would record. */
-  private forwardFused(x: Tensor, layers: DenseLayerModules[]): Tensor {
+  /** Followed by a transition (BN, ReLU, conv, then anything): its first three run as the fused op's tail. */
+  override fuseForward(x: Tensor, next: Module): Tensor | null {
+    const t = this.transitionHead(next);
+    if (!t) return null;
+    let y = this.forwardFused(x, this.denseLayers(), t);
+    for (const m of t.rest) y = m.forward(y);
+    return y;
+  }
+
+  /**
+   * The BN-ReLU-conv at the head of `next` when the fused op can run it as its tail: a plain Sequential
+   * whose first modules are a BatchNorm2d (this block's eps and momentum), a ReLU and a Conv2d with an
+   * odd square kernel, stride 1 and "same" padding, none with a forward of its own (a subclass's).
+   */
+  private transitionHead(next: Module): Tail | null {
+    if (!this.memoryEfficient || !this.fusable() || this.forward !== FusableDenseBlock.prototype.forward) return null;
+    if (!(next instanceof Sequential) || next.forward !== Sequential.prototype.forward) return null;
+    const [norm, relu, conv, ...rest] = next.children();
+    if (!(norm instanceof BatchNorm2d && relu instanceof ReLU && conv instanceof Conv2d)) return null;
+    if (norm.forward !== BatchNorm2d.prototype.forward || relu.forward !== ReLU.prototype.forward || conv.forward !== Conv2d.prototype.forward) return null;
+    const [kh, kw] = conv.kernelSize;
+    if (kh !== kw || kh % 2 !== 1 || conv.stride[0] !== 1 || conv.padding[0] !== kh >> 1 || conv.outputDtype !== null) return null;
+    const first = this.denseLayers()[0]?.stages[0]?.norm;
+    if (!first || norm.eps !== first.eps || norm.momentum !== first.momentum) return null;
+    return { stage: { norm, conv }, relu, rest };
+  }
+
+  /**
+   * The same function as one engine op (with a tail: then the tail's BN-ReLU-conv); does what each BN,
+   * ReLU and conv module's forward would record.
+   */
+  private forwardFused(x: Tensor, layers: DenseLayerModules[], tail: Tail | null): Tensor {
     if (x.ndim !== 4) throw new Error(`${this.where()}: expected an [N, C, H, W] input, got ${x.ndim} dims`);
     const [N, C0, H, W] = x.shape;
     const norms: Array<{ bn: BatchNorm2d; shape: number[] }> = [];
+    // Lazy layers are sized here, as their first forward would; built ones check the channel count.
+    const stage = ({ norm, conv }: StageModules, c: number): DenseStage => {
+      norm.initialize(c);
+      conv.initialize(c);
+      norms.push({ bn: norm, shape: [N, c, H, W] });
+      conv.recordFlops([N, c, H, W], [N, conv.outChannels, H, W], true);
+      return {
+        norm: { gamma: norm.weight, beta: norm.bias, runningMean: norm.runningMean, runningVar: norm.runningVar, numBatchesTracked: norm.batchesTrackedBuffer },
+        conv: { weight: conv.weight, bias: conv.bias },
+      };
+    };
     let cin = C0;
     const params: DenseLayerParams[] = layers.map(({ stages }) => {
       let c = cin;
-      const fused = stages.map(({ norm, conv }) => {
-        // Lazy layers are sized here, as their first forward would; built ones check the channel count.
-        norm.initialize(c);
-        conv.initialize(c);
-        norms.push({ bn: norm, shape: [N, c, H, W] });
-        conv.recordFlops([N, c, H, W], [N, conv.outChannels, H, W], true);
-        c = conv.outChannels;
-        return {
-          norm: { gamma: norm.weight, beta: norm.bias, runningMean: norm.runningMean, runningVar: norm.runningVar, numBatchesTracked: norm.batchesTrackedBuffer },
-          conv: { weight: conv.weight, bias: conv.bias },
-        };
+      const fused = stages.map((s) => {
+        const st = stage(s, c);
+        c = s.conv.outChannels;
+        return st;
       });
       cin += c;
       return { stages: fused };
     });
+    const tailStage = tail ? stage(tail.stage, cin) : null;
+    tail?.relu.record([N, cin, H, W]);
     const { eps, momentum } = norms[0].bn;
     for (const { bn, shape } of norms) {
       if (bn.eps !== eps || bn.momentum !== momentum) {
@@ -73,7 +119,7 @@ export abstract class FusableDenseBlock extends Module {
       }
       if (this.training) bn.countBatch(shape);
     }
-    return denseBlock(x, params, { training: this.training, momentum, eps });
+    return denseBlock(x, params, { training: this.training, momentum, eps, tail: tailStage });
   }
 }
 

@@ -215,6 +215,14 @@ export class BatchNorm2d extends LazyCapable {
     return this.run(x, true);
   }
 
+  /** Followed by a ReLU (neither with a forward of its own, a subclass's): batch norm's kernels alone, no BN output kept. */
+  override fuseForward(x: Tensor, next: Module): Tensor | null {
+    if (!(next instanceof ReLU) || this.forward !== BatchNorm2d.prototype.forward || next.forward !== ReLU.prototype.forward) return null;
+    const y = this.forwardRelu(x);
+    next.record(y.shape);
+    return y;
+  }
+
   private run(x: Tensor, withRelu: boolean): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
     if (this.numFeatures === null) this.build(x.shape[1]);
@@ -416,12 +424,11 @@ export class Flatten extends Module {
   }
 }
 
-/** Runs children in order; children are named 0, 1, ... unless added with addModule(name, m). */
-/** A BatchNorm2d directly followed by a ReLU, neither with a forward of its own (a subclass's). */
-function fusesWithRelu(m: Module, next: Module | undefined): boolean {
-  return m instanceof BatchNorm2d && next instanceof ReLU && m.forward === BatchNorm2d.prototype.forward && next.forward === ReLU.prototype.forward;
-}
-
+/**
+ * Runs children in order; children are named 0, 1, ... unless added with addModule(name, m). A child
+ * that can fuse with the next one (Module.fuseForward: BatchNorm2d with a ReLU, a memory-efficient
+ * dense block with the transition after it) runs the pair as one computation.
+ */
 export class Sequential extends Module {
   constructor(...modules: Module[]) {
     super();
@@ -431,13 +438,11 @@ export class Sequential extends Module {
     const mods = this.children();
     let y = x;
     for (let i = 0; i < mods.length; i++) {
-      const [m, next] = [mods[i], mods[i + 1]];
-      if (fusesWithRelu(m, next)) {
-        // The same function as m then next, in batch norm's kernels alone (no ReLU pass, no BN output kept).
-        y = (m as BatchNorm2d).forwardRelu(y);
-        (next as ReLU).record(y.shape);
+      const fused = i + 1 < mods.length ? mods[i].fuseForward(y, mods[i + 1]) : null;
+      if (fused) {
+        y = fused;
         i++;
-      } else y = m.forward(y);
+      } else y = mods[i].forward(y);
     }
     return y;
   }

@@ -39,6 +39,17 @@ export abstract class Module {
 
   abstract forward(...args: Tensor[]): Tensor;
 
+  /**
+   * This module then `next` (the one after it in a Sequential) as one fused computation, computing what
+   * `next.forward(this.forward(x))` would; null (the default) when this module has no fusion with `next`,
+   * and then nothing was run. Sequential asks each child before running it on its own.
+   */
+  fuseForward(x: Tensor, next: Module): Tensor | null {
+    void x;
+    void next;
+    return null;
+  }
+
   /** The layer's type and settings, for printing. */
   describe(): string {
     return this.constructor.name;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
-import { DenseNet, DenseNetBC } from '../models/index.js';
+import { DenseBlock, DenseNet, DenseNetBC, transitionBlock } from '../models/index.js';
 import { blockStepPeak } from '../bench/block_peak.js';
 import { expectClose, useEngine } from './helpers.js';
 import { nd, type ND } from './reference/ndarray.js';
@@ -87,6 +87,96 @@ describe('memory-efficient dense blocks compute the same function as the naive p
       grads.push(await host(x.grad!));
     }
     expectSame(grads[1], grads[0], 'input gradient');
+  });
+});
+
+describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
+  // Parameters of one BN-ReLU-conv stage on c channels to `out`, from a seeded generator.
+  function stage(gen: E.Generator, c: number, out: number, k: number, bias: boolean): E.DenseStage {
+    const leaf = (t: E.Tensor) => {
+      t.requiresGrad = true;
+      return E.keep(t);
+    };
+    return {
+      norm: {
+        gamma: leaf(E.addScalar(E.rand([c], { generator: gen }), 0.5)),
+        beta: leaf(E.randn([c], { generator: gen })),
+        runningMean: E.keep(E.randn([c], { generator: gen })),
+        runningVar: E.keep(E.addScalar(E.rand([c], { generator: gen }), 0.5)),
+        numBatchesTracked: E.keep(E.zeros([1])),
+      },
+      conv: { weight: leaf(E.mulScalar(E.randn([out, c, k, k], { generator: gen }), 0.3)), bias: bias ? leaf(E.randn([out], { generator: gen })) : null },
+    };
+  }
+
+  test('equals the block followed by batchNormRelu2d and conv2d: output, every gradient, running statistics; train and eval', async () => {
+    for (const [training, k, bias] of [[true, 1, true], [true, 3, false], [false, 1, false]] as const) {
+      const run = (fused: boolean) => {
+        const gen = new E.Generator(11);
+        const x = E.keep(E.randn([2, 5, 7, 6], { generator: gen }));
+        x.requiresGrad = true;
+        const layers = [0, 1].map((i) => ({ stages: [stage(gen, 5 + 3 * i, 3, 3, i === 0)] }));
+        const tail = stage(gen, 11, 4, k, bias);
+        const dy = E.keep(E.randn([2, 4, 7, 6], { generator: gen }));
+        const out = E.scope(() => {
+          const o = { training, momentum: 0.1, eps: 1e-5 };
+          let y: E.Tensor;
+          if (fused) y = E.denseBlock(x, layers, { ...o, tail });
+          else {
+            const b = E.denseBlock(x, layers, o);
+            const t = tail.norm;
+            const a = E.batchNormRelu2d(b, t.gamma, t.beta, t.runningMean, t.runningVar, { ...o, numBatchesTracked: t.numBatchesTracked });
+            y = E.conv2d(a, tail.conv.weight, tail.conv.bias, { padding: k >> 1 });
+          }
+          E.sum(E.mul(y, dy)).backward();
+          return y;
+        });
+        const all = [x, ...layers.flatMap((l) => l.stages), tail].flatMap((s) =>
+          s instanceof E.Tensor ? [s] : [s.norm.gamma, s.norm.beta, s.conv.weight, ...(s.conv.bias ? [s.conv.bias] : []), s.norm.runningMean, s.norm.runningVar, s.norm.numBatchesTracked!],
+        );
+        return { out, all };
+      };
+      const [a, b] = [run(false), run(true)];
+      const what = `${training ? 'train' : 'eval'}, ${k}x${k} tail${bias ? ' with bias' : ''}`;
+      expectSame(await host(b.out), await host(a.out), `${what}: output`);
+      for (let i = 0; i < a.all.length; i++) {
+        const [ta, tb] = [a.all[i], b.all[i]];
+        expectSame(await host(tb), await host(ta), `${what}: tensor ${i}`);
+        if (ta.requiresGrad) expectSame(await host(tb.grad!), await host(ta.grad!), `${what}: gradient ${i}`);
+      }
+    }
+  });
+
+  test('a tail that does not read every channel of the block, or has an even kernel, is a clear error', () => {
+    const gen = new E.Generator(3);
+    const x = E.randn([2, 4, 5, 5], { generator: gen });
+    const layers = [{ stages: [stage(gen, 4, 2, 3, false)] }];
+    expect(() => E.denseBlock(x, layers, { training: true, tail: stage(gen, 4, 3, 1, false) })).toThrow(/tail reads all 6 channels/);
+    expect(() => E.denseBlock(x, layers, { training: true, tail: stage(gen, 6, 3, 2, false) })).toThrow(/tail needs an odd kernel/);
+  });
+
+  test('a Sequential runs a memory-efficient block and the transition after it fused, and only when the fused op computes the same', () => {
+    const block = () => {
+      const b = new DenseBlock(2, 4);
+      E.scope(() => void b(E.randn([2, 3, 8, 8])));
+      return b;
+    };
+    const x = E.randn([2, 3, 8, 8]);
+    const tries = (b: DenseBlock, t: nn.Module) => E.scope(() => b.fuseForward(x, t) !== null);
+    expect(tries(block(), transitionBlock(5))).toBe(true);
+    const naive = block();
+    naive.memoryEfficient = false;
+    expect(tries(naive, transitionBlock(5))).toBe(false);
+    // A strided conv, another eps, a ReLU with a forward of its own, or no conv third: run one by one.
+    expect(tries(block(), new nn.Sequential(new nn.LazyBatchNorm2d(), new nn.ReLU(), new nn.LazyConv2d(5, 1, { stride: 2 })))).toBe(false);
+    expect(tries(block(), new nn.Sequential(new nn.BatchNorm2d(11, { eps: 1e-3 }), new nn.ReLU(), new nn.LazyConv2d(5, 1)))).toBe(false);
+    class LeakyRelu extends nn.ReLU {
+      override forward(t: E.Tensor): E.Tensor {
+        return E.relu(t);
+      }
+    }
+    expect(tries(block(), new nn.Sequential(new nn.LazyBatchNorm2d(), new LeakyRelu(), new nn.LazyConv2d(5, 1)))).toBe(false);
+    expect(tries(block(), new nn.Sequential(new nn.LazyBatchNorm2d(), new nn.ReLU(), new nn.AvgPool2d(2)))).toBe(false);
   });
 });
 

@@ -21,6 +21,11 @@
 // sums of that masked gradient, and its dx is added straight into the prefix of the gradient buffer.
 // Peak memory is about two block buffers plus one layer's temporaries: linear in depth.
 //
+// A tail (the transition after the block: BN-ReLU-conv) can run inside the op as one more stage that
+// reads every channel of the buffer: the op then returns the tail conv's output, the transition's BN-ReLU
+// output is never stored, and the transition's input gradient is written straight into the block's
+// gradient buffer (no gradient tensor of the block's output, no copy of it).
+//
 // Storage type: the block buffer, its gradient buffer, the bottleneck outputs and the per-layer
 // gradient temporaries take the dtype of the input x (float16 under mixed precision: half the bytes);
 // statistics, prologues and parameter gradients are float32, and every kernel computes in float32.
@@ -60,6 +65,8 @@ export interface DenseBlockOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
+  /** A BN-ReLU-conv stage on the whole block output (a transition's), run inside the op: the op returns its conv's output. */
+  tail?: DenseStage | null;
 }
 
 interface Attrs {
@@ -68,6 +75,7 @@ interface Attrs {
   momentum: number;
   eps: number;
   growth: number;
+  tail: DenseStage | null;
 }
 
 /** What forward keeps for backward, per stage: the statistics of its input and its BN-ReLU prologue. */
@@ -77,8 +85,14 @@ interface StageSaved {
   pro: ConvPrologue;
 }
 
-/** Saved per layer, per stage. */
-type Saved = StageSaved[][];
+/** With a tail, what its backward needs: the block buffer (no longer the op's output) and the tail's stage. */
+interface TailSaved {
+  buf: Tensor;
+  tail: StageSaved;
+}
+
+/** Saved per layer, per stage; then, with a tail, its entry. */
+type Saved = Array<StageSaved[] | TailSaved>;
 
 /** The channel view [c0, c1) of an [N, C, H, W] buffer (no copy). */
 function channels(buf: Tensor, c0: number, c1: number): Tensor {
@@ -159,13 +173,18 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
       if (input !== xin) input.dispose();
       if (!last) input = y;
     });
-    // The new channels' statistics, for the layers after this one (the last layer's are read by none).
-    if (shared && i < L - 1) batchNormStats(out, a.eps, { stats: shared, channel: cin });
+    // The new channels' statistics, for the layers after this one and the tail (without a tail, the last
+    // layer's are read by none).
+    if (shared && (i < L - 1 || a.tail)) batchNormStats(out, a.eps, { stats: shared, channel: cin });
     saved.push(layerSaved);
     xin.dispose();
     out.dispose();
   });
-  return buf;
+  if (!a.tail) return buf;
+  const stats = shared ?? bnStats(a, buf, a.tail.norm);
+  const pro = affine(a, stats, a.tail.norm, count);
+  saved.push({ buf, tail: { stats, pro } });
+  return stageConv(buf, a.tail, pro);
 }
 
 /** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, sets the parameters' gradients. */
@@ -192,18 +211,25 @@ function stageBackward(
   sums.dispose();
 }
 
-/** The gradient of the block input and of every parameter, by tensor. */
-function backward(a: Attrs, buf: Tensor, g: Tensor, saved: Saved, x: Tensor): Map<Tensor, Tensor | null> {
-  const [N, total, H, W] = buf.shape;
+/**
+ * The gradient of the block input and of every parameter, by tensor. `g` is the gradient of the op's
+ * output: the block buffer's, or with a tail, the tail conv's.
+ */
+function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor): Map<Tensor, Tensor | null> {
   const k = a.growth;
   const L = a.layers.length;
+  const tailSaved = a.tail ? (saved[L] as TailSaved) : null;
+  const buf = tailSaved?.buf ?? output;
+  const [N, total, H, W] = buf.shape;
   const C0 = total - L * k;
   const gbuf = empty([N, total, H, W], 'dense-block-grad', buf.dtype);
-  copyInto(gbuf, g);
   const grads = new Map<Tensor, Tensor | null>();
+  // The tail's input gradient is the block output's: written into the gradient buffer (every channel).
+  if (a.tail && tailSaved) stageBackward(a, buf, g, a.tail, tailSaved.tail, gbuf, false, grads);
+  else copyInto(gbuf, g);
   for (let i = L - 1; i >= 0; i--) {
     const { stages } = a.layers[i];
-    const s = saved[i];
+    const s = saved[i] as StageSaved[];
     const cin = C0 + i * k;
     const xin = channels(buf, 0, cin);
     const dy = channels(gbuf, cin, cin + k);
@@ -235,6 +261,11 @@ function parameters(layers: readonly DenseLayerParams[]): Tensor[] {
   return layers.flatMap(({ stages }) => stages.flatMap(({ norm, conv }) => (conv.bias ? [norm.gamma, norm.beta, conv.weight, conv.bias] : [norm.gamma, norm.beta, conv.weight])));
 }
 
+/** The op's parameter inputs: the layers', then the tail's. */
+function allParameters(a: Pick<Attrs, 'layers' | 'tail'>): Tensor[] {
+  return parameters(a.tail ? [...a.layers, { stages: [a.tail] }] : a.layers);
+}
+
 const denseBlockOp = defineOp<Attrs, Saved>({
   name: 'denseBlock',
   forward: ([x], a, saved) => forward(x, a, saved),
@@ -246,9 +277,10 @@ const denseBlockOp = defineOp<Attrs, Saved>({
 
 /**
  * A whole dense block as one op: the output is the concatenation [x, y1, ..., yL] on the channel axis,
- * computed in one shared buffer (see the header). Differentiable in x and every layer's parameters.
+ * computed in one shared buffer (see the header); with a tail, conv(relu(bn(that))) of the tail's stage.
+ * Differentiable in x and every layer's (and the tail's) parameters.
  */
-export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5 }: DenseBlockOptions): Tensor {
+export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5, tail = null }: DenseBlockOptions): Tensor {
   if (x.ndim !== 4) throw new Error(`denseBlock: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
   if (!layers.length || layers.some((l) => !l.stages.length)) throw new Error('denseBlock: a block needs at least one layer, and each layer at least one stage');
   const lastConv = (l: DenseLayerParams) => l.stages[l.stages.length - 1].conv;
@@ -265,8 +297,16 @@ export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { tra
     });
     if (c !== k) throw new Error(`denseBlock: layer ${i} must output ${k} channels, got ${fmt(lastConv(l).weight.shape)}`);
   });
+  if (tail) {
+    const total = x.shape[1] + layers.length * k;
+    const w = tail.conv.weight;
+    if (w.shape[1] !== total || tail.norm.gamma.shape[0] !== total) {
+      throw new Error(`denseBlock: the tail reads all ${total} channels of the block, its weight has shape ${fmt(w.shape)} and its BN ${fmt(tail.norm.gamma.shape)}`);
+    }
+    if (w.shape[2] % 2 !== 1) throw new Error(`denseBlock: the tail needs an odd kernel, got ${fmt(w.shape)}`);
+  }
   if (training && x.shape[0] * x.shape[2] * x.shape[3] <= 1) {
     throw new Error(`denseBlock: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   }
-  return denseBlockOp([x, ...parameters(layers)], { layers, training, momentum, eps, growth: k });
+  return denseBlockOp([x, ...allParameters({ layers, tail })], { layers, training, momentum, eps, growth: k, tail });
 }
