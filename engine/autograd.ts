@@ -28,8 +28,12 @@ export interface OpDef<A, S extends unknown[] = Tensor[]> {
    * nothing is recorded.
    */
   forward: (inputs: readonly Tensor[], attrs: A, saved: S) => Tensor;
-  /** Gradient of each input, or null where none flows. Omitted for ops without a gradient. */
-  backward?: (ctx: OpContext<A, S>, grad: Tensor) => ReadonlyArray<Tensor | null>;
+  /**
+   * Gradient of each input, or null where none flows. Omitted for ops without a gradient. An op whose
+   * backward runs several steps may call `release()` once it no longer reads `grad` (and returns no view
+   * of it): backward() then frees it at once, if nothing else holds it, instead of after the op.
+   */
+  backward?: (ctx: OpContext<A, S>, grad: Tensor, release: () => void) => ReadonlyArray<Tensor | null>;
 }
 
 /** Every op defined so far, by name. */
@@ -68,9 +72,9 @@ function applyOp<A, S extends unknown[]>(def: OpDef<A, S>, inputs: readonly Tens
     output.requiresGrad = true;
     const ctx: OpContext<A, S> = { inputs, attrs, output, saved };
     const op = `backward of ${def.name}`;
-    const backward = (g: Tensor) => {
+    const backward = (g: Tensor, release?: () => void) => {
       assertArgsAlive(op, inputs, attrs);
-      return withOp(op, () => def.backward!(ctx, g));
+      return withOp(op, () => def.backward!(ctx, g, release ?? (() => {})));
     };
     output.node = { op: def.name, inputs, backward, saved, freed: false };
     for (const t of inputs) if (t.node) t.graphUses++;

@@ -78,11 +78,18 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
         grads.set(x, t);
         pending.set(t, (pending.get(t) ?? 0) + 1);
       };
-      const drop = (t: Tensor) => {
+      const unhold = (t: Tensor) => {
         const n = (pending.get(t) ?? 0) - 1;
-        if (n > 0) return void pending.set(t, n);
-        pending.delete(t);
-        if (ours(t)) t.dispose();
+        if (n > 0) pending.set(t, n);
+        else pending.delete(t);
+      };
+      /** Frees t unless it is still pending for some input, or not ours. */
+      const freeIfDone = (t: Tensor) => {
+        if (!pending.has(t) && ours(t)) t.dispose();
+      };
+      const drop = (t: Tensor) => {
+        unhold(t);
+        freeIfDone(t);
       };
       hold(root, cast(grad ?? onesLike(root), root.dtype));
       const order = topoOrder(root);
@@ -98,6 +105,7 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
         const g = grads.get(t);
         if (!g) continue;
         grads.delete(t);
+        unhold(g);
         if (!t.node) {
           if (t.grad) {
             const sum = keep(add(t.grad, g));
@@ -108,13 +116,13 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
             handedOut.add(own);
             t.grad = keep(own);
           }
-          if (t.grad !== g) drop(g);
-          else pending.delete(g);
+          if (t.grad !== g) freeIfDone(g);
           continue;
         }
         const node = t.node;
         for (const x of node.inputs) x.assertAlive(`backward of ${node.op} (a saved input)`);
-        const inGrads = node.backward(g);
+        // The op may release g before it returns (a multi-step backward that is done reading it).
+        const inGrads = node.backward(g, () => freeIfDone(g));
         if (!retainGraph) {
           freeSaved(node);
           node.freed = true;
@@ -135,7 +143,7 @@ export function backward(root: Tensor, gradOrOptions?: Tensor | BackwardOptions,
             hold(x, gx);
           }
         });
-        drop(g);
+        freeIfDone(g);
       }
     }),
   );

@@ -33,7 +33,7 @@ export { sum, mean, max, sumTo } from './ops/reduce.js';
 export { reshape, flatten, permute, transpose, slice, expandTo, contiguous, clone, cat, copyInto } from './ops/views.js';
 export { matmul, chooseMatmulKernel, forceMatmulKernel, matmulKernelSupported, type MatmulKernel } from './ops/matmul.js';
 export {
-  batchNorm2d, batchNormRelu2d, batchNormStats, batchNormApplyRaw, batchNormEvalStats, batchNormBackwardRaw, type BnBackwardOptions, updateRunningStats, batchNormPrologue, type RunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
+  batchNorm2d, batchNormRelu2d, batchNormReluMaxPool2d, batchNormStats, batchNormApplyRaw, batchNormEvalStats, batchNormBackwardRaw, type BnBackwardOptions, updateRunningStats, batchNormPrologue, type RunningStats, chooseBnStatsKernel, forceBnStatsKernel, type BnStatsKernel,
 } from './ops/batchnorm.js';
 export {
   conv2d, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, chooseConvKernel, forceConvKernel, type ConvKernel, type ConvPrologue,

@@ -358,6 +358,20 @@ export function flush(): void {
   if (compileFailures.length) throw new Error(`WGSL pipeline creation failed:\n${compileFailures.splice(0).join('\n')}`);
 }
 
+let spareBuffers: { device: GPUDevice; byName: Map<string, PooledBuffer> } | null = null;
+
+/**
+ * A small float32 buffer of its own per name (and device), bound where a kernel declares a binding that
+ * a dispatch does not use: distinct names never alias, as WebGPU requires of a writable binding.
+ */
+export function spareBuffer(name: string): PooledBuffer {
+  const { device } = gpu();
+  if (!spareBuffers || spareBuffers.device !== device) spareBuffers = { device, byName: new Map() };
+  let b = spareBuffers.byName.get(name);
+  if (!b) spareBuffers.byName.set(name, (b = pool.acquire(16, 'spare')));
+  return b;
+}
+
 /** Number of dispatches encoded since the process started (the benchmark reads it). */
 export function dispatches(): number {
   return dispatchCount;

@@ -30,7 +30,8 @@ import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape
 export interface GradNode {
   op: string;
   inputs: readonly Tensor[];
-  backward: (grad: Tensor) => ReadonlyArray<Tensor | null>;
+  /** `release` (optional): called by the op once it no longer reads `grad` (see OpDef.backward). */
+  backward: (grad: Tensor, release?: () => void) => ReadonlyArray<Tensor | null>;
   /** What forward saved for backward: owned by the node, freed by backward() or with the graph. */
   saved: unknown[];
   /** Set once backward() has run through the node without retainGraph (its saved tensors are gone). */

@@ -54,12 +54,12 @@ export abstract class FusableDenseBlock extends Module {
   }
 
   /** Followed by a transition (BN, ReLU, conv, then anything): its first three run as the fused op's tail. */
-  override fuseForward(x: Tensor, next: Module): Tensor | null {
-    const t = this.transitionHead(next);
+  override fuseForward(x: Tensor, following: readonly Module[]): { y: Tensor; consumed: number } | null {
+    const t = following.length ? this.transitionHead(following[0]) : null;
     if (!t) return null;
     let y = this.forwardFused(x, this.denseLayers(), t);
     for (const m of t.rest) y = m.forward(y);
-    return y;
+    return { y, consumed: 1 };
   }
 
   /**

@@ -3,7 +3,7 @@
 // LazyLinear are the eager classes constructed with an unknown input size).
 
 import {
-  Tensor, copyInto, noGrad, float, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
+  Tensor, copyInto, noGrad, float, adaptiveAvgPool2d, avgPool2d, batchNorm2d, batchNormRelu2d, batchNormReluMaxPool2d, conv2d, flatten, fmt, linear, maxPool2d, ones, pair, relu, zeros,
   type DType, type Pool2dOptions,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -215,15 +215,26 @@ export class BatchNorm2d extends LazyCapable {
     return this.run(x, true);
   }
 
-  /** Followed by a ReLU (neither with a forward of its own, a subclass's): batch norm's kernels alone, no BN output kept. */
-  override fuseForward(x: Tensor, next: Module): Tensor | null {
-    if (!(next instanceof ReLU) || this.forward !== BatchNorm2d.prototype.forward || next.forward !== ReLU.prototype.forward) return null;
-    const y = this.forwardRelu(x);
-    next.record(y.shape);
-    return y;
+  /**
+   * Followed by a ReLU: batch norm's kernels alone, no BN output kept; and when a MaxPool2d comes next,
+   * the pooling reads the BN-ReLU as its prologue, so nothing normalised is stored at all. Only modules
+   * without a forward of their own (a subclass's) fuse.
+   */
+  override fuseForward(x: Tensor, following: readonly Module[]): { y: Tensor; consumed: number } | null {
+    const [relu, pool] = following;
+    if (!(relu instanceof ReLU) || this.forward !== BatchNorm2d.prototype.forward || relu.forward !== ReLU.prototype.forward) return null;
+    if (!(pool instanceof MaxPool2d) || pool.forward !== MaxPool2d.prototype.forward) {
+      const y = this.forwardRelu(x);
+      relu.record(y.shape);
+      return { y, consumed: 1 };
+    }
+    const y = this.run(x, true, { kernel: pool.kernelSize, stride: pool.stride, padding: pool.padding });
+    relu.record(x.shape);
+    pool.record(x.shape, y.shape);
+    return { y, consumed: 2 };
   }
 
-  private run(x: Tensor, withRelu: boolean): Tensor {
+  private run(x: Tensor, withRelu: boolean, pool: Pool2dOptions | null = null): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
     if (this.numFeatures === null) this.build(x.shape[1]);
     if (x.shape[1] !== this.numFeatures) {
@@ -234,12 +245,10 @@ export class BatchNorm2d extends LazyCapable {
       recordFlops(0, 0, 2 * x.size);
       recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
     }
-    return (withRelu ? batchNormRelu2d : batchNorm2d)(x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!, {
-      training: this.training,
-      momentum: this.momentum,
-      eps: this.eps,
-      numBatchesTracked: this.buffer('num_batches_tracked'),
-    });
+    const options = { training: this.training, momentum: this.momentum, eps: this.eps, numBatchesTracked: this.buffer('num_batches_tracked') };
+    const args = [x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!] as const;
+    if (pool) return batchNormReluMaxPool2d(...args, { ...options, pool });
+    return (withRelu ? batchNormRelu2d : batchNorm2d)(...args, options);
   }
 
   get weight(): Tensor {
@@ -370,9 +379,13 @@ abstract class Pool2d extends Module {
   forward(x: Tensor): Tensor {
     checkRank(this, x, 4, 'N, C, H, W');
     const y = this.pooling.op(x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
-    recordFlops(0, 0, y.size * this.kernelSize[0] * this.kernelSize[1]);
-    recordLayer({ kind: this.pooling.kind, input: [...x.shape], output: [...y.shape], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
+    this.record(x.shape, y.shape);
     return y;
+  }
+  /** The FLOP and layer records of one call (also made when Sequential fuses a max pool into a batch norm). */
+  record(input: readonly number[], output: readonly number[]): void {
+    recordFlops(0, 0, output.reduce((a, b) => a * b, 1) * this.kernelSize[0] * this.kernelSize[1]);
+    recordLayer({ kind: this.pooling.kind, input: [...input], output: [...output], kernel: this.kernelSize, stride: this.stride[0], padding: this.padding[0] });
   }
   override describe(): string {
     return `${this.pooling.name}(kernel_size=(${this.kernelSize}), stride=(${this.stride}), padding=(${this.padding}))`;
@@ -426,8 +439,8 @@ export class Flatten extends Module {
 
 /**
  * Runs children in order; children are named 0, 1, ... unless added with addModule(name, m). A child
- * that can fuse with the next one (Module.fuseForward: BatchNorm2d with a ReLU, a memory-efficient
- * dense block with the transition after it) runs the pair as one computation.
+ * that can fuse with the ones after it (Module.fuseForward: BatchNorm2d with a ReLU and a max pool, a
+ * memory-efficient dense block with the transition after it) runs them as one computation.
  */
 export class Sequential extends Module {
   constructor(...modules: Module[]) {
@@ -438,10 +451,10 @@ export class Sequential extends Module {
     const mods = this.children();
     let y = x;
     for (let i = 0; i < mods.length; i++) {
-      const fused = i + 1 < mods.length ? mods[i].fuseForward(y, mods[i + 1]) : null;
+      const fused = i + 1 < mods.length ? mods[i].fuseForward(y, mods.slice(i + 1)) : null;
       if (fused) {
-        y = fused;
-        i++;
+        y = fused.y;
+        i += fused.consumed;
       } else y = mods[i].forward(y);
     }
     return y;

@@ -40,13 +40,14 @@ export abstract class Module {
   abstract forward(...args: Tensor[]): Tensor;
 
   /**
-   * This module then `next` (the one after it in a Sequential) as one fused computation, computing what
-   * `next.forward(this.forward(x))` would; null (the default) when this module has no fusion with `next`,
-   * and then nothing was run. Sequential asks each child before running it on its own.
+   * This module and the first `consumed` of `following` (the modules after it in a Sequential) as one
+   * fused computation, computing what running them in order would; null (the default) when this module
+   * has no fusion with what follows, and then nothing was run. Sequential asks each child before running
+   * it on its own.
    */
-  fuseForward(x: Tensor, next: Module): Tensor | null {
+  fuseForward(x: Tensor, following: readonly Module[]): { y: Tensor; consumed: number } | null {
     void x;
-    void next;
+    void following;
     return null;
   }
 

@@ -1,7 +1,11 @@
 // maxpool2d.wgsl: 2-D max pooling over NCHW (PyTorch: padding counts as -inf, floor mode) and its backward.
 // Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write: y, or dx), 3 IDX (read_write: the
-//   arg-max of each output as a plane index h*W + w stored as f32; written by forward, read by backward).
-//   A and OUT are float32 or float16 (A_T, OUT_T: engine/storage.ts); comparisons and sums are float32.
+//   arg-max of each output as a plane index h*W + w stored as f32; written by forward, read by backward),
+//   4 PRO (read, f32: the prologue's scale and shift per channel, at words 22 and 23; any buffer without
+//   PROLOGUE). A and OUT are float32 or float16 (A_T, OUT_T: engine/storage.ts); comparisons and sums
+//   are float32.
+// PROLOGUE (override, max_pool_fwd): pool relu(x * scale[c] + shift[c]) (a batch norm and ReLU that are
+//   never stored; padding stays -inf). relu keeps NaN, as the elementwise table's relu does.
 // Dispatch (helpers and parameter layout in pool_common.wgsl, composed after this body); OUT and IDX
 //   are contiguous.
 //   Workgroup (channel, group of images), its invocations walking the images' planes (pool_common.wgsl).
@@ -12,12 +16,22 @@
 //                 holding (h, w) whose arg-max is (h, w), in window order (a gather: no atomics; each
 //                 window overlapping the cell is read once for its four pixels).
 override WG: u32 = 64u;
+override PROLOGUE: bool = false;
 
 @group(0) @binding(1) var<storage, read> A: array<A_T>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<OUT_T>;
 @group(0) @binding(3) var<storage, read_write> IDX: array<f32>;
+@group(0) @binding(4) var<storage, read> PRO: array<f32>;
 
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+
+// Element i of A as the pooling sees it: with PROLOGUE, relu(a * sc + sh).
+fn pooled(i: u32, sc: f32, sh: f32) -> f32 {
+  let v = f32(A[i]);
+  if (!PROLOGUE) { return v; }
+  let y = fma(v, sc, sh);
+  return select(y, 0.0, y <= 0.0);
+}
 
 @compute @workgroup_size(WG)
 fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -25,6 +39,8 @@ fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   let H = pi(2u); let W = pi(3u); let OH = pu(4u); let OW = pu(5u);
   let st_h = pu(8u); let st_w = pu(9u); let kh = pi(6u); let kw = pi(7u); let ph = pi(10u); let pw = pi(11u);
   let sh = pu(15u); let sw = pu(16u);
+  var psc = 1.0; var psh = 0.0;
+  if (PROLOGUE) { psc = PRO[pu(22u) + c]; psh = PRO[pu(23u) + c]; }
   for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
     let n = at.n;
     let base = pu(12u) + n * pu(13u) + c * pu(14u);
@@ -32,11 +48,11 @@ fn max_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let ws = i32(at.col * st_w) - pw;
     let h0 = u32(max(hs, 0)); let h1 = u32(min(hs + kh, H));
     let w0 = u32(max(ws, 0)); let w1 = u32(min(ws + kw, W));
-    var best = f32(A[base + h0 * sh + w0 * sw]);
+    var best = pooled(base + h0 * sh + w0 * sw, psc, psh);
     var bi = h0 * u32(W) + w0;
     for (var h = h0; h < h1; h++) {
       for (var w = w0; w < w1; w++) {
-        let v = f32(A[base + h * sh + w * sw]);
+        let v = pooled(base + h * sh + w * sw, psc, psh);
         if ((v > best) | is_nan(v)) { best = v; bi = h * u32(W) + w; }
       }
     }

@@ -102,6 +102,34 @@ describe('autograd', () => {
     x.dispose();
   });
 
+  test("an op's backward may release its incoming gradient early: freed at once unless it is the caller's", async () => {
+    const seen: boolean[] = [];
+    const twice = E.defineOp<null>({
+      name: 'test:releaseEarly',
+      forward: ([x]) => E.mulScalar(x, 2),
+      backward: (_ctx, g, release) => {
+        release();
+        let alive = true;
+        try {
+          g.assertAlive('test');
+        } catch {
+          alive = false;
+        }
+        seen.push(alive);
+        return [E.full(g.shape, 2)];
+      },
+    });
+    const x = E.keep(E.tensor([1, 2, 3]));
+    x.requiresGrad = true;
+    E.scope(() => E.sum(twice([E.addScalar(x, 1)], null)).backward()); // g is backward()'s own: freed
+    const mine = E.keep(E.ones([3]));
+    E.scope(() => twice([x], null).backward(mine)); // the caller's gradient: kept
+    expect(seen).toEqual([false, true]);
+    expect(Array.from(await mine.data())).toEqual([1, 1, 1]);
+    expect(Array.from(await x.grad!.data())).toEqual([4, 4, 4]);
+    for (const t of [x, mine]) t.dispose();
+  });
+
   test('every defined op is in the registry with a backward rule where it is differentiable', () => {
     for (const name of ['add', 'sub', 'mul', 'div', 'relu', 'exp', 'log', 'sum', 'mean', 'matmul', 'reshape', 'permute', 'slice', 'cat', 'expand']) {
       expect(E.registry.get(name)?.backward, name).toBeTypeOf('function');

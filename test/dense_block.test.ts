@@ -162,7 +162,7 @@ describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
       return b;
     };
     const x = E.randn([2, 3, 8, 8]);
-    const tries = (b: DenseBlock, t: nn.Module) => E.scope(() => b.fuseForward(x, t) !== null);
+    const tries = (b: DenseBlock, t: nn.Module) => E.scope(() => b.fuseForward(x, [t]) !== null);
     expect(tries(block(), transitionBlock(5))).toBe(true);
     const naive = block();
     naive.memoryEfficient = false;

@@ -288,6 +288,68 @@ describe('batchNorm2d running statistics', () => {
   });
 });
 
+describe('batchNormReluMaxPool2d (the pooling reads relu(batch norm) as its prologue)', () => {
+  const reluRef = (t: ND) => map(t, (v) => Math.max(v, 0));
+  const cases: Array<[number[], number, number, number]> = [
+    [[3, 4, 9, 7], 3, 2, 1], // a stem's pooling, odd sizes
+    [[2, 3, 6, 6], 2, 2, 0],
+    [[5, 8, 7, 6], 3, 1, 1], // several images per workgroup on CPU adapters, overlapping windows
+  ];
+  it.each(cases)('training forward and backward match the reference for %j kernel %j stride %j padding %j', async (shape, k, st, p) => {
+    const C = shape[1];
+    await gradCheck({
+      inputs: [randND(shape, 71, -1, 2), randND([C], 72, 0.5, 1.5), randND([C], 73)],
+      gpu: ([x, g, b]) => E.batchNormReluMaxPool2d(x, g, b, null, null, { training: true, pool: { kernel: k, stride: st, padding: p } }),
+      ref: ([x, g, b]) => R.maxPool(reluRef(R.batchNormTrain(x, g, b)), [k, k], [st, st], [p, p]),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+  });
+
+  it('through a channel view; eval mode from the running statistics, which training updates as batchNorm2d does', async () => {
+    await gradCheck({
+      inputs: [randND([2, 9, 6, 5], 74), randND([5], 75, 0.5, 1.5), randND([5], 76)],
+      gpu: ([x, g, b]) => E.batchNormReluMaxPool2d(E.slice(x, 1, 2, 7), g, b, null, null, { training: true, pool: { kernel: 3, stride: 2, padding: 1 } }),
+      ref: ([x, g, b]) => R.maxPool(reluRef(R.batchNormTrain(slice(x, 1, 2, 7), g, b)), [3, 3], [2, 2], [1, 1]),
+      rtol: 2e-3,
+      atol: 2e-4,
+    });
+    const rmv = [0.3, -0.2, 1.1];
+    const rvv = [0.5, 2.0, 0.8];
+    const [rm, rv] = [toTensor(nd([3], rmv)), toTensor(nd([3], rvv))];
+    await gradCheck({
+      inputs: [randND([3, 3, 5, 7], 77), randND([3], 78, 0.5, 1.5), randND([3], 79)],
+      gpu: ([x, g, b]) => E.batchNormReluMaxPool2d(x, g, b, rm, rv, { training: false, pool: { kernel: 2 } }),
+      ref: ([x, g, b]) => R.maxPool(reluRef(R.batchNorm(x, g, b, rmv, rvv)), [2, 2], [2, 2], [0, 0]),
+    });
+    // Training: the running statistics move exactly as batchNorm2d moves them.
+    const x = toTensor(randND([4, 3, 6, 6], 80));
+    const [g, b] = [E.ones([3]), E.zeros([3])];
+    const runs: ND[][] = [];
+    for (const fused of [true, false]) {
+      const [m, v, nb] = [toTensor(nd([3], rmv)), toTensor(nd([3], rvv)), E.zeros([1])];
+      const o = { training: true, momentum: 0.3, numBatchesTracked: nb };
+      E.scope(() => (fused ? E.batchNormReluMaxPool2d(x, g, b, m, v, { ...o, pool: { kernel: 2 } }) : batchNorm2d(x, g, b, m, v, o)));
+      runs.push(await Promise.all([m, v, nb].map(toND)));
+    }
+    runs[0].forEach((t, i) => expectClose(t, runs[1][i], { rtol: 1e-6, atol: 1e-7, what: `running statistic ${i}` }));
+    for (const t of [rm, rv, x, g, b]) t.dispose();
+  });
+
+  it('a NaN in x reaches the output as relu(NaN) does; bad geometry is an error naming the op', async () => {
+    const xd = randND([2, 2, 4, 4], 81);
+    xd.data[5] = NaN; // image 0, channel 0, row 1, column 1
+    const x = toTensor(xd);
+    const [g, b] = [E.ones([2]), E.zeros([2])];
+    const y = await E.batchNormReluMaxPool2d(x, g, b, E.zeros([2]), E.ones([2]), { training: false, pool: { kernel: 2 } }).data();
+    expect(Number.isNaN(y[0])).toBe(true); // the window holding it
+    expect(Array.from(y.slice(1)).some(Number.isNaN)).toBe(false);
+    expect(() => E.batchNormReluMaxPool2d(x, g, b, null, null, { training: true, pool: { kernel: 9 } })).toThrow(/batchNormReluMaxPool2d: the kernel \[9, 9\].*larger than the padded input/);
+    expect(() => E.batchNormReluMaxPool2d(x, E.ones([3]), b, null, null, { training: true, pool: { kernel: 2 } })).toThrow(/batchNormReluMaxPool2d: gamma has shape \[3\], expected \[2\]/);
+    for (const t of [x, g, b]) t.dispose();
+  });
+});
+
 describe('maxPool2d', () => {
   const cases: Array<[number[], number | P2, number | P2 | undefined, number | P2]> = [
     [[5, 3, 7, 9], 3, 2, 1],

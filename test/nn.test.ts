@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
-import { useEngine } from './helpers.js';
+import { expectClose, useEngine } from './helpers.js';
+import { nd } from './reference/ndarray.js';
 
 useEngine();
 
@@ -42,6 +43,40 @@ describe('Module', () => {
     const leaky = await step(bn3, (t) => new nn.Sequential(bn3, new LeakyReLU()).forward(t));
     expect(leaky.out[0].some((v) => v < 0)).toBe(true);
     x.dispose();
+  });
+
+  test('Sequential runs BatchNorm2d, ReLU and MaxPool2d as one fused op (the pooling reads the BN-ReLU): same values, gradients and running statistics', async () => {
+    class MyPool extends nn.MaxPool2d {
+      override forward(x: E.Tensor): E.Tensor {
+        return E.maxPool2d(x, { kernel: 2 });
+      }
+    }
+    for (const training of [true, false]) {
+      const x = E.randn([3, 4, 9, 7], { generator: new E.Generator(4) });
+      const run = async (pool: nn.MaxPool2d, fused: boolean) => {
+        const bn = new nn.BatchNorm2d(4);
+        bn.loadStateDict({ weight: E.randn([4], { generator: new E.Generator(5) }), running_var: E.full([4], 0.7) }, { strict: false });
+        bn.train(training);
+        const before = E.dispatches();
+        const y = fused ? new nn.Sequential(bn, new nn.ReLU(), pool).forward(x) : pool.forward(E.relu(bn.forward(x)));
+        const dispatches = E.dispatches() - before;
+        E.mean(E.square(y)).backward();
+        const out = await Promise.all([y, bn.weight.grad!, bn.bias.grad!, bn.runningMean, bn.runningVar].map(async (t) => Array.from(await t.data())));
+        y.dispose();
+        return { out, dispatches, shape: y.shape };
+      };
+      const fused = await run(new nn.MaxPool2d(3, { stride: 2, padding: 1 }), true);
+      const apart = await run(new nn.MaxPool2d(3, { stride: 2, padding: 1 }), false);
+      expect(fused.shape).toEqual([3, 4, 5, 4]);
+      fused.out.forEach((v, i) => expectClose(nd([v.length], v), nd([v.length], apart.out[i]), { rtol: 1e-5, atol: 1e-6, what: `${training ? 'train' : 'eval'} ${i}` }));
+      // No BN output and no ReLU pass: in training two dispatches fewer (the running statistics are
+      // updated by the dispatch that makes the prologue), in eval one.
+      expect(fused.dispatches, `${training ? 'train' : 'eval'}`).toBe(apart.dispatches - (training ? 2 : 1));
+      // A pooling with a forward of its own runs as written (BN and ReLU still fused with each other).
+      const mine = await run(new MyPool(2), true);
+      expect(mine.shape).toEqual([3, 4, 4, 3]);
+      x.dispose();
+    }
   });
 
   test('buffers, train/eval, apply order, zeroGrad', async () => {

@@ -17,17 +17,18 @@
 // statistics, scale/shift, the gradients of gamma and beta) are float32.
 
 import { defineOp } from '../autograd.js';
-import { gpu, type GpuFeatures } from '../gpu.js';
-import { dispatch, f32bits, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import type { GpuFeatures } from '../gpu.js';
+import { dispatch, f32bits, PARAM_WORDS, spareBuffer, type KernelSource } from '../runtime.js';
 import { storageTypes, typed } from '../storage.js';
 import type { DType } from '../dtype.js';
 import { selectVariant } from '../tuner.js';
 import { forceVariant, heuristicVariant, planeImagesPerWorkgroup, planeWorkgroupSize, type VariantName } from '../variants.js';
-import { pool, type PooledBuffer } from '../pool.js';
+import type { PooledBuffer } from '../pool.js';
 import { fmt } from '../shape.js';
 import { empty, type Tensor, view } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
 import { unaryMap } from './map.js';
+import { maxPoolRaw, type Pool2dOptions, type PoolGeometry } from './pool2d.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import statsTreeSrc from '../../shaders/batchnorm_stats_tree.wgsl';
@@ -164,13 +165,8 @@ export interface RunningStats {
   count: number;
 }
 
-let spare: { bufs: PooledBuffer[]; device: GPUDevice } | null = null;
 /** Small buffers bound where a writable binding of bn_update is unused (one each: they must not alias). */
-function spares(): PooledBuffer[] {
-  const { device } = gpu();
-  if (!spare || spare.device !== device) spare = { bufs: [0, 1, 2, 3].map(() => pool.acquire(16, 'bn-dummy')), device };
-  return spare.bufs;
-}
+const spares = (): PooledBuffer[] => [0, 1, 2, 3].map((i) => spareBuffer(`bn-update-${i}`));
 
 /**
  * One bn_update dispatch (batchnorm_update.wgsl) over C channels of `stats` from column `channel`:
@@ -315,6 +311,8 @@ interface BnAttrs {
   training: boolean;
   /** A ReLU follows, fused into the same kernels (batchNormRelu2d). */
   relu: boolean;
+  /** Then a max pooling, which reads the BN-ReLU as its prologue (batchNormReluMaxPool2d). */
+  pool: PoolGeometry | null;
   momentum: number;
   eps: number;
   runningMean: Tensor | null;
@@ -326,27 +324,36 @@ const batchNormOp = defineOp<BnAttrs>({
   name: 'batchNorm2d',
   forward: ([x, gamma, beta], a, saved) => {
     const xp = planar(x);
-    let stats: Tensor;
-    if (a.training) {
-      stats = batchNormStats(xp, a.eps);
-      if (a.runningMean && a.runningVar) {
-        const [N, , H, W] = x.shape;
-        const running = { runningMean: a.runningMean, runningVar: a.runningVar, numBatchesTracked: a.numBatchesTracked, momentum: a.momentum, count: N * H * W };
-        updateRunningStats(stats, running);
-      }
-    } else {
-      stats = batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
-    }
-    const out = batchNormApplyRaw(xp, stats, gamma, beta, 0, a.relu);
+    const [N, , H, W] = x.shape;
+    const running = a.training && a.runningMean && a.runningVar
+      ? { runningMean: a.runningMean, runningVar: a.runningVar, numBatchesTracked: a.numBatchesTracked, momentum: a.momentum, count: N * H * W }
+      : null;
+    const stats = a.training ? batchNormStats(xp, a.eps) : batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
     saved.push(stats, xp);
-    return out;
+    if (a.pool) {
+      // BN-ReLU as the pooling's prologue: scale and shift (and the running statistics) in one dispatch.
+      const pro = batchNormPrologue(stats, gamma, beta, running);
+      const C = gamma.shape[0];
+      const scale = view(pro, [C], [1], pro.offset);
+      const shift = view(pro, [C], [1], pro.offset + C);
+      const { y, idx } = maxPoolRaw.forward(xp, a.pool, { scale, shift });
+      for (const t of [pro, scale, shift]) t.dispose();
+      saved.push(idx);
+      return y;
+    }
+    if (running) updateRunningStats(stats, running);
+    return batchNormApplyRaw(xp, stats, gamma, beta, 0, a.relu);
   },
-  backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp] }, g) => {
-    const dy = planar(g);
+  backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp, idx] }, g, release) => {
+    // Through the pooling first: the gradient at the BN-ReLU's output, which was never stored (then g
+    // is no longer read).
+    const dy = attrs.pool ? maxPoolRaw.backward(g, idx, xp.shape, attrs.pool, xp.dtype) : planar(g);
+    if (attrs.pool) release();
     const C = xp.shape[1];
     // gamma's gradient gets a buffer of its own (a view at an offset would be copied by autograd).
     const dgamma = gamma.requiresGrad ? empty([C], 'bn-grad') : null;
     const { dx, sums } = batchNormBackwardRaw(xp, dy, stats, gamma, attrs.training, { dgammaOut: dgamma, reluBeta: attrs.relu ? beta : null });
+    if (attrs.pool) dy.dispose();
     return [dx, dgamma, beta.requiresGrad ? view(sums, [C], [1], sums.offset) : null];
   },
 });
@@ -383,9 +390,23 @@ export function batchNormRelu2d(
   return batchNormOrRelu('batchNormRelu2d', true, x, gamma, beta, runningMean, runningVar, options);
 }
 
+/**
+ * maxPool2d(relu(batchNorm2d(...)), pool): the pooling reads the batch norm and ReLU as its input's
+ * prologue, so the normalised tensor is never stored (a DenseNet stem's BN, ReLU and max pool), and
+ * backward goes through the pooling's arg-max to batch norm's backward with the ReLU mask recomputed.
+ * Same arguments as batchNorm2d, plus the pooling's options.
+ */
+export function batchNormReluMaxPool2d(
+  x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions & { pool: Pool2dOptions },
+): Tensor {
+  const op = 'batchNormReluMaxPool2d';
+  checkTensor(op, 'x', x);
+  return batchNormOrRelu(op, true, x, gamma, beta, runningMean, runningVar, options, maxPoolRaw.geometry(op, x, options.pool));
+}
+
 function batchNormOrRelu(
   op: string, relu: boolean, x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
-  { training, momentum = 0.1, eps = 1e-5, numBatchesTracked = null }: BatchNormOptions,
+  { training, momentum = 0.1, eps = 1e-5, numBatchesTracked = null }: BatchNormOptions, pool: PoolGeometry | null = null,
 ): Tensor {
   for (const [t, what] of [[x, 'x'], [gamma, 'gamma'], [beta, 'beta']] as const) checkTensor(op, what, t);
   if (x.ndim !== 4) throw new Error(`${op}: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
@@ -403,5 +424,5 @@ function batchNormOrRelu(
   if (training && N * H * W <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   if (!(eps > 0) || !Number.isFinite(momentum)) throw new Error(`${op}: invalid eps ${eps} or momentum ${momentum}`);
   if (runningMean && runningMean.storage === x.storage) throw new Error(`${op}: the running statistics share storage with x`);
-  return batchNormOp([x, gamma, beta], { training, relu, momentum, eps, runningMean, runningVar, numBatchesTracked });
+  return batchNormOp([x, gamma, beta], { training, relu, pool, momentum, eps, runningMean, runningVar, numBatchesTracked });
 }

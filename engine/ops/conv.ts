@@ -27,8 +27,8 @@
 import { defineOp } from '../autograd.js';
 import { checkDtype, type DType } from '../dtype.js';
 import { gpu, type GpuFeatures } from '../gpu.js';
-import { pool, type PooledBuffer } from '../pool.js';
-import { dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import type { PooledBuffer } from '../pool.js';
+import { dispatch, grid1d, PARAM_WORDS, spareBuffer, type KernelSource } from '../runtime.js';
 import { storageTypes, typed } from '../storage.js';
 import { selectVariant } from '../tuner.js';
 import { CONV_TILES, forceVariant, forcedVariant, heuristicVariant, targetWorkgroups, type GemmTile, type VariantName } from '../variants.js';
@@ -147,15 +147,8 @@ function checkPlane(op: string, what: string, t: Tensor): void {
 
 // ---- dispatch -----------------------------------------------------------------------------------
 
-let dummy: { read: PooledBuffer; write: PooledBuffer; db: PooledBuffer; device: GPUDevice } | null = null;
 /** Small buffers bound where a binding is unused (one each, so that a read and a writable one never alias). */
-function dummies(): { read: PooledBuffer; write: PooledBuffer; db: PooledBuffer } {
-  const { device } = gpu();
-  if (!dummy || dummy.device !== device) {
-    dummy = { read: pool.acquire(16, 'conv-dummy'), write: pool.acquire(16, 'conv-dummy'), db: pool.acquire(16, 'conv-dummy'), device };
-  }
-  return dummy;
-}
+const dummies = () => ({ read: spareBuffer('conv-read'), write: spareBuffer('conv-write'), db: spareBuffer('conv-db') });
 
 interface Launch {
   entry: 'conv2d_fwd' | 'conv2d_dgrad' | 'conv2d_wgrad';

@@ -215,7 +215,7 @@ function stageBackward(
  * The gradient of the block input and of every parameter, by tensor. `g` is the gradient of the op's
  * output: the block buffer's, or with a tail, the tail conv's.
  */
-function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor): Map<Tensor, Tensor | null> {
+function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor, release: () => void): Map<Tensor, Tensor | null> {
   const k = a.growth;
   const L = a.layers.length;
   const tailSaved = a.tail ? (saved[L] as TailSaved) : null;
@@ -227,6 +227,7 @@ function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor):
   // The tail's input gradient is the block output's: written into the gradient buffer (every channel).
   if (a.tail && tailSaved) stageBackward(a, buf, g, a.tail, tailSaved.tail, gbuf, false, grads);
   else copyInto(gbuf, g);
+  release(); // g is in the gradient buffer now: it need not live through the layers' backward
   for (let i = L - 1; i >= 0; i--) {
     const { stages } = a.layers[i];
     const s = saved[i] as StageSaved[];
@@ -250,7 +251,8 @@ function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor):
     dy.dispose();
     dxin.dispose();
   }
-  // The input gradient: a view of the gradient buffer's head (the view keeps the buffer alive).
+  // The input gradient: a view of the gradient buffer's head (the view keeps the buffer alive until the
+  // op before consumes it).
   grads.set(x, x.requiresGrad ? channels(gbuf, 0, C0) : null);
   gbuf.dispose();
   return grads;
@@ -269,8 +271,8 @@ function allParameters(a: Pick<Attrs, 'layers' | 'tail'>): Tensor[] {
 const denseBlockOp = defineOp<Attrs, Saved>({
   name: 'denseBlock',
   forward: ([x], a, saved) => forward(x, a, saved),
-  backward: ({ inputs, attrs, output, saved }, g) => {
-    const grads = backward(attrs, output, g, saved, inputs[0]);
+  backward: ({ inputs, attrs, output, saved }, g, release) => {
+    const grads = backward(attrs, output, g, saved, inputs[0], release);
     return inputs.map((t) => grads.get(t) ?? null);
   },
 });

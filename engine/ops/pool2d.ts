@@ -8,7 +8,7 @@
 // pooling's arg-max indices are float32.
 
 import { defineOp } from '../autograd.js';
-import { dispatch, PARAM_WORDS, type KernelSource } from '../runtime.js';
+import { dispatch, PARAM_WORDS, spareBuffer, type KernelSource } from '../runtime.js';
 import { typed } from '../storage.js';
 import type { DType } from '../dtype.js';
 import { fmt, pair } from '../shape.js';
@@ -72,11 +72,17 @@ function poolParams(a: Tensor, [N, C, H, W]: readonly number[], g: Geometry): Ui
   return p;
 }
 
-/** Runs `entry` with one workgroup per (channel, group of images) (see engine/variants.ts). */
-function run(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], N: number, C: number): void {
+/**
+ * Runs `entry` with one workgroup per (channel, group of images) (see engine/variants.ts); a null buffer
+ * is a binding this entry point does not use (max pooling's prologue).
+ */
+function run(shader: KernelSource, entry: string, p: Uint32Array, buffers: Array<Tensor | null>, N: number, C: number, constants: Record<string, number> = {}): void {
   const G = planeImagesPerWorkgroup(N, C);
   p[21] = G;
-  dispatch({ shader, entry, constants: { WG: workgroupSize() } }, { params: p, buffers: buffers.map((t) => t.buffer), workgroups: [C, Math.ceil(N / G)] });
+  dispatch(
+    { shader, entry, constants: { WG: workgroupSize(), ...constants } },
+    { params: p, buffers: buffers.map((t, i) => t?.buffer ?? spareBuffer(`pool-${i}`)), workgroups: [C, Math.ceil(N / G)] },
+  );
 }
 
 /**
@@ -84,29 +90,66 @@ function run(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tenso
  * (pool_common.wgsl). With stride 2 the cells are shifted by the padding's parity
  * so that they line up with the windows.
  */
-function runCells(shader: KernelSource, entry: string, p: Uint32Array, buffers: Tensor[], [N, C, H, W]: readonly number[], g: Geometry): void {
+function runCells(shader: KernelSource, entry: string, p: Uint32Array, buffers: Array<Tensor | null>, [N, C, H, W]: readonly number[], g: Geometry): void {
   const ah = g.sh === 2 ? g.ph % 2 : 0;
   const aw = g.sw === 2 ? g.pw % 2 : 0;
   p.set([Math.ceil((H + ah) / 2), Math.ceil((W + aw) / 2), ah, aw], 17);
   run(shader, entry, p, buffers, N, C);
 }
 
+/** A BN-ReLU applied to max pooling's input as it is read: relu(x * scale[c] + shift[c]), float32 [C] each. */
+export interface PoolPrologue {
+  scale: Tensor;
+  shift: Tensor;
+}
+
+/** Max pooling's forward (no autograd): y in x's dtype and the arg-max of each output; with `prologue`, of relu(x * scale + shift). */
+function maxForward(x: Tensor, g: Geometry, prologue: PoolPrologue | null): { y: Tensor; idx: Tensor } {
+  const [N, C] = x.shape;
+  const y = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
+  const idx = empty([N, C, g.OH, g.OW], 'pool-index');
+  if (!y.size) return { y, idx };
+  // The scale and shift are read through one binding: views of one buffer (batchNormPrologue's [2, C]).
+  if (prologue && prologue.scale.storage !== prologue.shift.storage) throw new Error('maxPool2d prologue: scale and shift must be views of one buffer');
+  const p = poolParams(x, x.shape, g);
+  p[22] = prologue?.scale.offset ?? 0;
+  p[23] = prologue?.shift.offset ?? 0;
+  run(poolShader(maxBody, x.dtype, y.dtype), 'max_pool_fwd', p, [x, y, idx, prologue?.scale ?? null], N, C, { PROLOGUE: prologue ? 1 : 0 });
+  return { y, idx };
+}
+
+/** Max pooling's backward (no autograd): dx of x's shape in `dtype`, from dy and the forward's arg-max. */
+function maxBackward(dy: Tensor, idx: Tensor, xShape: readonly number[], g: Geometry, dtype: DType): Tensor {
+  const dx = empty(xShape, 'tensor', dtype);
+  if (dx.size) runCells(poolShader(maxBody, dy.dtype, dx.dtype), 'max_pool_bwd', poolParams(dy, xShape, g), [dy, dx, idx, null], xShape, g);
+  return dx;
+}
+
 const maxPoolOp = defineOp<Geometry>({
   name: 'maxPool2d',
   forward: ([x], g, saved) => {
-    const [N, C] = x.shape;
-    const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
-    const idx = empty([N, C, g.OH, g.OW], 'pool-index');
-    if (out.size) run(poolShader(maxBody, x.dtype, out.dtype), 'max_pool_fwd', poolParams(x, x.shape, g), [x, out, idx], N, C);
+    const { y, idx } = maxForward(x, g, null);
     saved.push(idx);
-    return out;
+    return y;
   },
-  backward: ({ inputs: [x], attrs: g, saved: [idx] }, dy) => {
-    const dx = empty(x.shape, 'tensor', x.dtype);
-    if (dx.size) runCells(poolShader(maxBody, dy.dtype, dx.dtype), 'max_pool_bwd', poolParams(dy, x.shape, g), [dy, dx, idx], x.shape, g);
-    return [dx];
-  },
+  backward: ({ inputs: [x], attrs: g, saved: [idx] }, dy) => [maxBackward(dy, idx, x.shape, g, x.dtype)],
 });
+
+/**
+ * The raw launchers of a max pooling whose input is relu(batchnorm(x)) (engine/ops/batchnorm.ts fuses
+ * them, so that the normalised tensor is never stored): the checked geometry, the forward with the
+ * prologue, and the backward to the gradient at the pooling's input.
+ */
+export const maxPoolRaw = {
+  geometry: (op: string, x: Tensor, options: Pool2dOptions): Geometry => {
+    checkInput(op, x);
+    if (x.shape[2] * x.shape[3] >= 2 ** 24) throw new Error(`${op}: planes of ${fmt(x.shape)} are too large (arg-max indices are stored as f32)`);
+    return geometry(op, x, options);
+  },
+  forward: maxForward,
+  backward: maxBackward,
+};
+export type PoolGeometry = Geometry;
 
 const avgPoolOp = defineOp<Geometry & { adaptive: boolean }>({
   name: 'avgPool2d',
@@ -128,10 +171,7 @@ const avgPoolOp = defineOp<Geometry & { adaptive: boolean }>({
  * each output's gradient to the first maximum of its window (rows, then columns).
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  checkInput('maxPool2d', x);
-  const g = geometry('maxPool2d', x, options);
-  if (x.shape[2] * x.shape[3] >= 2 ** 24) throw new Error(`maxPool2d: planes of ${fmt(x.shape)} are too large (arg-max indices are stored as f32)`);
-  return maxPoolOp([x], g);
+  return maxPoolOp([x], maxPoolRaw.geometry('maxPool2d', x, options));
 }
 
 /** Average pooling like torch.nn.functional.avg_pool2d (floor mode, count_include_pad = true). */
