@@ -2,12 +2,12 @@
 // all earlier features, as d2l and torchvision do) and a list of its BN-ReLU-conv stages as named
 // modules, from which the engine's fused denseBlock op is built (one shared buffer, BN-ReLU inside the
 // convolutions; see engine/ops/dense_block.ts). `memoryEfficient` chooses between the two, here only.
-// In a Sequential, a memory-efficient block also takes in the BN-ReLU-conv at the head of the
-// transition after it (fuseForward), so that the op runs it as its tail: the transition's normalised
-// input and the block output's gradient are never stored.
+// In a Sequential, a memory-efficient block also takes in the BN-ReLU-conv (and average pooling) at the
+// head of the transition after it (fuseForward), so that the op runs them as its tail: the transition's
+// normalised input, its conv's full-size output and the block output's gradient are never kept.
 
 import { Tensor, cat, denseBlock, type DenseLayerParams, type DenseStage } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn/index.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn/index.js';
 
 /** One BN-ReLU-conv stage of a layer, as the layer's own modules. */
 export interface StageModules {
@@ -25,6 +25,8 @@ export interface DenseLayerModules {
 interface Tail {
   stage: StageModules;
   relu: ReLU;
+  /** The transition's average pooling, when it comes right after the conv. */
+  pool: AvgPool2d | null;
   rest: Module[];
 }
 
@@ -77,7 +79,10 @@ export abstract class FusableDenseBlock extends Module {
     if (kh !== kw || kh % 2 !== 1 || conv.stride[0] !== 1 || conv.padding[0] !== kh >> 1 || conv.outputDtype !== null) return null;
     const first = this.denseLayers()[0]?.stages[0]?.norm;
     if (!first || norm.eps !== first.eps || norm.momentum !== first.momentum) return null;
-    return { stage: { norm, conv }, relu, rest };
+    // An average pooling right after the conv runs in the op too (the conv's output then lives only until pooled).
+    const [pool, ...after] = rest;
+    if (pool instanceof AvgPool2d && pool.forward === AvgPool2d.prototype.forward) return { stage: { norm, conv }, relu, pool, rest: after };
+    return { stage: { norm, conv }, relu, pool: null, rest };
   }
 
   /**
@@ -112,6 +117,7 @@ export abstract class FusableDenseBlock extends Module {
     });
     const tailStage = tail ? stage(tail.stage, cin) : null;
     tail?.relu.record([N, cin, H, W]);
+    const tailPool = tail?.pool ? { kernel: tail.pool.kernelSize, stride: tail.pool.stride, padding: tail.pool.padding } : null;
     const { eps, momentum } = norms[0].bn;
     for (const { bn, shape } of norms) {
       if (bn.eps !== eps || bn.momentum !== momentum) {
@@ -119,7 +125,9 @@ export abstract class FusableDenseBlock extends Module {
       }
       if (this.training) bn.countBatch(shape);
     }
-    return denseBlock(x, params, { training: this.training, momentum, eps, tail: tailStage });
+    const y = denseBlock(x, params, { training: this.training, momentum, eps, tail: tailStage, tailPool });
+    if (tail?.pool) tail.pool.record([N, tail.stage.conv.outChannels, H, W], y.shape);
+    return y;
   }
 }
 

@@ -110,23 +110,25 @@ describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
   }
 
   test('equals the block followed by batchNormRelu2d and conv2d: output, every gradient, running statistics; train and eval', async () => {
-    for (const [training, k, bias] of [[true, 1, true], [true, 3, false], [false, 1, false]] as const) {
+    for (const [training, k, bias, pool] of [[true, 1, true, false], [true, 3, false, false], [false, 1, false, false], [true, 1, true, true], [false, 1, false, true]] as const) {
       const run = (fused: boolean) => {
         const gen = new E.Generator(11);
         const x = E.keep(E.randn([2, 5, 7, 6], { generator: gen }));
         x.requiresGrad = true;
         const layers = [0, 1].map((i) => ({ stages: [stage(gen, 5 + 3 * i, 3, 3, i === 0)] }));
         const tail = stage(gen, 11, 4, k, bias);
-        const dy = E.keep(E.randn([2, 4, 7, 6], { generator: gen }));
+        const dy = E.keep(E.randn(pool ? [2, 4, 3, 3] : [2, 4, 7, 6], { generator: gen }));
         const out = E.scope(() => {
           const o = { training, momentum: 0.1, eps: 1e-5 };
           let y: E.Tensor;
-          if (fused) y = E.denseBlock(x, layers, { ...o, tail });
+          const tailPool = pool ? { kernel: 2, stride: 2 } : null;
+          if (fused) y = E.denseBlock(x, layers, { ...o, tail, tailPool });
           else {
             const b = E.denseBlock(x, layers, o);
             const t = tail.norm;
             const a = E.batchNormRelu2d(b, t.gamma, t.beta, t.runningMean, t.runningVar, { ...o, numBatchesTracked: t.numBatchesTracked });
             y = E.conv2d(a, tail.conv.weight, tail.conv.bias, { padding: k >> 1 });
+            if (tailPool) y = E.avgPool2d(y, tailPool);
           }
           E.sum(E.mul(y, dy)).backward();
           return y;
@@ -137,7 +139,7 @@ describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
         return { out, all };
       };
       const [a, b] = [run(false), run(true)];
-      const what = `${training ? 'train' : 'eval'}, ${k}x${k} tail${bias ? ' with bias' : ''}`;
+      const what = `${training ? 'train' : 'eval'}, ${k}x${k} tail${bias ? ' with bias' : ''}${pool ? ', pooled' : ''}`;
       expectSame(await host(b.out), await host(a.out), `${what}: output`);
       for (let i = 0; i < a.all.length; i++) {
         const [ta, tb] = [a.all[i], b.all[i]];
@@ -147,12 +149,14 @@ describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
     }
   });
 
-  test('a tail that does not read every channel of the block, or has an even kernel, is a clear error', () => {
+  test('a tail that does not read every channel of the block, has an even kernel or a pooling that does not fit, is a clear error', () => {
     const gen = new E.Generator(3);
     const x = E.randn([2, 4, 5, 5], { generator: gen });
     const layers = [{ stages: [stage(gen, 4, 2, 3, false)] }];
     expect(() => E.denseBlock(x, layers, { training: true, tail: stage(gen, 4, 3, 1, false) })).toThrow(/tail reads all 6 channels/);
     expect(() => E.denseBlock(x, layers, { training: true, tail: stage(gen, 6, 3, 2, false) })).toThrow(/tail needs an odd kernel/);
+    expect(() => E.denseBlock(x, layers, { training: true, tailPool: { kernel: 2 } })).toThrow(/tailPool pools the tail: give a tail too/);
+    expect(() => E.denseBlock(x, layers, { training: true, tail: stage(gen, 6, 3, 1, false), tailPool: { kernel: 9 } })).toThrow(/avgPool2d \(the tail of denseBlock\): the kernel \[9, 9\]/);
   });
 
   test('a Sequential runs a memory-efficient block and the transition after it fused, and only when the fused op computes the same', () => {

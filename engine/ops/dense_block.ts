@@ -21,10 +21,11 @@
 // sums of that masked gradient, and its dx is added straight into the prefix of the gradient buffer.
 // Peak memory is about two block buffers plus one layer's temporaries: linear in depth.
 //
-// A tail (the transition after the block: BN-ReLU-conv) can run inside the op as one more stage that
-// reads every channel of the buffer: the op then returns the tail conv's output, the transition's BN-ReLU
-// output is never stored, and the transition's input gradient is written straight into the block's
-// gradient buffer (no gradient tensor of the block's output, no copy of it).
+// A tail (the transition after the block: BN-ReLU-conv, then an average pooling) can run inside the op
+// as one more stage that reads every channel of the buffer: the op then returns the tail's output, the
+// transition's BN-ReLU output is never stored, the conv's output only until it is pooled, and the
+// transition's input gradient is written straight into the block's gradient buffer (no gradient tensor
+// of the block's output, no copy of it).
 //
 // Storage type: the block buffer, its gradient buffer, the bottleneck outputs and the per-layer
 // gradient temporaries take the dtype of the input x (float16 under mixed precision: half the bytes);
@@ -38,6 +39,7 @@ import {
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
+import { avgPoolRaw, type AvgPoolGeometry, type Pool2dOptions } from './pool2d.js';
 import { copyBuffer } from '../runtime.js';
 
 /** A pre-activation batch norm's tensors: affine weight and bias, running mean and variance, batch counter. */
@@ -65,8 +67,10 @@ export interface DenseBlockOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
-  /** A BN-ReLU-conv stage on the whole block output (a transition's), run inside the op: the op returns its conv's output. */
+  /** A BN-ReLU-conv stage on the whole block output (a transition's), run inside the op: the op returns its conv's output, */
   tail?: DenseStage | null;
+  /** or that output average-pooled with these options. */
+  tailPool?: Pool2dOptions | null;
 }
 
 interface Attrs {
@@ -76,6 +80,7 @@ interface Attrs {
   eps: number;
   growth: number;
   tail: DenseStage | null;
+  tailPool: AvgPoolGeometry | null;
 }
 
 /** What forward keeps for backward, per stage: the statistics of its input and its BN-ReLU prologue. */
@@ -184,7 +189,11 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const stats = shared ?? bnStats(a, buf, a.tail.norm);
   const pro = affine(a, stats, a.tail.norm, count);
   saved.push({ buf, tail: { stats, pro } });
-  return stageConv(buf, a.tail, pro);
+  const y = stageConv(buf, a.tail, pro);
+  if (!a.tailPool) return y;
+  const pooled = avgPoolRaw.forward(y, a.tailPool);
+  y.dispose();
+  return pooled;
 }
 
 /** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, sets the parameters' gradients. */
@@ -225,8 +234,12 @@ function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor, 
   const gbuf = empty([N, total, H, W], 'dense-block-grad', buf.dtype);
   const grads = new Map<Tensor, Tensor | null>();
   // The tail's input gradient is the block output's: written into the gradient buffer (every channel).
-  if (a.tail && tailSaved) stageBackward(a, buf, g, a.tail, tailSaved.tail, gbuf, false, grads);
-  else copyInto(gbuf, g);
+  if (a.tail && tailSaved) {
+    const gy = a.tailPool ? avgPoolRaw.backward(g, [N, a.tail.conv.weight.shape[0], H, W], a.tailPool, buf.dtype) : g;
+    if (gy !== g) release();
+    stageBackward(a, buf, gy, a.tail, tailSaved.tail, gbuf, false, grads);
+    if (gy !== g) gy.dispose();
+  } else copyInto(gbuf, g);
   release(); // g is in the gradient buffer now: it need not live through the layers' backward
   for (let i = L - 1; i >= 0; i--) {
     const { stages } = a.layers[i];
@@ -282,7 +295,9 @@ const denseBlockOp = defineOp<Attrs, Saved>({
  * computed in one shared buffer (see the header); with a tail, conv(relu(bn(that))) of the tail's stage.
  * Differentiable in x and every layer's (and the tail's) parameters.
  */
-export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5, tail = null }: DenseBlockOptions): Tensor {
+export function denseBlock(
+  x: Tensor, layers: readonly DenseLayerParams[], { training, momentum = 0.1, eps = 1e-5, tail = null, tailPool = null }: DenseBlockOptions,
+): Tensor {
   if (x.ndim !== 4) throw new Error(`denseBlock: expected x of shape [N, C, H, W], got ${fmt(x.shape)}`);
   if (!layers.length || layers.some((l) => !l.stages.length)) throw new Error('denseBlock: a block needs at least one layer, and each layer at least one stage');
   const lastConv = (l: DenseLayerParams) => l.stages[l.stages.length - 1].conv;
@@ -306,9 +321,10 @@ export function denseBlock(x: Tensor, layers: readonly DenseLayerParams[], { tra
       throw new Error(`denseBlock: the tail reads all ${total} channels of the block, its weight has shape ${fmt(w.shape)} and its BN ${fmt(tail.norm.gamma.shape)}`);
     }
     if (w.shape[2] % 2 !== 1) throw new Error(`denseBlock: the tail needs an odd kernel, got ${fmt(w.shape)}`);
-  }
+  } else if (tailPool) throw new Error('denseBlock: tailPool pools the tail: give a tail too');
+  const pool = tail && tailPool ? avgPoolRaw.geometry('avgPool2d (the tail of denseBlock)', [x.shape[0], tail.conv.weight.shape[0], x.shape[2], x.shape[3]], tailPool) : null;
   if (training && x.shape[0] * x.shape[2] * x.shape[3] <= 1) {
     throw new Error(`denseBlock: expected more than 1 value per channel when training, got input of shape ${fmt(x.shape)}`);
   }
-  return denseBlockOp([x, ...allParameters({ layers, tail })], { layers, training, momentum, eps, growth: k, tail });
+  return denseBlockOp([x, ...allParameters({ layers, tail })], { layers, training, momentum, eps, growth: k, tail, tailPool: pool });
 }

@@ -12,7 +12,7 @@ import { dispatch, PARAM_WORDS, spareBuffer, type KernelSource } from '../runtim
 import { typed } from '../storage.js';
 import type { DType } from '../dtype.js';
 import { fmt, pair } from '../shape.js';
-import { empty, type Tensor } from '../tensor.js';
+import { empty, Tensor } from '../tensor.js';
 import { checkGrid, checkTensor } from './check.js';
 import { planeImagesPerWorkgroup, planeWorkgroupSize } from '../variants.js';
 import maxSrc from '../../shaders/maxpool2d.wgsl';
@@ -52,17 +52,17 @@ function option(op: string, name: string, v: unknown): [number, number] {
   throw new Error(`${op}: ${name} must be a number or a pair [h, w], got ${v === undefined ? 'none' : JSON.stringify(v)}`);
 }
 
-function geometry(op: string, x: Tensor, o: Pool2dOptions): Geometry {
+function geometry(op: string, shape: readonly number[], o: Pool2dOptions): Geometry {
   if (o?.kernel === undefined) throw new Error(`${op}: options.kernel (the window size, a number or [h, w]) is required`);
   const [kh, kw] = option(op, 'kernel', o.kernel);
   const [sh, sw] = option(op, 'stride', o.stride ?? o.kernel);
   const [ph, pw] = option(op, 'padding', o.padding ?? 0);
-  const [, , H, W] = x.shape;
+  const [, , H, W] = shape;
   const desc = `kernel [${kh}, ${kw}], stride [${sh}, ${sw}], padding [${ph}, ${pw}]`;
   if (![kh, kw, sh, sw].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`${op}: kernel and stride must be positive integers, got ${desc}`);
   if (![ph, pw].every((v) => Number.isInteger(v) && v >= 0)) throw new Error(`${op}: padding must be a non-negative integer, got ${desc}`);
   if (2 * ph > kh || 2 * pw > kw) throw new Error(`${op}: padding should be at most half of the kernel size, got ${desc}`);
-  if (kh > H + 2 * ph || kw > W + 2 * pw) throw new Error(`${op}: the ${desc} is larger than the padded input of shape ${fmt(x.shape)}`);
+  if (kh > H + 2 * ph || kw > W + 2 * pw) throw new Error(`${op}: the ${desc} is larger than the padded input of shape ${fmt(shape)}`);
   return { kh, kw, sh, sw, ph, pw, OH: Math.floor((H + 2 * ph - kh) / sh) + 1, OW: Math.floor((W + 2 * pw - kw) / sw) + 1 };
 }
 
@@ -144,27 +144,47 @@ export const maxPoolRaw = {
   geometry: (op: string, x: Tensor, options: Pool2dOptions): Geometry => {
     checkInput(op, x);
     if (x.shape[2] * x.shape[3] >= 2 ** 24) throw new Error(`${op}: planes of ${fmt(x.shape)} are too large (arg-max indices are stored as f32)`);
-    return geometry(op, x, options);
+    return geometry(op, x.shape, options);
   },
   forward: maxForward,
   backward: maxBackward,
 };
 export type PoolGeometry = Geometry;
 
-const avgPoolOp = defineOp<Geometry & { adaptive: boolean }>({
+type AvgGeometry = Geometry & { adaptive: boolean };
+
+/** Average pooling's forward (no autograd): y in x's dtype. */
+function avgForward(x: Tensor, g: AvgGeometry): Tensor {
+  const [N, C] = x.shape;
+  const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
+  if (out.size) run(poolShader(avgBody, x.dtype, out.dtype), g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', poolParams(x, x.shape, g), [x, out], N, C);
+  return out;
+}
+
+/** Average pooling's backward (no autograd): dx of x's shape in `dtype`. */
+function avgBackward(dy: Tensor, xShape: readonly number[], g: AvgGeometry, dtype: DType): Tensor {
+  const dx = empty(xShape, 'tensor', dtype);
+  if (dx.size) runCells(poolShader(avgBody, dy.dtype, dx.dtype), g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, xShape, g), [dy, dx], xShape, g);
+  return dx;
+}
+
+const avgPoolOp = defineOp<AvgGeometry>({
   name: 'avgPool2d',
-  forward: ([x], g) => {
-    const [N, C] = x.shape;
-    const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
-    if (out.size) run(poolShader(avgBody, x.dtype, out.dtype), g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', poolParams(x, x.shape, g), [x, out], N, C);
-    return out;
-  },
-  backward: ({ inputs: [x], attrs: g }, dy) => {
-    const dx = empty(x.shape, 'tensor', x.dtype);
-    if (dx.size) runCells(poolShader(avgBody, dy.dtype, dx.dtype), g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, x.shape, g), [dy, dx], x.shape, g);
-    return [dx];
-  },
+  forward: ([x], g) => avgForward(x, g),
+  backward: ({ inputs: [x], attrs: g }, dy) => [avgBackward(dy, x.shape, g, x.dtype)],
 });
+
+/** The raw launchers of average pooling (the dense block runs a transition's pooling inside its op). */
+export const avgPoolRaw = {
+  /** The checked geometry of pooling x, or an input of this [N, C, H, W] shape. */
+  geometry: (op: string, x: Tensor | readonly number[], options: Pool2dOptions): AvgGeometry => {
+    if (x instanceof Tensor) checkInput(op, x);
+    return { ...geometry(op, x instanceof Tensor ? x.shape : x, options), adaptive: false };
+  },
+  forward: avgForward,
+  backward: avgBackward,
+};
+export type AvgPoolGeometry = AvgGeometry;
 
 /**
  * Max pooling like torch.nn.functional.max_pool2d (floor mode, padding counts as -inf). Backward sends
@@ -176,8 +196,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 
 /** Average pooling like torch.nn.functional.avg_pool2d (floor mode, count_include_pad = true). */
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  checkInput('avgPool2d', x);
-  return avgPoolOp([x], { ...geometry('avgPool2d', x, options), adaptive: false });
+  return avgPoolOp([x], avgPoolRaw.geometry('avgPool2d', x, options));
 }
 
 /**
