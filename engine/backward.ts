@@ -3,8 +3,9 @@
 // It runs with gradients disabled (no higher-order gradients) inside a scope, so every temporary it
 // makes is freed; only the leaves' `.grad` tensors survive. A gradient is freed as soon as the last
 // node that needs it is done (as PyTorch does), not at the end: otherwise every layer's gradient would
-// stay alive until the first layer's backward, the moment of peak memory. Unless asked to retain the graph, it frees
-// each node's saved tensors once the node is done (a second backward then throws, as in PyTorch).
+// stay alive until the first layer's backward, the moment of peak memory. Unless asked to retain the
+// graph, it frees each node's saved tensors once the node is done (a second backward then throws, as in
+// PyTorch).
 // A gradient is stored as its tensor's dtype (as PyTorch's): a float16 tensor used where the result is
 // float32 (a mixed pair promotes) gets its gradient cast back to float16.
 // Also installs `Tensor.prototype.backward`.

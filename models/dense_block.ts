@@ -66,7 +66,7 @@ export abstract class FusableDenseBlock extends Module {
 
   /**
    * The BN-ReLU-conv at the head of `next` when the fused op can run it as its tail: a plain Sequential
-   * whose first modules are a BatchNorm2d (this block's eps and momentum), a ReLU and a Conv2d with an
+   * whose first modules are a BatchNorm2d (this block's eps, momentum and mode), a ReLU and a Conv2d with an
    * odd square kernel, stride 1 and "same" padding, none with a forward of its own (a subclass's).
    */
   private transitionHead(next: Module): Tail | null {
@@ -78,7 +78,7 @@ export abstract class FusableDenseBlock extends Module {
     const [kh, kw] = conv.kernelSize;
     if (kh !== kw || kh % 2 !== 1 || conv.stride[0] !== 1 || conv.padding[0] !== kh >> 1 || conv.outputDtype !== null) return null;
     const first = this.denseLayers()[0]?.stages[0]?.norm;
-    if (!first || norm.eps !== first.eps || norm.momentum !== first.momentum) return null;
+    if (!first || norm.eps !== first.eps || norm.momentum !== first.momentum || norm.training !== this.training) return null;
     // An average pooling right after the conv runs in the op too (the conv's output then lives only until pooled).
     const [pool, ...after] = rest;
     if (pool instanceof AvgPool2d && pool.forward === AvgPool2d.prototype.forward) return { stage: { norm, conv }, relu, pool, rest: after };

@@ -181,6 +181,8 @@ describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
     }
     expect(tries(block(), new nn.Sequential(new nn.LazyBatchNorm2d(), new LeakyRelu(), new nn.LazyConv2d(5, 1)))).toBe(false);
     expect(tries(block(), new nn.Sequential(new nn.LazyBatchNorm2d(), new nn.ReLU(), new nn.AvgPool2d(2)))).toBe(false);
+    // A transition in another mode than the block (the block's mode is the one the fused op would use).
+    expect(tries(block(), transitionBlock(5).eval())).toBe(false);
   });
 });
 
