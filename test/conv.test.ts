@@ -29,6 +29,13 @@ const cases: Case[] = [
   [2, 6, 5, 7, 37, 1, 1, 2, 1], // 1x1 with stride 2 and padding (the 1x1 loops' bounds), two row tiles
   [3, 1, 6, 5, 3, 3, 3, 2, 1], // Cin = 1 (K = 9: less than one BK chunk of the wg tiles)
   [2, 72, 9, 10, 67, 3, 3, 1, 1], // every GEMM more than one block of the wg tiles (64 rows, 128 columns) each way; K = 648 (vec4 weights)
+  // Stride 1 with widths a multiple of 4: the sliding loops (forward: OW % 4 == 0, input gradient:
+  // W % 4 == 0), with padding 1, 0 (forward OW = 2: the general loop; input gradient still slides) and 2,
+  // and a non-square kernel.
+  [2, 7, 5, 8, 9, 3, 3, 1, 1],
+  [3, 5, 6, 4, 6, 3, 3, 1, 0],
+  [1, 4, 7, 12, 5, 5, 5, 1, 2],
+  [2, 3, 4, 8, 4, 2, 3, 1, 1],
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
@@ -39,7 +46,7 @@ function channelView(big: E.Tensor, at: number, C: number): E.Tensor {
 
 describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
   const run = test.runIf(supported.includes(kernel));
-  const cs = kernel === 'quad' ? [...cases.slice(0, 3), cases[8]] : cases;
+  const cs = kernel === 'quad' ? [...cases.slice(0, 3), cases[8], cases[11]] : cases;
   run.each(cs.map((c) => [name(c), c] as const))('%s: forward, input and weight gradient', async (_n, c) => {
     forceConvKernel(kernel);
     const [N, Cin, H, W, Cout, KH, KW, stride, padding] = c;
@@ -66,9 +73,9 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     for (const t of [xt, wt, bt, y, dyt, db, dw]) t.dispose();
   });
 
-  run('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer', async () => {
+  run.each([[7, 6], [5, 8]])('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer (%i x %i)', async (H, W) => {
     forceConvKernel(kernel);
-    const [N, C0, G, H, W] = [3, 5, 4, 7, 6];
+    const [N, C0, G] = [3, 5, 4];
     const o = { stride: 1, padding: 1 };
     // One block buffer [N, C0 + G + 2, H, W]: the conv reads channels [0, C0) and writes [C0 + 1, C0 + 1 + G).
     const Ctot = C0 + G + 2;
