@@ -2,7 +2,7 @@
 // How the lanes of a workgroup are summed, wg_sum(v, li) (the total returned to invocation 0), is a
 // snippet composed with this body (engine/ops/batchnorm.ts): batchnorm_stats_tree.wgsl (a
 // workgroup-memory tree with barriers) or batchnorm_stats_subgroup.wgsl (subgroupAdd, then one
-// workgroup-memory step; needs `subgroups`).
+// workgroup-memory step; needs `subgroups`); bn_stats's reduction is bn_moments.wgsl's, composed too.
 // Bindings: 1 X (read), 2 DY (read), 3 ST (read, stats [3, *]: mean, invstd, var), 4 OUT (read_write),
 //   5 GAMMA, 6 BETA (read), 7 DX (read_write: dx, or bn_apply's output), 8 DGAMMA (read_write). Unused
 //   bindings get any buffers of their element type (distinct ones for the writable bindings).
@@ -10,13 +10,10 @@
 //   other binding, and all arithmetic and sums, are float32.
 // Dispatch: one workgroup of WG invocations per channel (workgroup_id.x = channel c of the view; for
 //   bn_apply and bn_backward's PHASE 2, workgroup_id.y = a group of images).
-//   bn_stats folds elements j = li, li + WG, ... of every (n, c) plane (vec4 when VEC), the partial of
-//   each plane added into its running total; bn_backward and bn_apply walk the channel's planes as one
-//   flat range (see Walk) so that small planes fill the lanes, folding partial sums every FOLD steps.
-//   Then the workgroup sums the lanes.
+//   bn_stats walks the planes as bn_moments.wgsl says; bn_backward and bn_apply walk the channel's
+//   planes as one flat range (see Walk) so that small planes fill the lanes, folding partial sums every
+//   FOLD steps. Then the workgroup sums the lanes.
 //   bn_stats:    OUT[oc + c] = mean, OUT[oc + rs + c] = 1/sqrt(var + eps), OUT[oc + 2rs + c] = var (biased).
-//                NOTE: sums are of x - K, K = the channel's first element (a shift that keeps
-//                E[(x-K)^2] - E[x-K]^2 free of cancellation when |mean| >> std).
 //   bn_backward: batch norm's backward for the channel, with d = dy (RELU = 0), or d = dy where
 //                x * scale + shift > 0 (RELU = 1: the gradient through a ReLU after the batch norm,
 //                scale = invstd * gamma and shift = beta - mean * scale as bn_apply computes them):
@@ -90,38 +87,12 @@ fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 @compute @workgroup_size(WG)
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let c = wg.x;
-  let N = pu(0u); let HW = pu(1u);
-  let cbase = pu(2u) + c * pu(4u);
-  let K = xs(cbase);
-  var s = 0.0; var q = 0.0;
-  for (var n = 0u; n < N; n++) {
-    let base = cbase + n * pu(3u);
-    if (VEC) {
-      var ps = vec4<f32>(); var pq = vec4<f32>();
-      let b4 = base >> 2u;
-      for (var j = li; j < (HW >> 2u); j += WG) {
-        let v = vec4<f32>(X[b4 + j]) - K;
-        ps += v; pq += v * v;
-      }
-      s += (ps.x + ps.y) + (ps.z + ps.w); q += (pq.x + pq.y) + (pq.z + pq.w);
-    } else {
-      var ps = 0.0; var pq = 0.0;
-      for (var j = li; j < HW; j += WG) {
-        let v = xs(base + j) - K;
-        ps += v; pq += v * v;
-      }
-      s += ps; q += pq;
-    }
-  }
-  let t = wg_sum(vec2<f32>(s, q), li);
+  let mv = channel_moments(pu(2u) + c * pu(4u), pu(0u), pu(1u), pu(3u), li);
   if (li == 0u) {
-    let inv = 1.0 / f32(N * HW);
-    let m = t.x * inv;
-    let v = max(t.y * inv - m * m, 0.0);
     let o = pu(5u) + c; let rs = pu(6u);
-    OUT[o] = K + m;
-    OUT[o + rs] = inverseSqrt(v + pf(7u));
-    OUT[o + 2u * rs] = v;
+    OUT[o] = mv.x;
+    OUT[o + rs] = inverseSqrt(mv.y + pf(7u));
+    OUT[o + 2u * rs] = mv.y;
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'vitest';
 import { poolShaders } from '../engine/ops/pool2d.js';
-import { bnStatsSource } from '../engine/ops/batchnorm.js';
+import { bnStatsSource, bnUpdateSource } from '../engine/ops/batchnorm.js';
 import * as E from '../engine/index.js';
 import { checkShader, compose } from '../engine/runtime.js';
 import { shaders } from '../engine/shaders.js';
@@ -16,7 +16,7 @@ const { features } = await E.init(); // skipIf needs the adapter's features whil
 // body and its snippets compile as the composed module of every variant the adapter supports.
 const files = import.meta.glob('../shaders/*.wgsl', { eager: true, query: '?raw', import: 'default' }) as Record<string, string>;
 const loaded = new Map(Object.values(shaders).map((s) => [s.file, s.source]));
-const composedParts = /^matmul|^batchnorm_stats|^conv2d/;
+const composedParts = /^matmul|^batchnorm_stats|^batchnorm_update|^bn_moments|^conv2d/;
 
 describe('every shader compiles', () => {
   for (const v of E.allVariants('matmul')) {
@@ -63,6 +63,10 @@ describe('every shader compiles', () => {
       test(`batchnorm_stats.wgsl composed for ${v}, ${dtype} storage`, async (ctx) => {
         if (noF16 || !E.supportedVariants('bnStats').includes(v)) ctx.skip();
         await checkShader(bnStatsSource(v, { X: dtype, DY: dtype, DX: dtype }));
+      });
+      test(`batchnorm_update.wgsl composed for ${v}, ${dtype} storage`, async (ctx) => {
+        if (noF16 || !E.supportedVariants('bnStats').includes(v)) ctx.skip();
+        await checkShader(bnUpdateSource(v, dtype));
       });
     }
   }

@@ -1,17 +1,18 @@
 // Batch normalisation over NCHW (torch.nn.functional.batch_norm semantics) with autograd.
 //
 // Statistics live in a [3, C] tensor: row 0 the mean, row 1 1/sqrt(var + eps), row 2 the biased variance.
-// Training: batchNormStats() computes them from the batch in one pass (one workgroup per channel,
-// shifted sums, see batchnorm_stats.wgsl), the running statistics and the batch counter are updated in
-// place in one dispatch (with the unbiased variance, as PyTorch; batchnorm_update.wgsl), and bn_apply
-// normalises. Eval: the statistics come from the running
-// ones. Backward: the sums (sum(dy), sum(dy * xhat): the gradients of beta and gamma), then dx (the full
+// Training: one dispatch computes them from the batch (one workgroup per channel, shifted sums, see
+// bn_moments.wgsl) and updates the running statistics and the batch counter in place (with the
+// unbiased variance, as PyTorch; batchnorm_update.wgsl bn_stats_update), and bn_apply normalises.
+// (batchNormStats() computes statistics alone.) Eval: the statistics come from the running ones.
+// Backward: the sums (sum(dy), sum(dy * xhat): the gradients of beta and gamma), then dx (the full
 // batch-statistics gradient in training), in one dispatch (a workgroup per channel) or two.
-// batchNormRelu2d fuses a following ReLU into the same kernels (its mask recomputed in backward).
+// batchNormRelu2d fuses a following ReLU into the same kernels (its mask recomputed in backward), and
+// batchNormReluMaxPool2d a ReLU and a max pooling (the pooling reads the BN-ReLU as its prologue).
 // x may be any [N, C, H, W] view whose H*W plane is contiguous (channel views of a shared buffer);
 // other layouts are copied first. The memory-efficient dense block (dense_block.ts) calls the raw
-// pieces directly: batchNormStats(), batchNormEvalStats(), updateRunningStats(), batchNormPrologue() and
-// batchNormBackwardRaw().
+// pieces directly: batchNormEvalStats(), batchNormPrologue() (which also computes the statistics of a
+// layer's new channels) and batchNormBackwardRaw().
 // The activations (x, y, dy, dx) are float32 or float16 storage, each a role of the composed kernel
 // (engine/storage.ts); arithmetic, sums and every per-channel table (statistics, gamma, beta, running
 // statistics, scale/shift, the gradients of gamma and beta) are float32.
@@ -34,6 +35,7 @@ import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import statsTreeSrc from '../../shaders/batchnorm_stats_tree.wgsl';
 import bnSrc from '../../shaders/batchnorm.wgsl';
 import updateSrc from '../../shaders/batchnorm_update.wgsl';
+import momentsSrc from '../../shaders/bn_moments.wgsl';
 
 const statsBody: KernelSource = { file: 'batchnorm_stats.wgsl', source: statsSrc };
 /** The lane-summing snippet of each reduction variant, and what it needs enabled. */
@@ -48,13 +50,20 @@ export interface BnRoles {
   DX: DType;
 }
 
+const moments: KernelSource = { file: 'bn_moments.wgsl', source: momentsSrc };
+
 /** batchnorm_stats.wgsl composed for a reduction variant and the activations' storage types. */
 export function bnStatsSource(variant: BnStatsKernel, roles: BnRoles): KernelSource {
   const { snippet, enables } = laneSums[variant];
-  return typed(statsBody, { ...roles }, { snippets: [snippet], enables, variant });
+  return typed(statsBody, { ...roles }, { snippets: [snippet, moments], enables, variant });
 }
 const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
-const updateShader: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
+const updateBody: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
+/** batchnorm_update.wgsl composed for a reduction variant and x's storage type (bn_stats_update reads x). */
+export function bnUpdateSource(variant: BnStatsKernel, X: DType): KernelSource {
+  const { snippet, enables } = laneSums[variant];
+  return typed(updateBody, { X }, { snippets: [snippet, moments], enables, variant });
+}
 
 export type BnStatsKernel = VariantName<'bnStats'>;
 
@@ -165,15 +174,27 @@ export interface RunningStats {
   count: number;
 }
 
-/** Small buffers bound where a writable binding of bn_update is unused (one each: they must not alias). */
-const spares = (): PooledBuffer[] => [0, 1, 2, 3].map((i) => spareBuffer(`bn-update-${i}`));
+/** Small buffers bound where a binding of bn_update is unused (one each for the writable ones: they must not alias; 4 for the reads). */
+const spares = (): PooledBuffer[] => [0, 1, 2, 3, 4].map((i) => spareBuffer(`bn-update-${i}`));
+
+/** The channels of a layer's input that have no batch statistics yet, and the eps of those to compute. */
+export interface NewChannels {
+  /** The last x.shape[1] channels of the layer's input, as an [N, c, H, W] view with contiguous planes. */
+  x: Tensor;
+  eps: number;
+}
 
 /**
- * One bn_update dispatch (batchnorm_update.wgsl) over C channels of `stats` from column `channel`:
- * with `affine`, writes scale = gamma * invstd and shift = beta - mean * scale into rows 0 and 1 of it
- * ([2, C], contiguous); with `running`, updates the running statistics in place (and counts the batch).
+ * One dispatch of batchnorm_update.wgsl over C channels of `stats` from column `channel`: with
+ * `affine`, writes scale = gamma * invstd and shift = beta - mean * scale into rows 0 and 1 of it
+ * ([2, C], contiguous); with `running`, updates the running statistics in place (and counts the batch);
+ * with `fresh`, first computes the batch statistics of the last fresh.x.shape[1] channels into their
+ * columns (bn_stats_update: a dense layer's statistics, running statistics and prologue in one kernel).
  */
-function bnUpdate(stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null): void {
+function bnUpdate(
+  stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null,
+  fresh: NewChannels | null = null,
+): void {
   const op = 'batchNorm running statistics';
   for (const [t, what] of [[stats, 'statistics'], [affine?.gamma, 'gamma'], [affine?.beta, 'beta'], [running?.runningMean, 'runningMean'],
     [running?.runningVar, 'runningVar'], [running?.numBatchesTracked, 'numBatchesTracked']] as const) checkFloat32(affine ? 'batchNormPrologue' : op, what, t);
@@ -192,14 +213,18 @@ function bnUpdate(stats: Tensor, channel: number, C: number, affine: { gamma: Te
     affine?.beta.strides[0] ?? 0, affine?.out.offset ?? 0, r?.runningMean.offset ?? 0, r?.runningMean.strides[0] ?? 0,
     r?.runningVar.offset ?? 0, r?.runningVar.strides[0] ?? 0, r?.numBatchesTracked?.offset ?? 0, f32bits(r?.momentum ?? 0),
     f32bits(r ? r.count / (r.count - 1) : 1), (affine ? 1 : 0) | (r ? 2 : 0) | (r?.numBatchesTracked ? 4 : 0)]);
+  const variant = selectVariant('bnStats', storageTypes({ X: fresh?.x.dtype ?? 'float32', DY: fresh?.x.dtype ?? 'float32', DX: 'float32' }).key);
+  const buffers = [stats.buffer, affine?.gamma.buffer ?? d[4], affine?.beta.buffer ?? d[4], affine?.out.buffer ?? d[0],
+    r?.runningMean.buffer ?? d[1], r?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3], fresh?.x.buffer ?? d[4]];
+  if (!fresh) {
+    dispatch({ shader: bnUpdateSource(variant, 'float32'), entry: 'bn_update', constants: { WG: 64 } }, { params: p, buffers, workgroups: [Math.ceil(C / 64)] });
+    return;
+  }
+  const [N, c, H, W] = fresh.x.shape;
+  p.set([C - c, N, H * W, fresh.x.offset, fresh.x.strides[0], fresh.x.strides[1], f32bits(fresh.eps)], 16);
   dispatch(
-    { shader: updateShader, entry: 'bn_update', constants: { WG: 64 } },
-    {
-      params: p,
-      buffers: [stats.buffer, affine?.gamma.buffer ?? stats.buffer, affine?.beta.buffer ?? stats.buffer, affine?.out.buffer ?? d[0],
-        r?.runningMean.buffer ?? d[1], r?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3]],
-      workgroups: [Math.ceil(C / 64)],
-    },
+    { shader: bnUpdateSource(variant, fresh.x.dtype), entry: 'bn_stats_update', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(fresh.x) ? 1 : 0 } },
+    { params: p, buffers, workgroups: [C] },
   );
 }
 
@@ -215,16 +240,24 @@ export function updateRunningStats(stats: Tensor, running: RunningStats, channel
 /**
  * The fused BN-ReLU prologue of a conv from batch-norm statistics: scale = gamma * invstd and
  * shift = beta - mean * scale for the first C = gamma's length channels of `stats`, as a [2, C] tensor
- * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given.
+ * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given, and
+ * with `fresh`, the statistics of the last channels (those of fresh.x) computed first, into `stats`.
  * No autograd.
  */
-export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null): Tensor {
+export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null, fresh: NewChannels | null = null): Tensor {
   const C = gamma.shape[0];
   if (gamma.ndim !== 1 || beta.ndim !== 1 || beta.shape[0] !== C || stats.ndim !== 2 || stats.shape[1] < C) {
     throw new Error(`batchNormPrologue: gamma ${fmt(gamma.shape)}, beta ${fmt(beta.shape)} and stats ${fmt(stats.shape)} do not match (expected [C], [C], [3, >= C])`);
   }
+  if (fresh) {
+    const [, c, H, W] = fresh.x.shape;
+    if (fresh.x.ndim !== 4 || c > C || (W > 1 && fresh.x.strides[3] !== 1) || (H > 1 && fresh.x.strides[2] !== W)) {
+      throw new Error(`batchNormPrologue: the new channels ${fmt(fresh.x.shape)} must be at most ${C} channels with contiguous planes`);
+    }
+    checkGrid('batchNormPrologue', fresh.x);
+  }
   const out = empty([2, C], 'bn-prologue');
-  bnUpdate(stats, 0, C, { gamma, beta, out }, running);
+  bnUpdate(stats, 0, C, { gamma, beta, out }, running, fresh);
   return out;
 }
 
@@ -324,16 +357,18 @@ const batchNormOp = defineOp<BnAttrs>({
   name: 'batchNorm2d',
   forward: ([x, gamma, beta], a, saved) => {
     const xp = planar(x);
-    const [N, , H, W] = x.shape;
+    const [N, C, H, W] = x.shape;
     const running = a.training && a.runningMean && a.runningVar
       ? { runningMean: a.runningMean, runningVar: a.runningVar, numBatchesTracked: a.numBatchesTracked, momentum: a.momentum, count: N * H * W }
       : null;
-    const stats = a.training ? batchNormStats(xp, a.eps) : batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
+    // Training: the batch statistics are computed by the dispatch that also updates the running
+    // statistics (and, before a pooling, makes its prologue).
+    const fresh = a.training ? { x: xp, eps: a.eps } : null;
+    const stats = a.training ? empty([3, C], 'bn-stats') : batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
     saved.push(stats, xp);
     if (a.pool) {
-      // BN-ReLU as the pooling's prologue: scale and shift (and the running statistics) in one dispatch.
-      const pro = batchNormPrologue(stats, gamma, beta, running);
-      const C = gamma.shape[0];
+      // BN-ReLU as the pooling's prologue: scale and shift in the same dispatch.
+      const pro = batchNormPrologue(stats, gamma, beta, running, fresh);
       const scale = view(pro, [C], [1], pro.offset);
       const shift = view(pro, [C], [1], pro.offset + C);
       const { y, idx } = maxPoolRaw.forward(xp, a.pool, { scale, shift });
@@ -341,7 +376,7 @@ const batchNormOp = defineOp<BnAttrs>({
       saved.push(idx);
       return y;
     }
-    if (running) updateRunningStats(stats, running);
+    if (fresh) bnUpdate(stats, 0, C, null, running, fresh);
     return batchNormApplyRaw(xp, stats, gamma, beta, 0, a.relu);
   },
   backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp, idx] }, g, release) => {

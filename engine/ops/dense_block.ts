@@ -5,9 +5,10 @@
 // straight into channels [C0 + i*k, C0 + (i+1)*k). Each pre-activation BN-ReLU is applied inside the
 // convolution's input load (a per-channel scale and shift, then max with 0), so no normalised or
 // rectified activation is stored. In training the batch statistics of a channel are computed once,
-// when the channel is written, into a shared [3, C0 + L*k] table that every later layer reads; each
-// layer's running statistics are updated from its prefix of that table, as PyTorch's BN layers would,
-// in the same dispatch that makes the layer's prologue (scale and shift).
+// into a shared [3, C0 + L*k] table that every later layer reads: by the next layer's one bookkeeping
+// dispatch, which first computes the statistics of the channels the layer before wrote, then updates the
+// layer's running statistics from its prefix of the table (as PyTorch's BN layers would) and makes its
+// prologue (scale and shift).
 //
 // A layer is a list of BN-ReLU-conv stages: one for d2l (3x3 conv to k channels), two for DenseNet-BC
 // (a 1x1 bottleneck to bnSize*k channels, then 3x3 to k). Only the last stage writes into the block
@@ -35,7 +36,7 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardRaw, batchNormEvalStats, batchNormPrologue, batchNormStats,
+  batchNormBackwardRaw, batchNormEvalStats, batchNormPrologue,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
@@ -126,22 +127,24 @@ function copyInto(dst: Tensor, src: Tensor): void {
 
 /**
  * BN as scale and shift per channel (scale = gamma * invstd, shift = beta - mean * scale), with the
- * running statistics and batch counter updated in the same dispatch when training: one kernel per layer.
+ * running statistics and batch counter updated in the same dispatch when training, and the statistics
+ * of the `fresh` channels (the last ones of the stage's input, none computed yet) computed first, into
+ * `stats`: a layer's batch-norm bookkeeping is one kernel.
  */
-function affine(a: Attrs, stats: Tensor, bn: BnParams, count: number): ConvPrologue {
+function affine(a: Attrs, stats: Tensor, bn: BnParams, count: number, fresh: Tensor | null = null): ConvPrologue {
   const running = a.training
     ? { runningMean: bn.runningMean, runningVar: bn.runningVar, numBatchesTracked: bn.numBatchesTracked, momentum: a.momentum, count }
     : null;
-  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running);
+  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running, fresh && { x: fresh, eps: a.eps });
   const C = bn.gamma.shape[0];
   const pro = { scale: view(both, [C], [1], both.offset), shift: view(both, [C], [1], both.offset + C) };
   both.dispose();
   return pro;
 }
 
-/** Batch statistics of x (training) or the layer's running statistics (eval), as a [3, C] table. */
-function bnStats(a: Attrs, x: Tensor, bn: BnParams): Tensor {
-  return a.training ? batchNormStats(x, a.eps) : batchNormEvalStats(bn.runningMean, bn.runningVar, a.eps);
+/** Eval mode: the layer's running statistics as a [3, C] table. */
+function evalStats(a: Attrs, bn: BnParams): Tensor {
+  return batchNormEvalStats(bn.runningMean, bn.runningVar, a.eps);
 }
 
 /** A stage's convolution of x (prologue applied), into `out` when given. */
@@ -159,7 +162,6 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const head = channels(buf, 0, C0);
   copyInto(head, x);
   const shared = a.training ? empty([3, total], 'bn-stats') : null;
-  if (shared) batchNormStats(head, a.eps, { stats: shared, channel: 0 });
   head.dispose();
   a.layers.forEach(({ stages }, i) => {
     const cin = C0 + i * k;
@@ -169,25 +171,36 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
     let input = xin;
     stages.forEach((st, j) => {
       // Training: the first stage reads the shared table, whose columns [0, cin) are this layer's input
-      // statistics; affine() updates the stage's running statistics in the same dispatch.
-      const stats = j === 0 && shared ? shared : bnStats(a, input, st.norm);
-      const pro = affine(a, stats, st.norm, count);
+      // statistics: those of the channels the layer before wrote (the block input's, for the first
+      // layer) are computed by the same dispatch that makes the prologue and updates the running
+      // statistics. A later stage's input (the bottleneck output) is all new.
+      let stats: Tensor;
+      let fresh: Tensor | null = null;
+      if (!shared) stats = evalStats(a, st.norm);
+      else if (j === 0) {
+        stats = shared;
+        fresh = channels(buf, i === 0 ? 0 : cin - k, cin);
+      } else {
+        stats = empty([3, input.shape[1]], 'bn-stats');
+        fresh = input;
+      }
+      const pro = affine(a, stats, st.norm, count, fresh);
+      if (fresh && fresh !== input) fresh.dispose();
       layerSaved.push({ stats, pro });
       const last = j === stages.length - 1;
       const y = stageConv(input, st, pro, last ? out : undefined);
       if (input !== xin) input.dispose();
       if (!last) input = y;
     });
-    // The new channels' statistics, for the layers after this one and the tail (without a tail, the last
-    // layer's are read by none).
-    if (shared && (i < L - 1 || a.tail)) batchNormStats(out, a.eps, { stats: shared, channel: cin });
     saved.push(layerSaved);
     xin.dispose();
     out.dispose();
   });
   if (!a.tail) return buf;
-  const stats = shared ?? bnStats(a, buf, a.tail.norm);
-  const pro = affine(a, stats, a.tail.norm, count);
+  const stats = shared ?? evalStats(a, a.tail.norm);
+  const last = shared ? channels(buf, total - k, total) : null;
+  const pro = affine(a, stats, a.tail.norm, count, last);
+  last?.dispose();
   saved.push({ buf, tail: { stats, pro } });
   const y = stageConv(buf, a.tail, pro);
   if (!a.tailPool) return y;
