@@ -4,7 +4,7 @@
 //   0 N  1 C  2 H  3 W  4 OH  5 OW  6 kh  7 kw  8 sh  9 sw  10 ph  11 pw
 //   12 A offset  13 A stride n  14 A stride c  15 A stride h  16 A stride w
 //   17 cell rows CH  18 cells per row CW  19 cell row shift ah  20 cell column shift aw (backward kernels)
-//   21 images per workgroup G
+//   21 images per workgroup G  22, 23 max_pool_fwd's prologue: scale and shift offsets (maxpool2d.wgsl)
 
 // x / d for small x (< 2^22) without an integer division (scalarised on CPU adapters): a float estimate
 // with rcp = 1/d, corrected by one step either way.

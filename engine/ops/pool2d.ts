@@ -2,6 +2,8 @@
 // count_include_pad = true) and adaptiveAvgPool2d (PyTorch's window formula).
 // Forward: one invocation per output; backward: one per 2x2 cell of input elements, gathering from the
 // windows that overlap it (no atomics). Max pooling saves the arg-max of each output for backward.
+// The raw launchers (maxPoolRaw, avgPoolRaw) serve fused ops: batch norm's BN-ReLU-max-pool (the pooling
+// reads relu(x * scale + shift) as its prologue) and the dense block's transition tail.
 // x may be any strided [N, C, H, W] view (channel views of a shared buffer included); outputs are contiguous.
 // x, y and the gradients are float32 or float16 storage (roles A: what a kernel reads, OUT: what it
 // writes; engine/storage.ts): y and dx have x's dtype, dy may be either; sums, comparisons and max
