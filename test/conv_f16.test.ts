@@ -65,6 +65,8 @@ const cases: Case[] = [
   [3, 5, 1, 1, 6, 3, 3, 1, 1], // 1-pixel images
   [3, 1, 6, 5, 3, 3, 3, 2, 1], // Cin = 1
   [2, 72, 9, 10, 67, 3, 3, 1, 1], // more than one wg block each way; K = 648 (vec4 weights)
+  [2, 7, 5, 8, 9, 3, 3, 1, 1], // stride 1, width 8: the sliding loops of the forward and the input gradient
+  [3, 5, 6, 4, 6, 3, 3, 1, 0], // width 4, no padding: the input gradient slides, the forward (OW 2) does not
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
