@@ -13,6 +13,8 @@
 //   c - c0 of the view at words 17-21 into ST's column first (bn_moments.wgsl; eps at word 22); then
 //   invocation 0 does bn_update's work for c.
 // The work per channel, by the flags in word 15:
+//   8 EVAL:    first the statistics from the running ones (eval mode): ST = mean RM[c], 1/sqrt(RV[c] + eps),
+//              var RV[c] (eps at word 22)
 //   1 AFFINE:  AFF[ao + c] = gamma[c] * invstd[c], AFF[ao + C + c] = beta[c] - mean[c] * AFF[ao + c]
 //   2 RUNNING: running = (1 - m) * running + m * v for the mean (v = mean) and the variance
 //              (v = biased var times the unbiased factor M/(M-1)), as PyTorch
@@ -20,7 +22,7 @@
 // Parameters: 0 C  1 stats column offset  2 stats row stride  3 gamma offset  4 gamma stride
 //   5 beta offset  6 beta stride  7 aff offset  8 rm offset  9 rm stride  10 rv offset  11 rv stride
 //   12 nb offset  13 momentum (f32)  14 unbiased factor (f32)  15 flags
-//   bn_stats_update: 16 c0  17 N  18 H*W  19 x offset  20 x stride n  21 x stride c  22 eps (f32)
+//   bn_stats_update: 16 c0  17 N  18 H*W  19 x offset  20 x stride n  21 x stride c;  22 eps (f32)
 override WG: u32 = 64u;
 override VEC: bool = true;
 
@@ -40,6 +42,12 @@ fn flag(bit: u32) -> bool { return (pu(15u) & bit) != 0u; }
 fn update_channel(c: u32) {
   let C = pu(0u);
   let s = pu(1u) + c; let rs = pu(2u);
+  if (flag(8u)) {
+    let v = RV[pu(10u) + c * pu(11u)];
+    ST[s] = RM[pu(8u) + c * pu(9u)];
+    ST[s + rs] = inverseSqrt(v + pf(22u));
+    ST[s + 2u * rs] = v;
+  }
   let mean = ST[s];
   if (flag(1u)) {
     let scale = GAMMA[pu(3u) + c * pu(4u)] * ST[s + rs];

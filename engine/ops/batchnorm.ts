@@ -33,7 +33,6 @@ import { maxPoolRaw, type Pool2dOptions, type PoolGeometry } from './pool2d.js';
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import statsSubgroupSrc from '../../shaders/batchnorm_stats_subgroup.wgsl';
 import statsTreeSrc from '../../shaders/batchnorm_stats_tree.wgsl';
-import bnSrc from '../../shaders/batchnorm.wgsl';
 import updateSrc from '../../shaders/batchnorm_update.wgsl';
 import momentsSrc from '../../shaders/bn_moments.wgsl';
 
@@ -57,7 +56,6 @@ export function bnStatsSource(variant: BnStatsKernel, roles: BnRoles): KernelSou
   const { snippet, enables } = laneSums[variant];
   return typed(statsBody, { ...roles }, { snippets: [snippet, moments], enables, variant });
 }
-const bnShader: KernelSource = { file: 'batchnorm.wgsl', source: bnSrc };
 const updateBody: KernelSource = { file: 'batchnorm_update.wgsl', source: updateSrc };
 /** batchnorm_update.wgsl composed for a reduction variant and x's storage type (bn_stats_update reads x). */
 export function bnUpdateSource(variant: BnStatsKernel, X: DType): KernelSource {
@@ -149,18 +147,15 @@ export function batchNormEvalStats(rm: Tensor, rv: Tensor, eps: number): Tensor 
   checkFloat32('batchNormEvalStats', 'runningVar', rv);
   const C = rm.shape[0];
   const stats = empty([3, C], 'bn-stats');
-  const p = new Uint32Array(PARAM_WORDS);
-  p[1] = C;
-  p[9] = stats.offset;
-  p[10] = C;
-  p[15] = f32bits(eps);
-  p.set([rm.offset, rm.strides[0]], 17);
-  p.set([rv.offset, rv.strides[0]], 21);
-  dispatch(
-    { shader: bnShader, entry: 'bn_eval_stats' },
-    { params: p, buffers: [rm.buffer, rv.buffer, stats.buffer], workgroups: [Math.ceil(C / 64)] },
-  );
+  bnUpdate(stats, 0, C, null, null, { fromRunning: { runningMean: rm, runningVar: rv, eps } });
   return stats;
+}
+
+/** Eval mode's statistics source: the running mean and variance (and the eps of 1/sqrt(var + eps)). */
+export interface FromRunning {
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
 }
 
 /** The running statistics a training step updates (PyTorch's running_mean, running_var, num_batches_tracked). */
@@ -193,7 +188,7 @@ export interface NewChannels {
  */
 function bnUpdate(
   stats: Tensor, channel: number, C: number, affine: { gamma: Tensor; beta: Tensor; out: Tensor } | null, running: RunningStats | null,
-  fresh: NewChannels | null = null,
+  { fresh = null, fromRunning = null }: { fresh?: NewChannels | null; fromRunning?: FromRunning | null } = {},
 ): void {
   const op = 'batchNorm running statistics';
   for (const [t, what] of [[stats, 'statistics'], [affine?.gamma, 'gamma'], [affine?.beta, 'beta'], [running?.runningMean, 'runningMean'],
@@ -206,22 +201,31 @@ function bnUpdate(
     }
     if (nb && nb.size !== 1) throw new Error(`${op}: num_batches_tracked must hold one value, got shape ${fmt(nb.shape)}`);
   }
+  if (running && fromRunning) throw new Error(`${op}: the running statistics are either updated (training) or read (eval), not both`);
   const d = spares();
   const p = new Uint32Array(PARAM_WORDS);
   const r = running;
+  // The running mean and variance: updated (training) or read (eval), at words 8-11 either way.
+  const rmv = r ?? fromRunning;
   p.set([C, stats.offset + channel, stats.shape[1], affine?.gamma.offset ?? 0, affine?.gamma.strides[0] ?? 0, affine?.beta.offset ?? 0,
-    affine?.beta.strides[0] ?? 0, affine?.out.offset ?? 0, r?.runningMean.offset ?? 0, r?.runningMean.strides[0] ?? 0,
-    r?.runningVar.offset ?? 0, r?.runningVar.strides[0] ?? 0, r?.numBatchesTracked?.offset ?? 0, f32bits(r?.momentum ?? 0),
-    f32bits(r ? r.count / (r.count - 1) : 1), (affine ? 1 : 0) | (r ? 2 : 0) | (r?.numBatchesTracked ? 4 : 0)]);
+    affine?.beta.strides[0] ?? 0, affine?.out.offset ?? 0, rmv?.runningMean.offset ?? 0, rmv?.runningMean.strides[0] ?? 0,
+    rmv?.runningVar.offset ?? 0, rmv?.runningVar.strides[0] ?? 0, r?.numBatchesTracked?.offset ?? 0, f32bits(r?.momentum ?? 0),
+    f32bits(r ? r.count / (r.count - 1) : 1), (affine ? 1 : 0) | (r ? 2 : 0) | (r?.numBatchesTracked ? 4 : 0) | (fromRunning ? 8 : 0)]);
+  if (fromRunning) {
+    if (fromRunning.runningMean.shape[0] !== C || fromRunning.runningVar.shape[0] !== C) {
+      throw new Error(`batchNormEvalStats: running mean ${fmt(fromRunning.runningMean.shape)} and variance ${fmt(fromRunning.runningVar.shape)} must have ${C} channels`);
+    }
+    p[22] = f32bits(fromRunning.eps);
+  }
   const variant = selectVariant('bnStats', storageTypes({ X: fresh?.x.dtype ?? 'float32', DY: fresh?.x.dtype ?? 'float32', DX: 'float32' }).key);
   const buffers = [stats.buffer, affine?.gamma.buffer ?? d[4], affine?.beta.buffer ?? d[4], affine?.out.buffer ?? d[0],
-    r?.runningMean.buffer ?? d[1], r?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3], fresh?.x.buffer ?? d[4]];
+    rmv?.runningMean.buffer ?? d[1], rmv?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3], fresh?.x.buffer ?? d[4]];
   if (!fresh) {
     dispatch({ shader: bnUpdateSource(variant, 'float32'), entry: 'bn_update', constants: { WG: 64 } }, { params: p, buffers, workgroups: [Math.ceil(C / 64)] });
     return;
   }
   const [N, c, H, W] = fresh.x.shape;
-  p.set([C - c, N, H * W, fresh.x.offset, fresh.x.strides[0], fresh.x.strides[1], f32bits(fresh.eps)], 16);
+  p.set([C - c, N, H * W, fresh.x.offset, fresh.x.strides[0], fresh.x.strides[1], f32bits(fresh.eps)], 16); // eps at 22
   dispatch(
     { shader: bnUpdateSource(variant, fresh.x.dtype), entry: 'bn_stats_update', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(fresh.x) ? 1 : 0 } },
     { params: p, buffers, workgroups: [C] },
@@ -240,11 +244,14 @@ export function updateRunningStats(stats: Tensor, running: RunningStats, channel
 /**
  * The fused BN-ReLU prologue of a conv from batch-norm statistics: scale = gamma * invstd and
  * shift = beta - mean * scale for the first C = gamma's length channels of `stats`, as a [2, C] tensor
- * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given, and
- * with `fresh`, the statistics of the last channels (those of fresh.x) computed first, into `stats`.
- * No autograd.
+ * (row 0 scale, row 1 shift), with the running statistics updated in the same dispatch when given; with
+ * `fresh`, the statistics of the last channels (those of fresh.x) computed first, into `stats`; with
+ * `fromRunning` (eval), `stats` filled from the running statistics first. No autograd.
  */
-export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null, fresh: NewChannels | null = null): Tensor {
+export function batchNormPrologue(
+  stats: Tensor, gamma: Tensor, beta: Tensor, running: RunningStats | null = null,
+  { fresh = null, fromRunning = null }: { fresh?: NewChannels | null; fromRunning?: FromRunning | null } = {},
+): Tensor {
   const C = gamma.shape[0];
   if (gamma.ndim !== 1 || beta.ndim !== 1 || beta.shape[0] !== C || stats.ndim !== 2 || stats.shape[1] < C) {
     throw new Error(`batchNormPrologue: gamma ${fmt(gamma.shape)}, beta ${fmt(beta.shape)} and stats ${fmt(stats.shape)} do not match (expected [C], [C], [3, >= C])`);
@@ -257,7 +264,7 @@ export function batchNormPrologue(stats: Tensor, gamma: Tensor, beta: Tensor, ru
     checkGrid('batchNormPrologue', fresh.x);
   }
   const out = empty([2, C], 'bn-prologue');
-  bnUpdate(stats, 0, C, { gamma, beta, out }, running, fresh);
+  bnUpdate(stats, 0, C, { gamma, beta, out }, running, { fresh, fromRunning });
   return out;
 }
 
@@ -364,11 +371,12 @@ const batchNormOp = defineOp<BnAttrs>({
     // Training: the batch statistics are computed by the dispatch that also updates the running
     // statistics (and, before a pooling, makes its prologue).
     const fresh = a.training ? { x: xp, eps: a.eps } : null;
-    const stats = a.training ? empty([3, C], 'bn-stats') : batchNormEvalStats(a.runningMean!, a.runningVar!, a.eps);
+    const fromRunning = a.training ? null : { runningMean: a.runningMean!, runningVar: a.runningVar!, eps: a.eps };
+    const stats = empty([3, C], 'bn-stats');
     saved.push(stats, xp);
     if (a.pool) {
       // BN-ReLU as the pooling's prologue: scale and shift in the same dispatch.
-      const pro = batchNormPrologue(stats, gamma, beta, running, fresh);
+      const pro = batchNormPrologue(stats, gamma, beta, running, { fresh, fromRunning });
       const scale = view(pro, [C], [1], pro.offset);
       const shift = view(pro, [C], [1], pro.offset + C);
       const { y, idx } = maxPoolRaw.forward(xp, a.pool, { scale, shift });
@@ -376,7 +384,7 @@ const batchNormOp = defineOp<BnAttrs>({
       saved.push(idx);
       return y;
     }
-    if (fresh) bnUpdate(stats, 0, C, null, running, fresh);
+    bnUpdate(stats, 0, C, null, running, { fresh, fromRunning });
     return batchNormApplyRaw(xp, stats, gamma, beta, 0, a.relu);
   },
   backward: ({ inputs: [, gamma, beta], attrs, saved: [stats, xp, idx] }, g, release) => {

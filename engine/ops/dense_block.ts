@@ -36,7 +36,7 @@ import { defineOp } from '../autograd.js';
 import { fmt } from '../shape.js';
 import { empty, view, type Tensor } from '../tensor.js';
 import {
-  batchNormBackwardRaw, batchNormEvalStats, batchNormPrologue,
+  batchNormBackwardRaw, batchNormPrologue,
 } from './batchnorm.js';
 import { conv2dBiasGradRaw, conv2dForwardRaw, conv2dInputGradRaw, conv2dWeightGradRaw, type ConvPrologue } from './conv.js';
 import { assignMap } from './map.js';
@@ -135,17 +135,15 @@ function affine(a: Attrs, stats: Tensor, bn: BnParams, count: number, fresh: Ten
   const running = a.training
     ? { runningMean: bn.runningMean, runningVar: bn.runningVar, numBatchesTracked: bn.numBatchesTracked, momentum: a.momentum, count }
     : null;
-  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running, fresh && { x: fresh, eps: a.eps });
+  const fromRunning = a.training ? null : { runningMean: bn.runningMean, runningVar: bn.runningVar, eps: a.eps };
+  const both = batchNormPrologue(stats, bn.gamma, bn.beta, running, { fresh: fresh && { x: fresh, eps: a.eps }, fromRunning });
   const C = bn.gamma.shape[0];
   const pro = { scale: view(both, [C], [1], both.offset), shift: view(both, [C], [1], both.offset + C) };
   both.dispose();
   return pro;
 }
 
-/** Eval mode: the layer's running statistics as a [3, C] table. */
-function evalStats(a: Attrs, bn: BnParams): Tensor {
-  return batchNormEvalStats(bn.runningMean, bn.runningVar, a.eps);
-}
+
 
 /** A stage's convolution of x (prologue applied), into `out` when given. */
 function stageConv(x: Tensor, st: DenseStage, pro: ConvPrologue, out?: Tensor): Tensor {
@@ -176,7 +174,8 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
       // statistics. A later stage's input (the bottleneck output) is all new.
       let stats: Tensor;
       let fresh: Tensor | null = null;
-      if (!shared) stats = evalStats(a, st.norm);
+      // Eval: affine() fills the table from the running statistics in its one dispatch.
+      if (!shared) stats = empty([3, input.shape[1]], 'bn-stats');
       else if (j === 0) {
         stats = shared;
         fresh = channels(buf, i === 0 ? 0 : cin - k, cin);
@@ -197,7 +196,7 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
     out.dispose();
   });
   if (!a.tail) return buf;
-  const stats = shared ?? evalStats(a, a.tail.norm);
+  const stats = shared ?? empty([3, total], 'bn-stats');
   const last = shared ? channels(buf, total - k, total) : null;
   const pro = affine(a, stats, a.tail.norm, count, last);
   last?.dispose();
