@@ -15,13 +15,16 @@ import { PrecisionModel } from './precision.js';
 /** BN, ReLU, 3x3 convolution with padding 1 (d2l's conv_block): a Sequential, so its keys are 0, 1, 2. */
 export class ConvBlock extends Sequential {
   readonly norm: BatchNorm2d;
+  readonly relu: ReLU;
   readonly conv: Conv2d;
 
   constructor(numChannels: number) {
     const norm = new LazyBatchNorm2d();
+    const relu = new ReLU();
     const conv = new LazyConv2d(numChannels, 3, { padding: 1 });
-    super(norm, new ReLU(), conv);
+    super(norm, relu, conv);
     this.norm = norm;
+    this.relu = relu;
     this.conv = conv;
   }
 }
@@ -56,7 +59,7 @@ export class DenseBlock extends FusableDenseBlock {
   }
 
   protected denseLayers(): DenseLayerModules[] {
-    return this.blocks.map((b) => ({ module: b, stages: [{ norm: b.norm, conv: b.conv }] }));
+    return this.blocks.map((b) => ({ module: b, stages: [{ norm: b.norm, conv: b.conv, relu: b.relu }] }));
   }
 
   override describe(): string {

@@ -9,10 +9,11 @@
 import { Tensor, cat, denseBlock, type DenseLayerParams, type DenseStage } from '../engine/index.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn/index.js';
 
-/** One BN-ReLU-conv stage of a layer, as the layer's own modules. */
+/** One BN-ReLU-conv stage of a layer, as the layer's own modules (the ReLU's where it is a module, for its records). */
 export interface StageModules {
   norm: BatchNorm2d;
   conv: Conv2d;
+  relu?: ReLU;
 }
 
 /** A layer of a dense block: the module that computes its new features, and its stages. */
@@ -21,10 +22,9 @@ export interface DenseLayerModules {
   stages: StageModules[];
 }
 
-/** A transition's head that the fused op runs as its tail, its ReLU module (for the records), and what follows. */
+/** A transition's head that the fused op runs as its tail, and what follows. */
 interface Tail {
   stage: StageModules;
-  relu: ReLU;
   /** The transition's average pooling, when it comes right after the conv. */
   pool: AvgPool2d | null;
   rest: Module[];
@@ -81,8 +81,8 @@ export abstract class FusableDenseBlock extends Module {
     if (!first || norm.eps !== first.eps || norm.momentum !== first.momentum || norm.training !== this.training) return null;
     // An average pooling right after the conv runs in the op too (the conv's output then lives only until pooled).
     const [pool, ...after] = rest;
-    if (pool instanceof AvgPool2d && pool.forward === AvgPool2d.prototype.forward) return { stage: { norm, conv }, relu, pool, rest: after };
-    return { stage: { norm, conv }, relu, pool: null, rest };
+    if (pool instanceof AvgPool2d && pool.forward === AvgPool2d.prototype.forward) return { stage: { norm, conv, relu }, pool, rest: after };
+    return { stage: { norm, conv, relu }, pool: null, rest };
   }
 
   /**
@@ -94,10 +94,11 @@ export abstract class FusableDenseBlock extends Module {
     const [N, C0, H, W] = x.shape;
     const norms: Array<{ bn: BatchNorm2d; shape: number[] }> = [];
     // Lazy layers are sized here, as their first forward would; built ones check the channel count.
-    const stage = ({ norm, conv }: StageModules, c: number): DenseStage => {
+    const stage = ({ norm, conv, relu }: StageModules, c: number): DenseStage => {
       norm.initialize(c);
       conv.initialize(c);
       norms.push({ bn: norm, shape: [N, c, H, W] });
+      relu?.record([N, c, H, W]);
       conv.recordFlops([N, c, H, W], [N, conv.outChannels, H, W], true);
       return {
         norm: { gamma: norm.weight, beta: norm.bias, runningMean: norm.runningMean, runningVar: norm.runningVar, numBatchesTracked: norm.batchesTrackedBuffer },
@@ -116,14 +117,13 @@ export abstract class FusableDenseBlock extends Module {
       return { stages: fused };
     });
     const tailStage = tail ? stage(tail.stage, cin) : null;
-    tail?.relu.record([N, cin, H, W]);
     const tailPool = tail?.pool ? { kernel: tail.pool.kernelSize, stride: tail.pool.stride, padding: tail.pool.padding } : null;
     const { eps, momentum } = norms[0].bn;
     for (const { bn, shape } of norms) {
       if (bn.eps !== eps || bn.momentum !== momentum) {
         throw new Error(`${bn.where()}: the memory-efficient block needs the same eps and momentum in every batch norm`);
       }
-      if (this.training) bn.countBatch(shape);
+      bn.record(shape);
     }
     const y = denseBlock(x, params, { training: this.training, momentum, eps, tail: tailStage, tailPool });
     if (tail?.pool) tail.pool.record([N, tail.stage.conv.outChannels, H, W], y.shape);

@@ -179,11 +179,12 @@ export class BatchNorm2d extends LazyCapable {
   }
 
   /**
-   * Counts one training batch (forward does this; fused paths call it). The GPU's num_batches_tracked is
-   * advanced by the kernel that updates the running statistics (batchNorm2d or the fused dense block).
+   * The records of one call on an input of this shape (forward does this; fused paths call it), and in
+   * training the batch counted. The GPU's num_batches_tracked is advanced by the kernel that updates the
+   * running statistics (batchNorm2d or the fused dense block).
    */
-  countBatch(shape: readonly number[]): void {
-    this.numBatchesTracked++;
+  record(shape: readonly number[]): void {
+    if (this.training) this.numBatchesTracked++;
     recordFlops(0, 0, 2 * shape.reduce((a, b) => a * b, 1));
     recordLayer({ kind: 'batchnorm', input: [...shape], output: [...shape] });
   }
@@ -240,11 +241,7 @@ export class BatchNorm2d extends LazyCapable {
     if (x.shape[1] !== this.numFeatures) {
       throw new Error(`${this.where()}: input has ${x.shape[1]} channels, expected ${this.numFeatures} (input shape ${fmt(x.shape)})`);
     }
-    if (this.training) this.countBatch(x.shape);
-    else {
-      recordFlops(0, 0, 2 * x.size);
-      recordLayer({ kind: 'batchnorm', input: [...x.shape], output: [...x.shape] });
-    }
+    this.record(x.shape);
     const options = { training: this.training, momentum: this.momentum, eps: this.eps, numBatchesTracked: this.buffer('num_batches_tracked') };
     const args = [x, this.param('weight'), this.param('bias'), this.buffer('running_mean')!, this.buffer('running_var')!] as const;
     if (pool) return batchNormReluMaxPool2d(...args, { ...options, pool });

@@ -90,6 +90,32 @@ describe('memory-efficient dense blocks compute the same function as the naive p
   });
 });
 
+describe('FLOP records', () => {
+  // The benchmarks' GFLOP/s come from these records: the fused paths must record what the modules' own
+  // forwards would (before, the memory-efficient d2l block left out its ReLUs, and every fused BN in eval).
+  test('the same FLOP counts for naive and memory-efficient blocks, train and eval, d2l and DenseNet-BC', () => {
+    const x = E.randn([2, 1, 40, 40]);
+    const makers = [
+      () => new DenseNet({ growthRate: 8, arch: [2, 2] }),
+      () => new DenseNetBC({ growthRate: 4, blockConfig: [2, 2], numInitFeatures: 8, bnSize: 2, numClasses: 5, inChannels: 1 }),
+    ];
+    for (const make of makers) {
+      for (const training of [true, false]) {
+        const counts = [false, true].map((efficient) => {
+          const m = make().setMemoryEfficient(efficient);
+          E.scope(() => void m(x));
+          m.train(training);
+          const c = nn.countFlops(() => E.scope(() => void m(x)));
+          m.dispose();
+          return c;
+        });
+        expect(counts[1], `${training ? 'train' : 'eval'}`).toEqual(counts[0]);
+      }
+    }
+    x.dispose();
+  });
+});
+
 describe("a block's tail (the transition's BN-ReLU-conv inside the op)", () => {
   // Parameters of one BN-ReLU-conv stage on c channels to `out`, from a seeded generator.
   function stage(gen: E.Generator, c: number, out: number, k: number, bias: boolean): E.DenseStage {
