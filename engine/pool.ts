@@ -212,10 +212,16 @@ class BufferPool {
    * Destroys every cached (released) buffer. The device frees their memory when the GPU is idle; await
    * the result to know it has (the next sync point does the same).
    */
-  trim(): Promise<void> {
-    if (this.stats.cachedBytes === 0) return Promise.resolve();
+  async trim(): Promise<void> {
+    if (this.stats.cachedBytes === 0) return;
     this.evict(0);
-    return gpu().device.queue.onSubmittedWorkDone();
+    const { queue } = gpu().device;
+    await queue.onSubmittedWorkDone();
+    // Dawn releases a destroyed buffer's memory at a device tick after the submit that follows it has
+    // completed, which may come after the wait above resolves: one more empty submit and wait makes sure
+    // that tick has run (before, `await trim()` sometimes returned with the memory still held).
+    queue.submit([]);
+    await queue.onSubmittedWorkDone();
   }
 
   /** The bound on cached bytes now in force (cacheLimitBytes, or the default; see the header). */

@@ -246,7 +246,15 @@ describe('memory exhaustion and the pool', () => {
     const before = process.memoryUsage().rss;
     await E.pool.trim();
     expect(E.memory().cachedBytes).toBe(0);
-    expect(before - process.memoryUsage().rss).toBeGreaterThan(cached / 2);
+    // The driver may hand the pages back a moment later (on a loaded machine this was seen to lag the
+    // awaited trim): allow it up to 2 s.
+    let freed = before - process.memoryUsage().rss;
+    for (let i = 0; i < 40 && freed <= cached / 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await E.sync();
+      freed = before - process.memoryUsage().rss;
+    }
+    expect(freed).toBeGreaterThan(cached / 2);
   });
 
   test('64 MiB tensors in a loop under `ulimit -v`: the budget\'s clear error, not a SIGSEGV', async () => {
