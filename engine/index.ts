@@ -10,7 +10,7 @@ import { setDefaultPrecision, type Precision } from './precision.js';
 
 export { gpu, isInitialised, NO_WEBGPU_HINT, type Gpu, type GpuFeatures, type AdapterSummary } from './gpu.js';
 export {
-  allVariants, supportedVariants, heuristicVariant, missingFor, checkRunnable, forceVariant, describeVariant, FAMILIES, type Family, type VariantName, type Caps,
+  allVariants, supportedVariants, heuristicVariant, missingFor, checkRunnable, forceVariant, describeVariant, assumeHardwareRules, rulesAssumeHardware, FAMILIES, type Family, type VariantName, type Caps,
 } from './variants.js';
 export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, takeDeferred, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
 export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';

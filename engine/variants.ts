@@ -135,10 +135,37 @@ export type Family = keyof typeof table;
 export type VariantName<F extends Family> = (typeof table)[F][number]['name'];
 export const FAMILIES = Object.keys(table) as Family[];
 
-/** The current adapter's caps (the engine must be initialised). */
+// ---- the rules' view of the adapter --------------------------------------------------------------
+
+let hardwareRules: boolean | null = null; // null: $DENSENET_RULES on first use
+
+/**
+ * Whether the rules treat the adapter as a hardware GPU whatever it is: `assumeHardwareRules(true)`, or
+ * DENSENET_RULES=hardware in Node. On a software adapter this runs the code paths a GPU takes (256
+ * workgroups to fill, 64-lane plane kernels with one image each, the two-dispatch batch-norm backward,
+ * the workgroup-memory matmul where subgroups are missing), so the CPU-reference tests check them
+ * without a GPU. Speed is not the point: those sizes are slow on a CPU.
+ */
+export function rulesAssumeHardware(): boolean {
+  if (hardwareRules === null) {
+    const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DENSENET_RULES;
+    if (v !== undefined && v !== '' && v !== 'hardware' && v !== 'adapter') {
+      console.warn(`densenet-webgpu: DENSENET_RULES must be 'hardware' or 'adapter', got '${v}'; ignoring it`);
+    }
+    hardwareRules = v === 'hardware';
+  }
+  return hardwareRules;
+}
+
+/** Makes the rules treat the adapter as a hardware GPU (true) or as what it is (false); see rulesAssumeHardware(). */
+export function assumeHardwareRules(on: boolean): void {
+  hardwareRules = on;
+}
+
+/** The current adapter's caps as the rules see them (the engine must be initialised). */
 export function currentCaps(): Caps {
   const g = gpu();
-  return { features: g.features, limits: g.limits, isFallbackAdapter: g.adapter.isFallbackAdapter };
+  return { features: g.features, limits: g.limits, isFallbackAdapter: g.adapter.isFallbackAdapter && !rulesAssumeHardware() };
 }
 
 function variant(family: Family, name: string): Variant {

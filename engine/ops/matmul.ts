@@ -11,7 +11,7 @@ import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../ru
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
 import { selectVariant } from '../tuner.js';
-import { forceVariant, heuristicVariant, MATMUL_TILES, missingFor, type VariantName } from '../variants.js';
+import { currentCaps, forceVariant, heuristicVariant, MATMUL_TILES, missingFor, type VariantName } from '../variants.js';
 import { checkFloat32 } from './check.js';
 import { sumTo } from './reduce.js';
 import { clone, expandTo, reshape, transpose } from './views.js';
@@ -68,7 +68,7 @@ export function matmulSource(v: Exclude<MatmulKernel, 'naive'>): KernelSource {
 
 /** Whether the adapter can run a kernel (see engine/variants.ts). */
 export function matmulKernelSupported(k: MatmulKernel, f: GpuFeatures): boolean {
-  return missingFor('matmul', k, { features: f, limits: gpu().limits, isFallbackAdapter: gpu().adapter.isFallbackAdapter }) === null;
+  return missingFor('matmul', k, { ...currentCaps(), features: f }) === null;
 }
 
 /** The heuristic kernel for adapter features (see engine/variants.ts). */
