@@ -96,6 +96,26 @@ fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
   return mat4x4f(fma(r, vec4f(v.x), acc[0]), fma(r, vec4f(v.y), acc[1]), fma(r, vec4f(v.z), acc[2]), fma(r, vec4f(v.w), acc[3]));
 }
 
+// A lane's 32 x 4 register tile: row r is m[r % 8] element r / 8, column p column p of it. Eight named
+// matrices, not an array: llvmpipe keeps those out of memory better than an array indexed in the loop.
+struct Tile { m0: mat4x4f, m1: mat4x4f, m2: mat4x4f, m3: mat4x4f, m4: mat4x4f, m5: mat4x4f, m6: mat4x4f, m7: mat4x4f }
+
+// The tile plus the outer product of the 32 rows (8 vec4s: rows i, i + 8, i + 16, i + 24) and the lane's 4 columns v.
+fn accumulate(t: Tile, r: array<vec4f, 8>, v: vec4f) -> Tile {
+  return Tile(outer(t.m0, r[0], v), outer(t.m1, r[1], v), outer(t.m2, r[2], v), outer(t.m3, r[3], v),
+              outer(t.m4, r[4], v), outer(t.m5, r[5], v), outer(t.m6, r[6], v), outer(t.m7, r[7], v));
+}
+
+// The next tap (kh, kw) of a kernel KW wide: kw + 1, or at the row's end kw = 0 and kh + 1.
+fn next_tap(kh: ptr<function, u32>, kw: ptr<function, u32>, KW: u32) {
+  let wrap = *kw + 1u == KW;
+  *kw = select(*kw + 1u, 0u, wrap);
+  *kh = select(*kh, *kh + 1u, wrap);
+}
+
+// The tile as an array, for the stores (which index it).
+fn tile_array(t: Tile) -> array<mat4x4f, 8> { return array<mat4x4f, 8>(t.m0, t.m1, t.m2, t.m3, t.m4, t.m5, t.m6, t.m7); }
+
 // NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
 // (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
 fn bn_relu(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
@@ -164,10 +184,9 @@ fn put_dw(row: u32, col: u32, base: u32, v: f32) {
 
 // The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
 // accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
-// minutes to compile (the GEMM loop itself takes well under a second). Row r of the tile is
-// acc[r % 8] element r / 8.
-fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
-  var m = acc;
+// minutes to compile (the GEMM loop itself takes well under a second).
+fn store_y(t: Tile, row0: u32, col0: u32, ob: vec4u) {
+  var m = tile_array(t);
   var o = ob;
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(24u));
@@ -177,8 +196,8 @@ fn store_y(acc: array<mat4x4f, 8>, row0: u32, col0: u32, ob: vec4u) {
   }
 }
 
-fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
-  var m = acc;
+fn store_dx(t: Tile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
+  var m = tile_array(t);
   var o = oo;
   var x = xo;
   let nr = tile_rows(row0, pu(1u));
@@ -189,8 +208,8 @@ fn store_dx(acc: array<mat4x4f, 8>, row0: u32, col0: u32, oo: vec4u, xo: vec4u) 
   }
 }
 
-fn store_dw(acc: array<mat4x4f, 8>, row0: u32, col0: u32, base: u32) {
-  var m = acc;
+fn store_dw(t: Tile, row0: u32, col0: u32, base: u32) {
+  var m = tile_array(t);
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(28u));
   for (var r = 0u; r < nr; r++) {
@@ -218,8 +237,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   let K = Cin * KH * KW;
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cout - 1u, K, pu(14u));
-  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
-  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  var t = Tile();
   // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
   if (KK == 1u) {
     let ok = (ih0 >= vec4i(0)) & (ih0 < vec4i(H)) & (iw0 >= vec4i(0)) & (iw0 < vec4i(W));
@@ -228,9 +246,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
       if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + k]); sh = vec4f(Shift[pu(23u) + k]); }
       let at = vec4u(select(vec4i(0), xb + vec4i(i32(k * pu(13u))), ok));
       let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-      let r = rows_w(wa, k);
-      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+      t = accumulate(t, rows_w(wa, k), v);
     }
   } else if (S == 1u && OW % 4u == 0u) {
     // Stride 1 with a lane's 4 output pixels consecutive in one row (OW a multiple of 4): stepping kw
@@ -258,14 +274,9 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
           let n = select(0.0, prologue(vec4f(load_x(at)), sc, sh).x, ok);
           v = vec4f(v.yzw, n);
         }
-        let r = rows_w(wa, k);
-        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        t = accumulate(t, rows_w(wa, k), v);
         k++;
-        kw++;
-        let wrap = kw == KW;
-        kw = select(kw, 0u, wrap);
-        kh = select(kh, kh + 1u, wrap);
+        next_tap(&kh, &kw, KW);
       }
     }
   } else {
@@ -282,18 +293,13 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
         let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
         let at = vec4u(select(vec4i(0), xc + vec4i(i32(kh) * W + i32(kw)), ok));
         let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-        let r = rows_w(wa, k);
-        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        t = accumulate(t, rows_w(wa, k), v);
         k++;
-        kw++;
-        let wrap = kw == KW;
-        kw = select(kw, 0u, wrap);
-        kh = select(kh, kh + 1u, wrap);
+        next_tap(&kh, &kw, KW);
       }
     }
   }
-  store_y(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, ob);
+  store_y(t, row0, col0, ob);
 }
 
 @compute @workgroup_size(WG)
@@ -318,8 +324,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cin - 1u, KK, pu(14u));
   let Si = vec4i(i32(S));
-  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
-  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  var t = Tile();
   // 1x1 kernels get a loop of their own (see conv2d_fwd).
   if (KK == 1u) {
     let ok = (rh0 == vec4i(0)) & (qh0 >= vec4i(0)) & (qh0 < vec4i(OH)) & (rw0 == vec4i(0)) & (qw0 >= vec4i(0)) & (qw0 < vec4i(OW));
@@ -327,9 +332,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
     for (var co = 0u; co < Cout; co++) {
       let k = co * Cin;
       let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), g0 + vec4i(i32(co * pu(17u))), ok))), ok);
-      let r = rows_w(wa, k);
-      a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-      a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+      t = accumulate(t, rows_w(wa, k), v);
     }
   } else if (S == 1u && W % 4u == 0u) {
     // Stride 1 with a lane's 4 input pixels consecutive in one row (W a multiple of 4): pixel iw reads dy
@@ -352,14 +355,9 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
           let ok = rok && qw >= 0 && qw < OW;
           v = vec4f(select(0.0, f32(G[u32(select(0, gc + qh * OW + qw, ok))]), ok), v.xyz);
         }
-        let r = rows_w(wa, k);
-        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        t = accumulate(t, rows_w(wa, k), v);
         k++;
-        kw++;
-        let wrap = kw == KW;
-        kw = select(kw, 0u, wrap);
-        kh = select(kh, kh + 1u, wrap);
+        next_tap(&kh, &kw, KW);
       }
     }
   } else {
@@ -371,9 +369,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
       for (var kk = 0u; kk < KK; kk++) {
         let ok = (rh == vec4i(0)) & (qh >= vec4i(0)) & (qh < vec4i(OH)) & (rw == vec4i(0)) & (qw >= vec4i(0)) & (qw < vec4i(OW));
         let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), gc + qh * OW + qw, ok))), ok);
-        let r = rows_w(wa, k);
-        a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-        a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+        t = accumulate(t, rows_w(wa, k), v);
         k++;
         // Step kw (and at its end, back to kw = 0 and on to kh + 1).
         kw++;
@@ -390,7 +386,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
       }
     }
   }
-  store_dx(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, oo, xo);
+  store_dx(t, row0, col0, oo, xo);
 }
 
 @compute @workgroup_size(WG)
@@ -417,8 +413,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
   let r1 = min(r0 + pu(25u), pu(26u));
   var n = r0 / OH;
   var oh = r0 - n * OH;
-  var a0 = mat4x4f(); var a1 = mat4x4f(); var a2 = mat4x4f(); var a3 = mat4x4f();
-  var a4 = mat4x4f(); var a5 = mat4x4f(); var a6 = mat4x4f(); var a7 = mat4x4f();
+  var t = Tile();
   // (n, oh, ow) in one loop: a loop level costs llvmpipe more than the index arithmetic, and the late
   // stages' rows are short (OW = 6, 3).
   var ow = 0u;
@@ -429,9 +424,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
     let at = vec4u(select(vec4i(0), vec4i(i32(pu(11u) + n * pu(12u) + (oh * u32(W) + ow) * S)) + xcol, ok));
     let v = select(select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok), vec4f(1.0), isb);
     let gr = n * pu(16u) + oh * OW + ow;
-    let r = rows_g(ga, gr);
-    a0 = outer(a0, r[0], v); a1 = outer(a1, r[1], v); a2 = outer(a2, r[2], v); a3 = outer(a3, r[3], v);
-    a4 = outer(a4, r[4], v); a5 = outer(a5, r[5], v); a6 = outer(a6, r[6], v); a7 = outer(a7, r[7], v);
+    t = accumulate(t, rows_g(ga, gr), v);
     ow++;
     let wrap = ow == OW;
     ow = select(ow, 0u, wrap);
@@ -441,7 +434,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
     n = select(n, n + 1u, wrap2);
   }
   let base = pu(18u) + wg.z * pu(19u);
-  store_dw(array<mat4x4f, 8>(a0, a1, a2, a3, a4, a5, a6, a7), row0, col0, base);
+  store_dw(t, row0, col0, base);
 }
 
 @compute @workgroup_size(WG)
