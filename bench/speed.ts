@@ -180,7 +180,7 @@ export function usablePrecisions(wanted: E.Precision[], rep: Reporter): E.Precis
   return wanted.filter((p) => p !== 'mixed');
 }
 
-interface StepCounts {
+export interface StepCounts {
   dispatches: number;
   gpuMs: number | null;
   peakBytes: number;
@@ -192,7 +192,7 @@ interface StepCounts {
  * `tune` ('on': the measured choices, as timeInterleaved() runs them), after one step to compile them.
  * Restores the caller's tune mode.
  */
-async function measureStep(step: () => void, tune: 'on' | 'off'): Promise<StepCounts> {
+export async function measureStep(step: () => void, tune: 'on' | 'off'): Promise<StepCounts> {
   const before = E.tuneMode();
   E.setTuneMode(tune === 'on' ? 'cached' : 'off');
   try {

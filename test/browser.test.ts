@@ -155,6 +155,35 @@ describe.skipIf(!enabled)('the demo page in headless Chromium (WebGPU on SwiftSh
     }
   });
 
+  test('the speed panel times a training step untuned and tuned on this adapter, and frees what it made', async () => {
+    const r = await page.evaluate(() => window.demo.speed({ growth: 8, arch: [2], batch: 2, iters: 2 }));
+    const supported = await page.evaluate(() => window.demo.adapterInfo().variants);
+    console.log(`speed in the page: untuned ${r.untunedMs.toFixed(1)} ms, tuned ${r.tunedMs.toFixed(1)} ms (${r.ratio.toFixed(3)}), ` +
+      `${r.shapes} shapes tuned in ${r.tuneSeconds.toFixed(1)} s, chosen ${JSON.stringify(r.chosen)}`);
+    expect(r.untunedMs).toBeGreaterThan(0);
+    expect(r.tunedMs).toBeGreaterThan(0);
+    expect(r.ratio).toBeCloseTo(r.tunedMs / r.untunedMs, 6);
+    expect(r.dispatches.untuned).toBeGreaterThan(10);
+    expect(r.shapes).toBeGreaterThan(0);
+    // Every chosen variant is one this adapter supports (the panel reports conv, matmul and batch-norm stats).
+    const byFamily: Record<string, string[]> = { conv: supported.conv, matmul: supported.matmul, bnStats: supported.batchNormStats };
+    for (const key of Object.keys(r.chosen)) {
+      const [family, variant] = key.split(' ');
+      if (byFamily[family]) expect(byFamily[family], key).toContain(variant);
+    }
+    expect(Object.values(r.chosen).reduce((a, b) => a + b, 0)).toBe(r.shapes);
+    expect(await page.locator('#speed-table').textContent()).toContain('tuned / untuned');
+    expect(await page.locator('#speed-status').textContent()).toBe('done');
+    // Again: the shapes are tuned already, and the run leaves live GPU memory as it found it (the first
+    // run also made the optimiser's process-wide constants).
+    const live = await page.evaluate(() => window.demo.memory().liveBytes);
+    const again = await page.evaluate(() => window.demo.speed({ growth: 8, arch: [2], batch: 2, iters: 1 }));
+    expect(again.shapes).toBe(r.shapes);
+    expect(again.tuneSeconds).toBeLessThan(r.tuneSeconds);
+    expect(await page.evaluate(() => window.demo.memory().liveBytes), 'live GPU bytes after the speed run').toBe(live);
+    await expect(page.evaluate(() => window.demo.speed({ growth: 8, arch: [2], batch: 0, iters: 2 }))).rejects.toThrow(/batch must be a positive integer, got 0/);
+  });
+
   test('a browser without WebGPU gets a clear message saying what to do', async () => {
     const p2 = await context.newPage();
     try {

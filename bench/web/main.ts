@@ -10,6 +10,7 @@ import * as nn from '../../nn/index.js';
 import * as models from '../../models/index.js';
 import * as data from '../../data/index.js';
 import { runSelfChecks, type CheckResult } from './selfcheck.js';
+import { measurePageSpeed, speedRows, type PageSpeedOptions, type PageSpeedResult } from './speed.js';
 
 type DenseNet = InstanceType<typeof models.DenseNet>;
 
@@ -510,6 +511,7 @@ function wire(): void {
       .catch((e) => reportError('train', e));
   $('stop').onclick = () => (stopRequested = true);
   $('run-checks').onclick = () => checks().catch((e) => reportError('checks', e));
+  $('speed').onclick = () => speed().catch((e) => console.error('speed:', e));
   $('gallery').onclick = (ev) => {
     const cv = $<HTMLCanvasElement>('gallery');
     const r = cv.getBoundingClientRect();
@@ -524,6 +526,40 @@ function wire(): void {
       showProbs();
     }
   };
+}
+
+/** The speed panel: a training step of the architecture in the model panel, untuned and tuned (./speed.ts). */
+async function speed(options: Partial<PageSpeedOptions> = {}): Promise<PageSpeedResult> {
+  return exclusive(async () => {
+    const o: PageSpeedOptions = {
+      growth: options.growth ?? Number($<HTMLInputElement>('growth').value),
+      arch: options.arch ?? readArch(),
+      memoryEfficient: options.memoryEfficient ?? $<HTMLInputElement>('memeff').checked,
+      batch: options.batch ?? Number($<HTMLInputElement>('speed-batch').value),
+      size: options.size ?? 32,
+      iters: options.iters ?? Number($<HTMLInputElement>('speed-iters').value),
+    };
+    const button = $<HTMLButtonElement>('speed');
+    button.disabled = true;
+    $<HTMLTableElement>('speed-table').innerHTML = '';
+    try {
+      const r = await measurePageSpeed(o, (line) => setStatus('speed-status', line));
+      const t = $<HTMLTableElement>('speed-table');
+      for (const [k, v] of speedRows(r)) {
+        const row = t.insertRow();
+        row.insertCell().textContent = k;
+        row.insertCell().textContent = v;
+      }
+      setStatus('speed-status', 'done', 'ok');
+      updateMemory();
+      return r;
+    } catch (e) {
+      setStatus('speed-status', `speed failed: ${(e as Error)?.message ?? e}`, 'bad');
+      throw e;
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 async function checks(): Promise<CheckResult[]> {
@@ -587,6 +623,7 @@ const demo = {
   loadCheckpoint: (bytes: number[] | Uint8Array, name = 'checkpoint') => loadCheckpoint(bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes), name),
   classify,
   train,
+  speed,
   memory: () => E.memory(),
   lossHistory: () => [...losses],
   /** Reads from the GPU so far (the test counts those of a training run) and the steps per loss read-back. */
