@@ -108,6 +108,8 @@ function adapterInfo(g: E.Gpu) {
   }
   return {
     vendor: a.vendor, architecture: a.architecture, description: a.description, isFallbackAdapter: a.isFallbackAdapter,
+    /** 'hardware' when the rules treat the adapter as a hardware GPU whatever it is (DENSENET_RULES, see engine/variants.ts). */
+    rules: E.rulesAssumeHardware() ? 'hardware' : 'adapter',
     features: { ...g.features },
     limits: Object.fromEntries(Object.entries(limits).sort(([x], [y]) => x.localeCompare(y))),
   };
@@ -249,6 +251,7 @@ function markdown(r: {
   out.push(`# densenet-webgpu on ${a.vendor} / ${a.architecture} / ${a.description}`, '');
   out.push(`Generated ${r.generated}${r.quick ? ' (--quick: small sizes only)' : ''}; took ${r.seconds.toFixed(0)} s.`, '');
   out.push(`- software adapter: ${a.isFallbackAdapter}`);
+  if (a.rules === 'hardware') out.push('- kernel rules: as on a hardware GPU (DENSENET_RULES=hardware), not this adapter\'s own');
   out.push(`- features: subgroups=${f.subgroups}${f.subgroups ? ` (size ${f.subgroupMinSize}-${f.subgroupMaxSize})` : ''}, timestamp-query=${f.timestampQuery}, shader-f16=${f.shaderF16}`);
   out.push('', '<details><summary>limits</summary>', '', mdTable(Object.entries(a.limits).map(([k, v]) => ({ k, v })), [['k', 'limit'], ['v', 'value']]), '', '</details>', '');
   out.push('## Tuner', '', r.tuner.status, '');

@@ -218,7 +218,7 @@ function header(g: E.Gpu, rep: Reporter): void {
   const a = g.adapter;
   const info = {
     engine: `densenet-webgpu ${VERSION}`,
-    adapter: `${a.vendor} / ${a.architecture} / ${a.description}${a.isFallbackAdapter ? ' (software adapter)' : ''}`,
+    adapter: `${a.vendor} / ${a.architecture} / ${a.description}${a.isFallbackAdapter ? ' (software adapter)' : ''}${E.rulesAssumeHardware() ? '; kernel rules as on a hardware GPU (DENSENET_RULES=hardware)' : ''}`,
     features: `subgroups=${f.subgroups}${f.subgroups ? ` (size ${f.subgroupMinSize}-${f.subgroupMaxSize})` : ''} timestamp-query=${f.timestampQuery} shader-f16=${f.shaderF16}`,
     limits: `maxBufferSize=${E.formatBytes(g.limits.maxBufferSize)} maxStorageBufferBindingSize=${E.formatBytes(g.limits.maxStorageBufferBindingSize)} maxComputeInvocationsPerWorkgroup=${g.limits.maxComputeInvocationsPerWorkgroup}`,
   };

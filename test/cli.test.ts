@@ -23,8 +23,8 @@ beforeAll(async () => {
   });
 });
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+function cli(args: string[], extraEnv: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...env, ...extraEnv }, timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -92,6 +92,17 @@ describe('densenet-bench', () => {
     }
     const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
     expect(cli(['--version']).stdout.trim()).toBe(pkg.version);
+  });
+
+  test('DENSENET_RULES=hardware is named in the header; another value is ignored with one warning naming the variable', () => {
+    const args = ['speed', '--mode', 'forward', '--batch', '1', '--size', '32', '--iters', '1', '--warmup', '0', '--memory-efficient', 'on', '--precision', 'fp32'];
+    const hw = cli(args, { DENSENET_RULES: 'hardware' });
+    expect(hw.status, hw.stderr).toBe(0);
+    expect(hw.stdout).toContain('kernel rules as on a hardware GPU (DENSENET_RULES=hardware)');
+    const bad = cli(args, { DENSENET_RULES: 'gpu' });
+    expect(bad.status, bad.stderr).toBe(0);
+    expect(bad.stderr).toContain("DENSENET_RULES must be 'hardware' or 'adapter', got 'gpu'; ignoring it");
+    expect(bad.stdout).not.toContain('kernel rules as on');
   });
 
   test('speed --mode forward takes batch 1 (no training-mode batch norm) (issue 13, item 12)', () => {
