@@ -10,7 +10,7 @@ import { buildModel, type ModelName } from './models.js';
 import { Reporter, fixed, mib, type Row } from './report.js';
 import { timeIt } from './timing.js';
 import { InputError } from './args.js';
-import { timeInterleaved, tuneStep } from './tune_timing.js';
+import { measureStep, timeInterleaved, tuneStep, type StepCounts } from './tune_timing.js';
 
 export interface SpeedOptions {
   model: ModelName;
@@ -180,49 +180,3 @@ export function usablePrecisions(wanted: E.Precision[], rep: Reporter): E.Precis
   return wanted.filter((p) => p !== 'mixed');
 }
 
-export interface StepCounts {
-  dispatches: number;
-  gpuMs: number | null;
-  peakBytes: number;
-  liveBytes: number;
-}
-
-/**
- * Dispatches, the pool's peak and live bytes, and GPU time of one step with the kernels of tune mode
- * `tune` ('on': the measured choices, as timeInterleaved() runs them), after one step to compile them.
- * Restores the caller's tune mode.
- */
-export async function measureStep(step: () => void, tune: 'on' | 'off'): Promise<StepCounts> {
-  const before = E.tuneMode();
-  E.setTuneMode(tune === 'on' ? 'cached' : 'off');
-  try {
-    step();
-    await E.sync();
-    E.pool.resetPeak();
-    const d0 = E.dispatches();
-    step();
-    const dispatches = E.dispatches() - d0;
-    await E.sync();
-    const { peakBytes, liveBytes } = E.memory();
-    const gpuMs = await gpuTimePerStep(step);
-    return { dispatches, gpuMs, peakBytes, liveBytes };
-  } finally {
-    E.setTuneMode(before);
-  }
-}
-
-/**
- * GPU time of one step: the sum of its dispatches' times from timestamp queries (each dispatch then runs
- * in its own pass, so this is kernel time without the gaps between kernels); null without the feature.
- */
-export async function gpuTimePerStep(step: () => void): Promise<number | null> {
-  if (!E.canProfile()) return null;
-  E.startProfile();
-  let times: E.KernelTime[];
-  try {
-    step();
-  } finally {
-    times = await E.stopProfile(); // also when the step throws: profiling must not stay on
-  }
-  return times.reduce((a, k) => a + k.ms, 0);
-}

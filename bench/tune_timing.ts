@@ -1,5 +1,6 @@
-// Tuning inside a benchmark: tune one step's shapes, and time steps interleaved (one iteration of each
-// per round, so all see the same load): `speed --tune both` and `--precision both`.
+// Tuning and timing inside a benchmark: tune one step's shapes, time steps interleaved (one iteration of
+// each per round, so all see the same load: `speed --tune both` and `--precision both`), and count a
+// step's dispatches, memory and GPU time.
 
 import * as E from '../engine/index.js';
 import { median, type Timing } from './timing.js';
@@ -55,4 +56,51 @@ export async function timeInterleaved(variants: TimedVariant[], iters: number): 
   return Object.fromEntries(
     variants.map(({ key }) => [key, { medianMs: median(samples[key]), minMs: Math.min(...samples[key]), maxMs: Math.max(...samples[key]), samples: samples[key] }]),
   );
+}
+
+export interface StepCounts {
+  dispatches: number;
+  gpuMs: number | null;
+  peakBytes: number;
+  liveBytes: number;
+}
+
+/**
+ * Dispatches, the pool's peak and live bytes, and GPU time of one step with the kernels of tune mode
+ * `tune` ('on': the measured choices, as timeInterleaved() runs them), after one step to compile them.
+ * Restores the caller's tune mode.
+ */
+export async function measureStep(step: () => void, tune: 'on' | 'off'): Promise<StepCounts> {
+  const before = E.tuneMode();
+  E.setTuneMode(tune === 'on' ? 'cached' : 'off');
+  try {
+    step();
+    await E.sync();
+    E.pool.resetPeak();
+    const d0 = E.dispatches();
+    step();
+    const dispatches = E.dispatches() - d0;
+    await E.sync();
+    const { peakBytes, liveBytes } = E.memory();
+    const gpuMs = await gpuTimePerStep(step);
+    return { dispatches, gpuMs, peakBytes, liveBytes };
+  } finally {
+    E.setTuneMode(before);
+  }
+}
+
+/**
+ * GPU time of one step: the sum of its dispatches' times from timestamp queries (each dispatch then runs
+ * in its own pass, so this is kernel time without the gaps between kernels); null without the feature.
+ */
+export async function gpuTimePerStep(step: () => void): Promise<number | null> {
+  if (!E.canProfile()) return null;
+  E.startProfile();
+  let times: E.KernelTime[];
+  try {
+    step();
+  } finally {
+    times = await E.stopProfile(); // also when the step throws: profiling must not stay on
+  }
+  return times.reduce((a, k) => a + k.ms, 0);
 }

@@ -25,7 +25,8 @@ import { pool, type PooledBuffer } from './pool.js';
 import { copyBuffer, sync } from './runtime.js';
 import { canProfile, profiling, startProfile, stopProfile, type KernelTime } from './profiler.js';
 import { defaultTuneStore, type TuneStore } from './tune_store.js';
-import { forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
+import { envChoice } from './env.js';
+import { currentCaps, forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
 
 /** Bump with any kernel change that can change which variant is fastest (it keys the persisted cache). */
 export const ENGINE_VERSION = '0.1.0';
@@ -81,11 +82,7 @@ let scheduled = false;
 
 /** The mode in $DENSENET_TUNE (Node), or null; a bad value is ignored with a warning naming the variable. */
 export function envTuneMode(): TuneMode | null {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DENSENET_TUNE;
-  if (v === undefined || v === '') return null;
-  if ((MODES as readonly string[]).includes(v)) return v as TuneMode;
-  console.warn(`densenet-webgpu tuner: DENSENET_TUNE must be one of ${MODES.join(', ')}, got '${v}'; ignoring it`);
-  return null;
+  return envChoice('DENSENET_TUNE', MODES);
 }
 
 /** Sets the tuning mode ('off' | 'cached' | 'on'). */
@@ -125,11 +122,12 @@ export function tuneRecords(): readonly TuneRecord[] {
   return records;
 }
 
+/** The adapter as the choices depend on it: its name, 'fallback' or 'hw' as the rules see it (see assumeHardwareRules), its subgroups. */
 function adapterKey(): string {
   const g = gpu();
   const a = g.adapter;
   const f = g.features;
-  return `${a.vendor}/${a.architecture}/${a.description}/${a.isFallbackAdapter ? 'fallback' : 'hw'}/sg${f.subgroups ? `${f.subgroupMinSize}-${f.subgroupMaxSize}` : 0}`;
+  return `${a.vendor}/${a.architecture}/${a.description}/${currentCaps().isFallbackAdapter ? 'fallback' : 'hw'}/sg${f.subgroups ? `${f.subgroupMinSize}-${f.subgroupMaxSize}` : 0}`;
 }
 
 function cacheSection(): string {
@@ -165,7 +163,16 @@ function readCache(): CacheFile {
   }
 }
 
+let loadedSection: string | null = null; // the cache section the choices in memory belong to
+
 function ensureLoaded(): void {
+  // Choices made under other rules (assumeHardwareRules toggled) are another section's: drop them.
+  const current = cacheSection();
+  if (loadedSection !== null && loadedSection !== current) {
+    chosen.clear();
+    loaded = false;
+  }
+  loadedSection = current;
   if (loaded) return;
   loaded = true;
   if (store === undefined) store = defaultTuneStore();

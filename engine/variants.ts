@@ -7,6 +7,7 @@
 // A variant's needs are checked against `Caps` (the features and limits of an adapter), so the rules
 // are pure functions that tests can call with made-up adapters.
 
+import { envChoice } from './env.js';
 import { gpu, isInitialised, type GpuFeatures } from './gpu.js';
 
 /** What the rules look at: the adapter's features, and its limits and kind where a rule needs them. */
@@ -147,13 +148,7 @@ let hardwareRules: boolean | null = null; // null: $DENSENET_RULES on first use
  * without a GPU. Speed is not the point: those sizes are slow on a CPU.
  */
 export function rulesAssumeHardware(): boolean {
-  if (hardwareRules === null) {
-    const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DENSENET_RULES;
-    if (v !== undefined && v !== '' && v !== 'hardware' && v !== 'adapter') {
-      console.warn(`densenet-webgpu: DENSENET_RULES must be 'hardware' or 'adapter', got '${v}'; ignoring it`);
-    }
-    hardwareRules = v === 'hardware';
-  }
+  hardwareRules ??= envChoice('DENSENET_RULES', ['adapter', 'hardware'] as const) === 'hardware';
   return hardwareRules;
 }
 

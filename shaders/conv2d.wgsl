@@ -42,8 +42,8 @@
 //      64 PRO and 128 XAL (PROLOGUE and XALIAS as run-time bits)
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
-// What an invocation computes: a 32 x 4 tile of its GEMM, in eight mat4x4 accumulators (acc_t column p
-// holds rows t, t+8, t+16, t+24 of column p). The four columns are its own, loaded with the im2col
+// What an invocation computes: a 32 x 4 tile of its GEMM, in a RegTile of eight mat4x4 accumulators
+// (m_t column p holds rows t, t+8, t+16, t+24 of column p). The four columns are its own, loaded with the im2col
 // coordinates computed on the fly (no divisions in the loop); the 32 rows are the same for every lane of
 // a row tile and come through the snippet (rows_w, rows_g). With stride 1 and the four columns four
 // consecutive pixels of one row (conv2d_fwd: OW, conv2d_dgrad: W a multiple of 4), the loop over a kernel
@@ -96,13 +96,13 @@ fn outer(acc: mat4x4f, r: vec4f, v: vec4f) -> mat4x4f {
   return mat4x4f(fma(r, vec4f(v.x), acc[0]), fma(r, vec4f(v.y), acc[1]), fma(r, vec4f(v.z), acc[2]), fma(r, vec4f(v.w), acc[3]));
 }
 
-// A lane's 32 x 4 register tile: row r is m[r % 8] element r / 8, column p column p of it. Eight named
+// A lane's 32 x 4 register tile: row r is m{r % 8} element r / 8, column p column p of it. Eight named
 // matrices, not an array: llvmpipe keeps those out of memory better than an array indexed in the loop.
-struct Tile { m0: mat4x4f, m1: mat4x4f, m2: mat4x4f, m3: mat4x4f, m4: mat4x4f, m5: mat4x4f, m6: mat4x4f, m7: mat4x4f }
+struct RegTile { m0: mat4x4f, m1: mat4x4f, m2: mat4x4f, m3: mat4x4f, m4: mat4x4f, m5: mat4x4f, m6: mat4x4f, m7: mat4x4f }
 
 // The tile plus the outer product of the 32 rows (8 vec4s: rows i, i + 8, i + 16, i + 24) and the lane's 4 columns v.
-fn accumulate(t: Tile, r: array<vec4f, 8>, v: vec4f) -> Tile {
-  return Tile(outer(t.m0, r[0], v), outer(t.m1, r[1], v), outer(t.m2, r[2], v), outer(t.m3, r[3], v),
+fn accumulate(t: RegTile, r: array<vec4f, 8>, v: vec4f) -> RegTile {
+  return RegTile(outer(t.m0, r[0], v), outer(t.m1, r[1], v), outer(t.m2, r[2], v), outer(t.m3, r[3], v),
               outer(t.m4, r[4], v), outer(t.m5, r[5], v), outer(t.m6, r[6], v), outer(t.m7, r[7], v));
 }
 
@@ -114,7 +114,7 @@ fn next_tap(kh: ptr<function, u32>, kw: ptr<function, u32>, KW: u32) {
 }
 
 // The tile as an array, for the stores (which index it).
-fn tile_array(t: Tile) -> array<mat4x4f, 8> { return array<mat4x4f, 8>(t.m0, t.m1, t.m2, t.m3, t.m4, t.m5, t.m6, t.m7); }
+fn tile_array(t: RegTile) -> array<mat4x4f, 8> { return array<mat4x4f, 8>(t.m0, t.m1, t.m2, t.m3, t.m4, t.m5, t.m6, t.m7); }
 
 // NOTE: relu as the elementwise table writes it, not max(y, 0): WGSL's max() may drop a NaN operand
 // (lavapipe does), and relu(NaN) is NaN as in PyTorch. The mask (dgrad) is relu's gradient, 0 at NaN.
@@ -185,7 +185,7 @@ fn put_dw(row: u32, col: u32, base: u32, v: f32) {
 // The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
 // accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
 // minutes to compile (the GEMM loop itself takes well under a second).
-fn store_y(t: Tile, row0: u32, col0: u32, ob: vec4u) {
+fn store_y(t: RegTile, row0: u32, col0: u32, ob: vec4u) {
   var m = tile_array(t);
   var o = ob;
   let nr = tile_rows(row0, pu(4u));
@@ -196,7 +196,7 @@ fn store_y(t: Tile, row0: u32, col0: u32, ob: vec4u) {
   }
 }
 
-fn store_dx(t: Tile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
+fn store_dx(t: RegTile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   var m = tile_array(t);
   var o = oo;
   var x = xo;
@@ -208,7 +208,7 @@ fn store_dx(t: Tile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
   }
 }
 
-fn store_dw(t: Tile, row0: u32, col0: u32, base: u32) {
+fn store_dw(t: RegTile, row0: u32, col0: u32, base: u32) {
   var m = tile_array(t);
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(28u));
@@ -237,7 +237,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   let K = Cin * KH * KW;
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cout - 1u, K, pu(14u));
-  var t = Tile();
+  var t = RegTile();
   // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
   if (KK == 1u) {
     let ok = (ih0 >= vec4i(0)) & (ih0 < vec4i(H)) & (iw0 >= vec4i(0)) & (iw0 < vec4i(W));
@@ -324,7 +324,7 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cin - 1u, KK, pu(14u));
   let Si = vec4i(i32(S));
-  var t = Tile();
+  var t = RegTile();
   // 1x1 kernels get a loop of their own (see conv2d_fwd).
   if (KK == 1u) {
     let ok = (rh0 == vec4i(0)) & (qh0 >= vec4i(0)) & (qh0 < vec4i(OH)) & (rw0 == vec4i(0)) & (qw0 >= vec4i(0)) & (qw0 < vec4i(OW));
@@ -413,7 +413,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
   let r1 = min(r0 + pu(25u), pu(26u));
   var n = r0 / OH;
   var oh = r0 - n * OH;
-  var t = Tile();
+  var t = RegTile();
   // (n, oh, ow) in one loop: a loop level costs llvmpipe more than the index arithmetic, and the late
   // stages' rows are short (OW = 6, 3).
   var ow = 0u;

@@ -75,6 +75,31 @@ describe('tuning', () => {
     expect(run).not.toHaveBeenCalled();
   });
 
+  test('choices are kept per rules: those stored under hardware rules run only under them', () => {
+    const g = E.gpu();
+    const f = g.features;
+    const section = (kind: string) =>
+      `${E.ENGINE_VERSION}|${g.adapter.vendor}/${g.adapter.architecture}/${g.adapter.description}/${kind}/sg${f.subgroups ? `${f.subgroupMinSize}-${f.subgroupMaxSize}` : 0}`;
+    const key = 'rules-test';
+    const [a, b] = E.supportedVariants('conv').filter((v) => v !== E.heuristicVariant('conv'));
+    const own = g.adapter.isFallbackAdapter ? 'fallback' : 'hw';
+    const text = JSON.stringify({ format: 'densenet-webgpu-tune-1', sections: { [section(own)]: { [`conv|${key}`]: a }, [section('hw')]: { [`conv|${key}`]: b } } });
+    E.setTuneStore(E.memoryTuneStore(text));
+    E.resetTuning();
+    E.setTuneMode('cached');
+    const before = E.rulesAssumeHardware();
+    try {
+      E.assumeHardwareRules(false);
+      expect(selectVariant('conv', key)).toBe(own === 'hw' ? b : a);
+      E.assumeHardwareRules(true);
+      expect(selectVariant('conv', key)).toBe(b);
+      E.assumeHardwareRules(false);
+      expect(selectVariant('conv', key)).toBe(own === 'hw' ? b : a);
+    } finally {
+      E.assumeHardwareRules(before);
+    }
+  });
+
   test('a corrupt cache is ignored with one warning', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     E.setTuneStore(E.memoryTuneStore('{not json'));

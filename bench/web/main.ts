@@ -531,18 +531,18 @@ function wire(): void {
 /** The speed panel: a training step of the architecture in the model panel, untuned and tuned (./speed.ts). */
 async function speed(options: Partial<PageSpeedOptions> = {}): Promise<PageSpeedResult> {
   return exclusive(async () => {
-    const o: PageSpeedOptions = {
-      growth: options.growth ?? Number($<HTMLInputElement>('growth').value),
-      arch: options.arch ?? readArch(),
-      memoryEfficient: options.memoryEfficient ?? $<HTMLInputElement>('memeff').checked,
-      batch: options.batch ?? Number($<HTMLInputElement>('speed-batch').value),
-      size: options.size ?? 32,
-      iters: options.iters ?? Number($<HTMLInputElement>('speed-iters').value),
-    };
     const button = $<HTMLButtonElement>('speed');
     button.disabled = true;
     $<HTMLTableElement>('speed-table').innerHTML = '';
     try {
+      const o: PageSpeedOptions = {
+        growth: options.growth ?? Number($<HTMLInputElement>('growth').value),
+        arch: options.arch ?? readArch(),
+        memoryEfficient: options.memoryEfficient ?? $<HTMLInputElement>('memeff').checked,
+        batch: options.batch ?? Number($<HTMLInputElement>('speed-batch').value),
+        size: options.size ?? 32,
+        iters: options.iters ?? Number($<HTMLInputElement>('speed-iters').value),
+      };
       const r = await measurePageSpeed(o, (line) => setStatus('speed-status', line));
       const t = $<HTMLTableElement>('speed-table');
       for (const [k, v] of speedRows(r)) {

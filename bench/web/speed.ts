@@ -7,9 +7,8 @@
 
 import * as E from '../../engine/index.js';
 import * as models from '../../models/index.js';
-import { measureStep } from '../speed.js';
 import { trainStep } from '../step.js';
-import { timeInterleaved, tuneStep } from '../tune_timing.js';
+import { measureStep, timeInterleaved, tuneStep } from '../tune_timing.js';
 
 export interface PageSpeedOptions {
   growth: number;
@@ -32,12 +31,15 @@ export interface PageSpeedResult {
   /** GPU ms per step from timestamp queries (null without them). */
   gpuMs: { untuned: number | null; tuned: number | null };
   dispatches: { untuned: number; tuned: number };
-  /** Seconds the tuner took (0 when this page had measured every shape before). */
+  /** Seconds of the tuning pass (a step and the measurements; about a step when nothing was new). */
   tuneSeconds: number;
-  /** Shapes the tuner has measured on this page, and how many of them run another variant than the rules'. */
+  /**
+   * Shapes the tuner measured in this run, and how many of them run another variant than the rules'.
+   * 0 when every shape was measured before (in this page, or stored in this browser's localStorage).
+   */
   shapes: number;
   changed: number;
-  /** Shapes per chosen variant, e.g. { 'conv quad': 40, 'conv wg32x32': 3 }. */
+  /** Shapes per chosen variant, of those measured in this run, e.g. { 'conv quad': 40, 'conv wg32x32': 3 }. */
   chosen: Record<string, number>;
 }
 
@@ -49,9 +51,8 @@ export async function measurePageSpeed(o: PageSpeedOptions, progress: (line: str
     if (!positiveInt(o[k])) throw new Error(`speed: ${k} must be a positive integer, got ${o[k]}`);
   }
   if (!o.arch.length || !o.arch.every(positiveInt)) throw new Error(`speed: arch needs positive integers, got [${o.arch}]`);
-  E.manualSeed(0);
   const model = new models.DenseNet({ growthRate: o.growth, arch: o.arch, memoryEfficient: o.memoryEfficient });
-  const x = E.keep(E.randn([o.batch, 1, o.size, o.size]));
+  const x = E.keep(E.randn([o.batch, 1, o.size, o.size], { generator: new E.Generator(0) }));
   const labels = E.keep(E.tensor(Array.from({ length: o.batch }, (_, i) => i % 10)));
   let ts: ReturnType<typeof trainStep> | null = null;
   try {
@@ -62,6 +63,7 @@ export async function measurePageSpeed(o: PageSpeedOptions, progress: (line: str
     step();
     await E.sync();
     progress('tuning: timing every kernel variant this adapter supports, at each shape of the step...');
+    const seen = E.tuneRecords().length;
     const t0 = performance.now();
     await tuneStep(step);
     const tuneSeconds = (performance.now() - t0) / 1000;
@@ -69,7 +71,7 @@ export async function measurePageSpeed(o: PageSpeedOptions, progress: (line: str
     const t = await timeInterleaved([{ key: 'untuned', step, tune: 'off' }, { key: 'tuned', step, tune: 'on' }], o.iters);
     const untuned = await measureStep(step, 'off');
     const tuned = await measureStep(step, 'on');
-    const records = E.tuneRecords();
+    const records = E.tuneRecords().slice(seen);
     const chosen: Record<string, number> = {};
     for (const r of records) chosen[`${r.family} ${r.chosen}`] = (chosen[`${r.family} ${r.chosen}`] ?? 0) + 1;
     return {
@@ -89,6 +91,7 @@ export async function measurePageSpeed(o: PageSpeedOptions, progress: (line: str
     model.dispose();
     x.dispose();
     labels.dispose();
+    await E.pool.trim(); // the step's buffers go back to the browser, not to the pool's cache
   }
 }
 
@@ -102,7 +105,9 @@ export function speedRows(r: PageSpeedResult): Array<[string, string]> {
     ['rules (untuned)', `${r.untunedMs.toFixed(1)} ms/step (${perSec(r.untunedMs)} images/s), GPU ${ms(r.gpuMs.untuned)}, ${r.dispatches.untuned} dispatches`],
     ['tuned', `${r.tunedMs.toFixed(1)} ms/step (${perSec(r.tunedMs)} images/s), GPU ${ms(r.gpuMs.tuned)}, ${r.dispatches.tuned} dispatches`],
     ['tuned / untuned', `${r.ratio.toFixed(3)} (medians of ${o.iters} interleaved steps each)`],
-    ['tuner', `${r.shapes} shapes measured (${r.tuneSeconds.toFixed(1)} s this time), ${r.changed} run another variant than the rules'`],
-    ['variants chosen', Object.entries(r.chosen).map(([v, n]) => `${v} ×${n}`).join(', ')],
+    r.shapes
+      ? ['tuner', `${r.shapes} shapes measured in ${r.tuneSeconds.toFixed(1)} s; ${r.changed} run another variant than the rules'`]
+      : ['tuner', 'every shape was measured before (in this page or stored in this browser): the stored choices ran'],
+    ['variants chosen', r.shapes ? Object.entries(r.chosen).map(([v, n]) => `${v} ×${n}`).join(', ') : 'as stored'],
   ];
 }

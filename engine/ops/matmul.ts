@@ -6,7 +6,7 @@
 // default are in engine/variants.ts; which one runs a call is engine/tuner.ts's selectVariant().
 
 import { defineOp } from '../autograd.js';
-import { gpu, type GpuFeatures } from '../gpu.js';
+import { gpu, isInitialised, type GpuFeatures } from '../gpu.js';
 import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -71,9 +71,9 @@ export function matmulKernelSupported(k: MatmulKernel, f: GpuFeatures): boolean 
   return missingFor('matmul', k, { ...currentCaps(), features: f }) === null;
 }
 
-/** The heuristic kernel for adapter features (see engine/variants.ts). */
+/** The heuristic kernel for adapter features (see engine/variants.ts), on this adapter's limits and kind once initialised. */
 export function chooseMatmulKernel(f: GpuFeatures): MatmulKernel {
-  return heuristicVariant('matmul', { features: f });
+  return heuristicVariant('matmul', { ...(isInitialised() ? currentCaps() : {}), features: f });
 }
 
 /** Forces one matmul kernel (tests use it to check every kernel); null restores the automatic choice. */
