@@ -6,7 +6,7 @@
 // default are in engine/variants.ts; which one runs a call is engine/tuner.ts's selectVariant().
 
 import { defineOp } from '../autograd.js';
-import { gpu, isInitialised, type GpuFeatures } from '../gpu.js';
+import { gpu, type GpuFeatures } from '../gpu.js';
 import { compose, dispatch, grid1d, PARAM_WORDS, type KernelSource } from '../runtime.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -71,9 +71,13 @@ export function matmulKernelSupported(k: MatmulKernel, f: GpuFeatures): boolean 
   return missingFor('matmul', k, { ...currentCaps(), features: f }) === null;
 }
 
-/** The heuristic kernel for adapter features (see engine/variants.ts), on this adapter's limits and kind once initialised. */
+/**
+ * The heuristic kernel for adapter features alone (see engine/variants.ts): a pure function of them, so
+ * without the adapter's kind; what runs here is heuristicVariant('matmul'), which also picks the
+ * workgroup-memory tile on a hardware GPU without subgroups.
+ */
 export function chooseMatmulKernel(f: GpuFeatures): MatmulKernel {
-  return heuristicVariant('matmul', { ...(isInitialised() ? currentCaps() : {}), features: f });
+  return heuristicVariant('matmul', { features: f });
 }
 
 /** Forces one matmul kernel (tests use it to check every kernel); null restores the automatic choice. */
