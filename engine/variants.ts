@@ -116,6 +116,8 @@ const table = {
     { name: 'subgroup', about: '32x4 register tiles, the 32 rows shared with subgroupBroadcast among 8 lanes', missing: sgAtLeast8 },
     { name: 'quad', about: '32x4 register tiles, the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
     { name: 'tiled', about: '32x4 register tiles, every lane loads its own rows', missing: always },
+    { name: 'subgroup-wide', about: '32x8 register tiles (32x4 on GEMMs too narrow to fill two workgroups), the rows shared with subgroupBroadcast among 8 lanes', missing: sgAtLeast8 },
+    { name: 'quad-wide', about: '32x8 register tiles (32x4 on GEMMs too narrow to fill two workgroups), the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
     convTile('wg32x32'),
     convTile('wg64x64'),
     convTile('wg32x128'),
@@ -192,7 +194,9 @@ export function supportedVariants<F extends Family>(family: F, caps: Caps = curr
 /**
  * The heuristic default, a pure function of the adapter: on 8-lane subgroups (lavapipe) the
  * subgroup-broadcast kernels, on other multiples of 4 the quad ones; matmul on a hardware GPU without
- * them the workgroup-memory tile; else the register tiles that need nothing. The conv
+ * them the workgroup-memory tile; else the register tiles that need nothing. Conv on a CPU adapter with
+ * subgroups of 8 or more: the wide (32x8) tiles, which measured 0.8-0.92x the 32x4 tiles' time on
+ * lavapipe from the 8x8 stage up (a GPU's registers would not hold them). The conv
  * workgroup-memory tiles are never the default: their speed on GPUs is unmeasured, so only the tuner
  * (which times every supported candidate) picks them. Batch norm's backward is one dispatch on a CPU
  * adapter (few, fat workgroups) and two on a GPU (dx wants a workgroup per image).
@@ -201,7 +205,7 @@ export function heuristicVariant<F extends Family>(family: F, caps: Caps = curre
   const ok = (n: string) => missingFor(family, n, caps) === null;
   const first = (names: string[]) => names.find(ok) as VariantName<F>;
   if (family === 'matmul') return first(['sg8', 'quad', ...(caps.isFallbackAdapter === false ? ['wg64x64'] : []), 'tiled']);
-  if (family === 'conv') return first(['subgroup', 'quad', 'tiled']);
+  if (family === 'conv') return first(caps.isFallbackAdapter ? ['subgroup-wide', 'quad', 'tiled'] : ['subgroup', 'quad', 'tiled']);
   if (family === 'bnBackward') return first(caps.isFallbackAdapter ? ['fused', 'split'] : ['split', 'fused']);
   return first(['subgroup', 'fallback']);
 }

@@ -43,17 +43,18 @@
 //   28 conv2d_wgrad, reduce: GEMM columns, CK, or CK + 1 with the bias gradient as column CK
 //
 // What an invocation computes: a 32 x 4 tile of its GEMM, in a RegTile of eight mat4x4 accumulators
-// (m_t column p holds rows t, t+8, t+16, t+24 of column p). The four columns are its own, loaded with the im2col
-// coordinates computed on the fly (no divisions in the loop); the 32 rows are the same for every lane of
-// a row tile and come through the snippet (rows_w, rows_g). With stride 1 and the four columns four
-// consecutive pixels of one row (conv2d_fwd: OW, conv2d_dgrad: W a multiple of 4), the loop over a kernel
-// row slides them: one new load per tap instead of four.
+// (m_t column p holds rows t, t+8, t+16, t+24 of column p), or with WIDE a 32 x 8 tile as two RegTiles
+// (two groups of 4 columns; the 32 rows, loaded once, serve both). The columns are its own, loaded
+// with the im2col coordinates computed on the fly (no divisions in the loop); the 32 rows are the same
+// for every lane of a row tile and come through the snippet (rows_w, rows_g). With stride 1 and a
+// group's four columns four consecutive pixels of one row (conv2d_fwd: OW, conv2d_dgrad: W a multiple
+// of 4), the loop over a kernel row slides them: one new load per tap instead of four.
 //   conv2d_fwd:   y[n, co, oh, ow]  rows co, columns output pixels, k = (ci, kh, kw)
 //   conv2d_dgrad: dx[n, ci, ih, iw] rows ci, columns input pixels, k = (co, kh, kw): the transposed conv
 //   conv2d_wgrad: dw[co, ci, kh, kw] rows co, columns (ci, kh, kw), k = (n, oh, ow) over this split
 //   conv2d_wgrad_reduce: one element of dw = the sum of its split-K partials (WG per workgroup)
-// Dispatch: fwd and dgrad: (x, y) = grid1d(ceil(columns / (4 * WG))), z = ceil(rows / 32);
-//           wgrad: x = ceil(word 28 / (4 * WG)), y = ceil(Cout / 32), z = splits;
+// Dispatch: fwd and dgrad: (x, y) = grid1d(ceil(columns / (cols() * WG))), z = ceil(rows / 32);
+//           wgrad: x = ceil(word 28 / (cols() * WG)), y = ceil(Cout / 32), z = splits;
 //           reduce: (x, y) = grid1d(ceil(elements / WG)).
 // Options: PROLOGUE (override constant) the conv reads relu(x * scale[c] + shift[c]) (padding stays 0);
 //   flags: BIAS adds bias[co] (fwd); MASK multiplies dx by (x * scale[c] + shift[c] > 0) (dgrad);
@@ -62,6 +63,10 @@
 override WG: u32 = 64u;
 override PROLOGUE: bool = false;
 override XALIAS: bool = false;
+// WIDE: the GEMM entry points compute 32 x 8 tiles (two groups of 4 columns), the wide variants.
+override WIDE: bool = false;
+// The columns of a lane's tile.
+fn cols() -> u32 { return select(4u, 8u, WIDE); }
 
 // Flags in parameter word 27 (checked outside the loops, so they need no pipeline of their own).
 fn flag(bit: u32) -> bool { return (pu(27u) & bit) != 0u; }
@@ -217,64 +222,94 @@ fn store_dw(t: RegTile, row0: u32, col0: u32, base: u32) {
   }
 }
 
+// ---- conv2d_fwd ---------------------------------------------------------------------------------
+// A group of 4 of the lane's columns: output pixels col .. col + 3 (clamped to the last one; stores
+// skip the extra ones), each as the input row and column of tap (0, 0), the x offset of that tap and
+// the offset of y.
+struct FwdCols { ih0: vec4i, iw0: vec4i, xb: vec4i, ob: vec4u }
+fn fwd_cols(col: u32) -> FwdCols {
+  let OH = pu(5u); let OW = pu(6u); let S = pu(9u); let pad = pi(10u); let W = pi(3u); let NP = pu(24u);
+  var c: FwdCols;
+  for (var p = 0u; p < 4u; p++) {
+    let px = pixel(min(col + p, NP - 1u), OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
+    c.ih0[p] = i32(oh * S) - pad;
+    c.iw0[p] = i32(ow * S) - pad;
+    c.xb[p] = i32(pu(11u) + n * pu(12u)) + c.ih0[p] * W + c.iw0[p];
+    c.ob[p] = pu(15u) + n * pu(16u) + oh * OW + ow;
+  }
+  return c;
+}
+// The group's inputs at tap (kh, kw) of the channel at x offset xc (0 where the tap falls on padding).
+fn fwd_tap(c: FwdCols, xc: i32, kh: u32, kw: u32, sc: vec4f, sh: vec4f) -> vec4f {
+  let H = pi(2u); let W = pi(3u);
+  let ih = c.ih0 + vec4i(i32(kh));
+  let iw = c.iw0 + vec4i(i32(kw));
+  let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
+  let at = vec4u(select(vec4i(0), c.xb + vec4i(xc + i32(kh) * W + i32(kw)), ok));
+  return select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
+}
+// Stride 1, the group's 4 pixels consecutive in one row: at kw = 0 the row's first 4 inputs, after
+// that the previous ones shifted by one and one new input (xc: this channel's x offset of tap (0, 0)).
+fn fwd_slide(v: vec4f, c: FwdCols, xc: i32, kh: u32, kw: u32, sc: vec4f, sh: vec4f) -> vec4f {
+  let H = pi(2u); let W = pi(3u);
+  let ih = c.ih0.x + i32(kh);
+  let rok = ih >= 0 && ih < H;
+  let row = xc + i32(kh) * W;
+  if (kw == 0u) {
+    let iw = vec4i(c.iw0.x) + vec4i(0, 1, 2, 3);
+    let ok = vec4<bool>(rok) & (iw >= vec4i(0)) & (iw < vec4i(W));
+    return select(vec4f(0.0), prologue(load_x4(vec4u(select(vec4i(0), vec4i(row) + vec4i(0, 1, 2, 3), ok))), sc, sh), ok);
+  }
+  let iw = c.iw0.x + 3 + i32(kw);
+  let ok = rok && iw >= 0 && iw < W;
+  let n = select(0.0, prologue(vec4f(load_x(u32(select(0, row + 3 + i32(kw), ok)))), sc, sh).x, ok);
+  return vec4f(v.yzw, n);
+}
+
 @compute @workgroup_size(WG)
 fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
   let Cin = pu(1u); let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
-  let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
-  let NP = pu(24u);
-  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * 4u;
+  let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u);
+  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * cols();
   let row0 = wg.z * 32u;
-  // This lane's four output pixels (clamped to the last one; stores skip the extra ones).
-  var ih0: vec4i; var iw0: vec4i; var xb: vec4i; var ob: vec4u;
-  for (var p = 0u; p < 4u; p++) {
-    let q = min(col0 + p, NP - 1u);
-    let px = pixel(q, OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
-    ih0[p] = i32(oh * S) - pad;
-    iw0[p] = i32(ow * S) - pad;
-    xb[p] = i32(pu(11u) + n * pu(12u)) + ih0[p] * W + iw0[p];
-    ob[p] = pu(15u) + n * pu(16u) + oh * OW + ow;
-  }
+  let c0 = fwd_cols(col0);
+  let c1 = fwd_cols(col0 + 4u);
   let K = Cin * KH * KW;
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cout - 1u, K, pu(14u));
-  var t = RegTile();
+  var t0 = RegTile();
+  var t1 = RegTile();
   // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
   if (KK == 1u) {
-    let ok = (ih0 >= vec4i(0)) & (ih0 < vec4i(H)) & (iw0 >= vec4i(0)) & (iw0 < vec4i(W));
     for (var k = 0u; k < Cin; k++) {
       var sc = vec4f(1.0); var sh = vec4f(0.0);
       if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + k]); sh = vec4f(Shift[pu(23u) + k]); }
-      let at = vec4u(select(vec4i(0), xb + vec4i(i32(k * pu(13u))), ok));
-      let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-      t = accumulate(t, rows_w(wa, k), v);
+      let xc = i32(k * pu(13u));
+      let r = rows_w(wa, k);
+      t0 = accumulate(t0, r, fwd_tap(c0, xc, 0u, 0u, sc, sh));
+      if (WIDE) { t1 = accumulate(t1, r, fwd_tap(c1, xc, 0u, 0u, sc, sh)); }
     }
   } else if (S == 1u && OW % 4u == 0u) {
-    // Stride 1 with a lane's 4 output pixels consecutive in one row (OW a multiple of 4): stepping kw
-    // shifts their inputs by one, so one new input is loaded, not four (all four at the start of each
-    // kernel row). Measured on lavapipe: 0.85-0.95x the time of the general loop below.
+    // Stride 1 with OW a multiple of 4 (a group's 4 pixels in one row): the loop over a kernel row slides
+    // them, one new load per tap instead of four (measured on lavapipe: 0.85-0.95x the time of the
+    // general loop below). With WIDE and OW a multiple of 8 the two groups are 8 consecutive pixels:
+    // the first takes its new input from the second.
+    let chain = WIDE && OW % 8u == 0u;
     var k = 0u;
-    let iwa = vec4i(iw0.x) + vec4i(0, 1, 2, 3);
     for (var ci = 0u; ci < Cin; ci++) {
       var sc = vec4f(1.0); var sh = vec4f(0.0);
       if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
-      let xc = xb.x + i32(ci * pu(13u));
+      let xc = i32(ci * pu(13u));
       var kh = 0u; var kw = 0u;
-      var v = vec4f(0.0);
+      var v0 = vec4f(0.0); var v1 = vec4f(0.0);
       for (var kk = 0u; kk < KK; kk++) {
-        let ih = ih0.x + i32(kh);
-        let rok = ih >= 0 && ih < H;
-        if (kw == 0u) {
-          let ok = vec4<bool>(rok) & (iwa >= vec4i(0)) & (iwa < vec4i(W));
-          let at = vec4u(select(vec4i(0), vec4i(xc + i32(kh) * W) + vec4i(0, 1, 2, 3), ok));
-          v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-        } else {
-          let iw = iw0.x + 3 + i32(kw);
-          let ok = rok && iw >= 0 && iw < W;
-          let at = u32(select(0, xc + i32(kh) * W + 3 + i32(kw), ok));
-          let n = select(0.0, prologue(vec4f(load_x(at)), sc, sh).x, ok);
-          v = vec4f(v.yzw, n);
+        if (chain && kw != 0u) { v0 = vec4f(v0.yzw, v1.x); } else { v0 = fwd_slide(v0, c0, c0.xb.x + xc, kh, kw, sc, sh); }
+        let r = rows_w(wa, k);
+        t0 = accumulate(t0, r, v0);
+        if (WIDE) {
+          v1 = fwd_slide(v1, c1, c1.xb.x + xc, kh, kw, sc, sh);
+          t1 = accumulate(t1, r, v1);
         }
-        t = accumulate(t, rows_w(wa, k), v);
         k++;
         next_tap(&kh, &kw, KW);
       }
@@ -284,147 +319,202 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
     for (var ci = 0u; ci < Cin; ci++) {
       var sc = vec4f(1.0); var sh = vec4f(0.0);
       if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
-      let xc = xb + vec4i(i32(ci * pu(13u)));
+      let xc = i32(ci * pu(13u));
       // (kh, kw) in one loop: a loop level costs llvmpipe more than the index arithmetic.
       var kh = 0u; var kw = 0u;
       for (var kk = 0u; kk < KK; kk++) {
-        let ih = ih0 + vec4i(i32(kh));
-        let iw = iw0 + vec4i(i32(kw));
-        let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
-        let at = vec4u(select(vec4i(0), xc + vec4i(i32(kh) * W + i32(kw)), ok));
-        let v = select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok);
-        t = accumulate(t, rows_w(wa, k), v);
+        let r = rows_w(wa, k);
+        t0 = accumulate(t0, r, fwd_tap(c0, xc, kh, kw, sc, sh));
+        if (WIDE) { t1 = accumulate(t1, r, fwd_tap(c1, xc, kh, kw, sc, sh)); }
         k++;
         next_tap(&kh, &kw, KW);
       }
     }
   }
-  store_y(t, row0, col0, ob);
+  store_y(t0, row0, col0, c0.ob);
+  if (WIDE) { store_y(t1, row0, col0 + 4u, c1.ob); }
+}
+
+// ---- conv2d_dgrad -------------------------------------------------------------------------------
+// Input pixel (n, ih, iw) meets output pixel oh = (ih + pad - kh) / S when S divides it: a group keeps
+// that quotient and remainder per pixel (q*0, r*0 at tap (0, 0)) and steps them as kh and kw grow (no
+// division in the loop), with the offsets of dy's image, of dx and of x (the mask).
+struct DgCols { qh0: vec4i, rh0: vec4i, qw0: vec4i, rw0: vec4i, gb: vec4i, oo: vec4u, xo: vec4u }
+fn dg_cols(col: u32) -> DgCols {
+  let H = pu(2u); let W = pu(3u); let S = pu(9u); let pad = pu(10u); let NP = pu(24u);
+  var c: DgCols;
+  for (var p = 0u; p < 4u; p++) {
+    let px = pixel(min(col + p, NP - 1u), H, W); let n = px.x; let ih = px.y; let iw = px.z;
+    c.qh0[p] = i32((ih + pad) / S); c.rh0[p] = i32((ih + pad) % S);
+    c.qw0[p] = i32((iw + pad) / S); c.rw0[p] = i32((iw + pad) % S);
+    c.gb[p] = i32(pu(15u) + n * pu(16u));
+    c.oo[p] = pu(18u) + n * pu(19u) + ih * W + iw;
+    c.xo[p] = pu(11u) + n * pu(12u) + ih * W + iw;
+  }
+  return c;
+}
+// Where a group stands in the general loop: the quotients and remainders at the current tap.
+struct DgStep { qh: vec4i, rh: vec4i, qw: vec4i, rw: vec4i }
+fn dg_start(c: DgCols) -> DgStep { return DgStep(c.qh0, c.rh0, c.qw0, c.rw0); }
+// The group's dy at the current tap of output channel at G offset gc + its image's (0 where no
+// output pixel meets it).
+fn dg_tap(s: DgStep, c: DgCols, gc: i32) -> vec4f {
+  let OH = pi(5u); let OW = pi(6u);
+  let ok = (s.rh == vec4i(0)) & (s.qh >= vec4i(0)) & (s.qh < vec4i(OH)) & (s.rw == vec4i(0)) & (s.qw >= vec4i(0)) & (s.qw < vec4i(OW));
+  return select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), c.gb + vec4i(gc) + s.qh * OW + s.qw, ok))), ok);
+}
+// The next tap: kw + 1, or (wk: the row's end) kw = 0 and kh + 1.
+fn dg_next(s: DgStep, c: DgCols, wk: bool) -> DgStep {
+  let Si = vec4i(pi(9u));
+  var n = s;
+  n.rw -= vec4i(1);
+  let ww = n.rw < vec4i(0);
+  n.rw = select(select(n.rw, n.rw + Si, ww), c.rw0, wk);
+  n.qw = select(select(s.qw, s.qw - vec4i(1), ww), c.qw0, wk);
+  let rh1 = s.rh - vec4i(1);
+  let wh = rh1 < vec4i(0);
+  n.rh = select(s.rh, select(rh1, rh1 + Si, wh), wk);
+  n.qh = select(s.qh, select(s.qh, s.qh - vec4i(1), wh), wk);
+  return n;
+}
+// Stride 1, the group's 4 pixels consecutive in one row: pixel iw reads dy column iw + pad - kw, so at
+// kw = 0 the row's 4 values, after that the previous ones shifted by one and one new value
+// (gc: this output channel's G offset).
+fn dg_slide(v: vec4f, c: DgCols, gc: i32, kh: u32, kw: u32) -> vec4f {
+  let OH = pi(5u); let OW = pi(6u);
+  let qh = c.qh0.x - i32(kh);
+  let rok = qh >= 0 && qh < OH;
+  let row = c.gb.x + gc + qh * OW;
+  if (kw == 0u) {
+    let qw = vec4i(c.qw0.x) + vec4i(0, 1, 2, 3);
+    let ok = vec4<bool>(rok) & (qw >= vec4i(0)) & (qw < vec4i(OW));
+    return select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), vec4i(row) + qw, ok))), ok);
+  }
+  let qw = c.qw0.x - i32(kw);
+  let ok = rok && qw >= 0 && qw < OW;
+  return vec4f(select(0.0, f32(G[u32(select(0, row + qw, ok))]), ok), v.xyz);
 }
 
 @compute @workgroup_size(WG)
 fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
-  let Cin = pu(1u); let H = pu(2u); let W = pu(3u); let Cout = pu(4u);
-  let OH = i32(pu(5u)); let OW = i32(pu(6u)); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pu(10u);
-  let NP = pu(24u);
-  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * 4u;
+  let Cin = pu(1u); let W = pu(3u); let Cout = pu(4u);
+  let KH = pu(7u); let KW = pu(8u); let S = pu(9u);
+  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * cols();
   let row0 = wg.z * 32u;
-  // Input pixel (n, ih, iw) meets output pixel oh = (ih + pad - kh) / S when S divides it: keep that
-  // quotient and remainder per pixel and step them as kh and kw grow (no division in the loop).
-  var qh0: vec4i; var rh0: vec4i; var qw0: vec4i; var rw0: vec4i; var gb: vec4i; var oo: vec4u; var xo: vec4u;
-  for (var p = 0u; p < 4u; p++) {
-    let q = min(col0 + p, NP - 1u);
-    let px = pixel(q, H, W); let n = px.x; let ih = px.y; let iw = px.z;
-    qh0[p] = i32((ih + pad) / S); rh0[p] = i32((ih + pad) % S);
-    qw0[p] = i32((iw + pad) / S); rw0[p] = i32((iw + pad) % S);
-    gb[p] = i32(pu(15u) + n * pu(16u));
-    oo[p] = pu(18u) + n * pu(19u) + ih * W + iw;
-    xo[p] = pu(11u) + n * pu(12u) + ih * W + iw;
-  }
+  let c0 = dg_cols(col0);
+  let c1 = dg_cols(col0 + 4u);
   let KK = KH * KW;
   let wa = row_addr(lane, row0, Cin - 1u, KK, pu(14u));
-  let Si = vec4i(i32(S));
-  var t = RegTile();
+  var t0 = RegTile();
+  var t1 = RegTile();
   // 1x1 kernels get a loop of their own (see conv2d_fwd).
   if (KK == 1u) {
-    let ok = (rh0 == vec4i(0)) & (qh0 >= vec4i(0)) & (qh0 < vec4i(OH)) & (rw0 == vec4i(0)) & (qw0 >= vec4i(0)) & (qw0 < vec4i(OW));
-    let g0 = gb + qh0 * OW + qw0;
     for (var co = 0u; co < Cout; co++) {
-      let k = co * Cin;
-      let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), g0 + vec4i(i32(co * pu(17u))), ok))), ok);
-      t = accumulate(t, rows_w(wa, k), v);
+      let gc = i32(co * pu(17u));
+      let r = rows_w(wa, co * Cin);
+      t0 = accumulate(t0, r, dg_tap(dg_start(c0), c0, gc));
+      if (WIDE) { t1 = accumulate(t1, r, dg_tap(dg_start(c1), c1, gc)); }
     }
   } else if (S == 1u && W % 4u == 0u) {
-    // Stride 1 with a lane's 4 input pixels consecutive in one row (W a multiple of 4): pixel iw reads dy
-    // column iw + pad - kw, so stepping kw shifts the 4 values by one and one new one is loaded, not four
-    // (all four at the start of each kernel row). Measured on lavapipe: 0.75-0.87x the general loop's time.
-    let qwa = vec4i(qw0.x) + vec4i(0, 1, 2, 3);
+    // Stride 1 with W a multiple of 4 (a group's 4 pixels in one row): the loop over a kernel row slides
+    // them, one new load per tap instead of four (measured on lavapipe: 0.75-0.87x the general loop's
+    // time). With WIDE and W a multiple of 8 the two groups are 8 consecutive pixels: the second takes
+    // its new value from the first.
+    let chain = WIDE && W % 8u == 0u;
     for (var co = 0u; co < Cout; co++) {
-      let gc = gb.x + i32(co * pu(17u));
+      let gc = i32(co * pu(17u));
       var k = co * Cin * KK;
       var kh = 0u; var kw = 0u;
-      var v = vec4f(0.0);
+      var v0 = vec4f(0.0); var v1 = vec4f(0.0);
       for (var kk = 0u; kk < KK; kk++) {
-        let qh = qh0.x - i32(kh);
-        let rok = qh >= 0 && qh < OH;
-        if (kw == 0u) {
-          let ok = vec4<bool>(rok) & (qwa >= vec4i(0)) & (qwa < vec4i(OW));
-          v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), vec4i(gc + qh * OW) + qwa, ok))), ok);
-        } else {
-          let qw = qw0.x - i32(kw);
-          let ok = rok && qw >= 0 && qw < OW;
-          v = vec4f(select(0.0, f32(G[u32(select(0, gc + qh * OW + qw, ok))]), ok), v.xyz);
+        let r = rows_w(wa, k);
+        if (WIDE) {
+          if (chain && kw != 0u) { v1 = vec4f(v0.w, v1.xyz); } else { v1 = dg_slide(v1, c1, gc, kh, kw); }
+          t1 = accumulate(t1, r, v1);
         }
-        t = accumulate(t, rows_w(wa, k), v);
+        v0 = dg_slide(v0, c0, gc, kh, kw);
+        t0 = accumulate(t0, r, v0);
         k++;
         next_tap(&kh, &kw, KW);
       }
     }
   } else {
     for (var co = 0u; co < Cout; co++) {
-      let gc = gb + vec4i(i32(co * pu(17u)));
+      let gc = i32(co * pu(17u));
       var k = co * Cin * KK;
       // (kh, kw) in one loop: a loop level costs llvmpipe more than the index arithmetic.
-      var qh = qh0; var rh = rh0; var qw = qw0; var rw = rw0; var kw = 0u;
+      var s0 = dg_start(c0); var s1 = dg_start(c1);
+      var kw = 0u;
       for (var kk = 0u; kk < KK; kk++) {
-        let ok = (rh == vec4i(0)) & (qh >= vec4i(0)) & (qh < vec4i(OH)) & (rw == vec4i(0)) & (qw >= vec4i(0)) & (qw < vec4i(OW));
-        let v = select(vec4f(0.0), load_g4(vec4u(select(vec4i(0), gc + qh * OW + qw, ok))), ok);
-        t = accumulate(t, rows_w(wa, k), v);
+        let r = rows_w(wa, k);
+        t0 = accumulate(t0, r, dg_tap(s0, c0, gc));
+        if (WIDE) { t1 = accumulate(t1, r, dg_tap(s1, c1, gc)); }
         k++;
-        // Step kw (and at its end, back to kw = 0 and on to kh + 1).
         kw++;
         let wk = kw == KW;
         kw = select(kw, 0u, wk);
-        rw -= vec4i(1);
-        let ww = rw < vec4i(0);
-        rw = select(select(rw, rw + Si, ww), rw0, wk);
-        qw = select(select(qw, qw - vec4i(1), ww), qw0, wk);
-        let rh1 = rh - vec4i(1);
-        let wh = rh1 < vec4i(0);
-        rh = select(rh, select(rh1, rh1 + Si, wh), wk);
-        qh = select(qh, select(qh, qh - vec4i(1), wh), wk);
+        s0 = dg_next(s0, c0, wk);
+        if (WIDE) { s1 = dg_next(s1, c1, wk); }
       }
     }
   }
-  store_dx(t, row0, col0, oo, xo);
+  store_dx(t0, row0, col0, c0.oo, c0.xo);
+  if (WIDE) { store_dx(t1, row0, col0 + 4u, c1.oo, c1.xo); }
+}
+
+// ---- conv2d_wgrad -------------------------------------------------------------------------------
+// A group of 4 of the lane's columns (ci, kh, kw): their input offsets relative to (oh * S, ow * S),
+// the prologue's scale and shift of their channels, and which is column CK, the bias gradient's (when
+// there is one), which reads ones: dw[co, CK] = sum of dy[co].
+struct WgCols { dh: vec4i, dw: vec4i, xcol: vec4i, sc: vec4f, sh: vec4f, isb: vec4<bool> }
+fn wg_cols(col: u32) -> WgCols {
+  let W = pi(3u); let KH = pu(7u); let KW = pu(8u); let pad = pi(10u); let CK = pu(24u);
+  var c: WgCols;
+  c.sc = vec4f(1.0);
+  for (var p = 0u; p < 4u; p++) {
+    let q = min(col + p, CK - 1u);
+    let ci = q / (KH * KW); let r = q - ci * KH * KW; let kh = r / KW; let kw = r - kh * KW;
+    c.dh[p] = i32(kh) - pad;
+    c.dw[p] = i32(kw) - pad;
+    c.xcol[p] = i32(ci * pu(13u)) + c.dh[p] * W + c.dw[p];
+    if (PROLOGUE) { c.sc[p] = Scale[pu(22u) + ci]; c.sh[p] = Shift[pu(23u) + ci]; }
+  }
+  c.isb = vec4u(col) + vec4u(0u, 1u, 2u, 3u) == vec4u(CK);
+  return c;
+}
+// The group's inputs at output pixel (ih0, iw0) = (oh * S, ow * S) of the image at x offset xb + its pixel's.
+fn wg_tap(c: WgCols, ih0: i32, iw0: i32, xa: i32) -> vec4f {
+  let H = pi(2u); let W = pi(3u);
+  let ih = vec4i(ih0) + c.dh;
+  let iw = vec4i(iw0) + c.dw;
+  let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
+  let at = vec4u(select(vec4i(0), vec4i(xa) + c.xcol, ok));
+  return select(select(vec4f(0.0), prologue(load_x4(at), c.sc, c.sh), ok), vec4f(1.0), c.isb);
 }
 
 @compute @workgroup_size(WG)
 fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
-  let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
-  let OH = pu(5u); let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u); let pad = pi(10u);
-  let CK = pu(24u);
-  let col0 = (wg.x * WG + lane.li) * 4u;
+  let W = pu(3u); let Cout = pu(4u);
+  let OH = pu(5u); let OW = pu(6u); let S = pu(9u);
+  let col0 = (wg.x * WG + lane.li) * cols();
   let row0 = wg.y * 32u;
-  // This lane's four columns (ci, kh, kw) and their input offsets relative to (oh * S, ow * S).
-  var dh: vec4i; var dw: vec4i; var xcol: vec4i; var sc = vec4f(1.0); var sh = vec4f(0.0);
-  for (var p = 0u; p < 4u; p++) {
-    let c = min(col0 + p, CK - 1u);
-    let ci = c / (KH * KW); let r = c - ci * KH * KW; let kh = r / KW; let kw = r - kh * KW;
-    dh[p] = i32(kh) - pad;
-    dw[p] = i32(kw) - pad;
-    xcol[p] = i32(ci * pu(13u)) + dh[p] * W + dw[p];
-    if (PROLOGUE) { sc[p] = Scale[pu(22u) + ci]; sh[p] = Shift[pu(23u) + ci]; }
-  }
-  // Column CK, the bias gradient's (when there is one), reads ones: dw[co, CK] = sum of dy[co].
-  let isb = vec4u(col0) + vec4u(0u, 1u, 2u, 3u) == vec4u(CK);
+  let c0 = wg_cols(col0);
+  let c1 = wg_cols(col0 + 4u);
   let ga = row_addr(lane, row0, Cout - 1u, pu(17u), pu(15u));
   let r0 = wg.z * pu(25u);
   let r1 = min(r0 + pu(25u), pu(26u));
   var n = r0 / OH;
   var oh = r0 - n * OH;
-  var t = RegTile();
+  var t0 = RegTile();
+  var t1 = RegTile();
   // (n, oh, ow) in one loop: a loop level costs llvmpipe more than the index arithmetic, and the late
   // stages' rows are short (OW = 6, 3).
   var ow = 0u;
   for (var j = (r1 - min(r0, r1)) * OW; j > 0u; j--) {
-    let ih = vec4i(i32(oh * S)) + dh;
-    let iw = vec4i(i32(ow * S)) + dw;
-    let ok = (ih >= vec4i(0)) & (ih < vec4i(H)) & (iw >= vec4i(0)) & (iw < vec4i(W));
-    let at = vec4u(select(vec4i(0), vec4i(i32(pu(11u) + n * pu(12u) + (oh * u32(W) + ow) * S)) + xcol, ok));
-    let v = select(select(vec4f(0.0), prologue(load_x4(at), sc, sh), ok), vec4f(1.0), isb);
-    let gr = n * pu(16u) + oh * OW + ow;
-    t = accumulate(t, rows_g(ga, gr), v);
+    let xa = i32(pu(11u) + n * pu(12u) + (oh * W + ow) * S);
+    let r = rows_g(ga, n * pu(16u) + oh * OW + ow);
+    t0 = accumulate(t0, r, wg_tap(c0, i32(oh * S), i32(ow * S), xa));
+    if (WIDE) { t1 = accumulate(t1, r, wg_tap(c1, i32(oh * S), i32(ow * S), xa)); }
     ow++;
     let wrap = ow == OW;
     ow = select(ow, 0u, wrap);
@@ -434,7 +524,8 @@ fn conv2d_wgrad(@builtin(workgroup_id) wg: vec3u, lane: Lane) {
     n = select(n, n + 1u, wrap2);
   }
   let base = pu(18u) + wg.z * pu(19u);
-  store_dw(t, row0, col0, base);
+  store_dw(t0, row0, col0, base);
+  if (WIDE) { store_dw(t1, row0, col0 + 4u, base); }
 }
 
 @compute @workgroup_size(WG)

@@ -169,10 +169,25 @@ interface Launch {
  * every pipeline variant is a separate compile.
  */
 function pickWG(lanes: number, otherTiles: number, subgroup: boolean): number {
-  const f = gpu().features;
-  const small = Math.min(64, subgroup ? Math.max(8, f.subgroupMaxSize || 8) : 8);
+  const small = smallWG(subgroup);
   const groups = Math.ceil(lanes / 64);
   return groups * otherTiles >= targetWorkgroups() && groups * 64 <= 1.25 * lanes ? 64 : small;
+}
+
+/** The smallest workgroup pickWG() uses: 8 invocations, or the subgroup size for the subgroup kernels. */
+function smallWG(subgroup: boolean): number {
+  return Math.min(64, subgroup ? Math.max(8, gpu().features.subgroupMaxSize || 8) : 8);
+}
+
+/**
+ * Columns per lane of a register-tile variant for a GEMM of `columns` columns: 4, or 8 for the wide
+ * variants where that still leaves two of the smallest workgroups of lanes. Below that (the seed
+ * DenseNet's 2x2 stage: 32 pixels) the wide tile leaves lanes idle on one core: measured on lavapipe,
+ * the 2x2 forward and input gradient took 1.4-1.6x the 32x4 tile's time, while from the 4x4 stage up
+ * (128 pixels and more) the wide tile took 0.8-1.0x.
+ */
+function colsPerLane(fam: { subgroup: boolean; cols: number }, columns: number): number {
+  return fam.cols === 8 && Math.ceil(columns / 8) >= 2 * smallWG(fam.subgroup) ? 8 : 4;
 }
 
 const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
@@ -196,6 +211,9 @@ const wgmem = (v: keyof typeof CONV_TILES): Parts => {
 const variantParts: Record<ConvKernel | 'plain', Parts> = {
   subgroup: { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup' },
   quad: { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad' },
+  // The wide variants are these modules run with WIDE (32 x 8 tiles).
+  'subgroup-wide': { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup-wide' },
+  'quad-wide': { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad-wide' },
   tiled: { snippets: [own], variant: 'tiled' },
   wg32x32: wgmem('wg32x32'),
   wg64x64: wgmem('wg64x64'),
@@ -227,13 +245,17 @@ export function convSource(v: ConvKernel, dtype: DType = 'float32'): KernelSourc
   return convShader(v, { X: dtype, G: dtype, O: dtype });
 }
 
-/** Whether a variant's register tiles share rows through subgroups, and its workgroup-memory tile (wg*). */
-function kernelFamily(k: ConvKernel): { subgroup: boolean; tile: GemmTile | null } {
+/**
+ * Whether a variant's register tiles share rows through subgroups, their columns per lane (4, or 8 for
+ * the wide variants), and its workgroup-memory tile (wg*).
+ */
+function kernelFamily(k: ConvKernel): { subgroup: boolean; cols: number; tile: GemmTile | null } {
   const tile = k in CONV_TILES ? CONV_TILES[k as keyof typeof CONV_TILES] : null;
-  return { subgroup: k === 'subgroup' || k === 'quad', tile };
+  const wide = k === 'subgroup-wide' || k === 'quad-wide';
+  return { subgroup: wide || k === 'subgroup' || k === 'quad', cols: wide ? 8 : 4, tile };
 }
 
-/** Rows (GEMM M) per invocation tile in the register-tile conv kernels (32 x 4 tiles, see conv2d.wgsl). */
+/** Rows (GEMM M) per invocation tile in the register-tile conv kernels (32 x 4 or 32 x 8 tiles, see conv2d.wgsl). */
 const ROWS = 32;
 /**
  * Input gradients with at most this many input channels (the stem) take conv2d_dgrad_phase, which visits
@@ -277,8 +299,10 @@ function launchVariant(variant: ConvKernel, l: Launch): void {
     dispatch(kernel, { params, buffers: [...l.buffers, l.buffers[1]], workgroups });
     return;
   }
-  const lanes = Math.ceil(l.columns / 4);
+  const cols = colsPerLane(fam, l.columns);
+  const lanes = Math.ceil(l.columns / cols);
   const rowTiles = Math.ceil(l.rows / ROWS);
+  if (cols === 8) constants.WIDE = 1;
   if (l.entry === 'conv2d_wgrad') {
     const wg = pickWG(lanes, rowTiles * (l.splits ?? 1), fam.subgroup);
     constants.WG = wg;
@@ -487,15 +511,16 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   checkNoAlias(op, 'prologue shift', o.prologue?.shift, [dw, dy]);
   const xAlias = x.storage === dy.storage;
   // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device, counting the workgroups of
-  // the smallest size launch() may pick (a wg* variant: its BM x BN blocks): most layers then need no
-  // split (and no reduction pass).
+  // the smallest size launch() may pick (a wg* variant: its BM x BN blocks; a register tile: 4 columns
+  // per lane, also for the wide variants: counting their half as many lanes adds splits and reduction
+  // passes that measured no faster on lavapipe at the seed's 16x16 to 4x4 shapes): most layers then
+  // need no split (and no reduction pass).
   const rowsK = g.N * g.OH;
   // (The variant is chosen per launch, by the tuner when it is on; the forced or heuristic one sizes the split.)
   const fam = kernelFamily(forcedVariant('conv') ?? heuristicVariant('conv'));
-  const small = fam.subgroup ? Math.max(8, gpu().features.subgroupMaxSize || 8) : 8;
   const tiles = fam.tile
     ? Math.ceil(LD / fam.tile.BN) * Math.ceil(g.Cout / fam.tile.BM)
-    : Math.ceil(Math.ceil(LD / 4) / small) * Math.ceil(g.Cout / ROWS);
+    : Math.ceil(Math.ceil(LD / 4) / smallWG(fam.subgroup)) * Math.ceil(g.Cout / ROWS);
   let splits = Math.max(1, Math.min(rowsK, Math.ceil(targetWorkgroups() / tiles)));
   const perSplit = Math.ceil(rowsK / splits);
   splits = Math.ceil(rowsK / perSplit);
