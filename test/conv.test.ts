@@ -36,6 +36,17 @@ const cases: Case[] = [
   [3, 5, 6, 4, 6, 3, 3, 1, 0],
   [1, 4, 7, 12, 5, 5, 5, 1, 2],
   [2, 3, 4, 8, 4, 2, 3, 1, 1],
+  // GEMMs of 260 columns or more (column counts not multiples of 8), where the wide variants run 32x8
+  // tiles (narrower GEMMs get their 32x4 tiles; 16-lane subgroups need twice the columns of 8-lane
+  // ones): width 16 (the two groups of 4 slide as one row of 8), 12 and 4 (each group slides on its own;
+  // at 4 the second group is the next row), the forward without padding (OW 14: the general loop; the
+  // input gradient still slides), 1x1, and stride 2 with two row tiles.
+  [3, 5, 7, 16, 9, 3, 3, 1, 1],
+  [5, 4, 6, 12, 7, 3, 3, 1, 1],
+  [9, 6, 8, 4, 5, 3, 3, 1, 1],
+  [3, 5, 7, 16, 6, 3, 3, 1, 0],
+  [3, 9, 11, 9, 6, 1, 1, 1, 0],
+  [4, 3, 17, 15, 37, 3, 3, 2, 1],
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
@@ -73,9 +84,10 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     for (const t of [xt, wt, bt, y, dyt, db, dw]) t.dispose();
   });
 
-  run.each([[7, 6], [5, 8]])('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer (%i x %i)', async (H, W) => {
+  // (7 images of 9 x 16: 1008 columns, the wide variants' 32x8 tiles.)
+  run.each([[3, 7, 6], [3, 5, 8], [7, 9, 16]])('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer (%i images of %i x %i)', async (N, H, W) => {
     forceConvKernel(kernel);
-    const [N, C0, G] = [3, 5, 4];
+    const [C0, G] = [5, 4];
     const o = { stride: 1, padding: 1 };
     // One block buffer [N, C0 + G + 2, H, W]: the conv reads channels [0, C0) and writes [C0 + 1, C0 + 1 + G).
     const Ctot = C0 + G + 2;
