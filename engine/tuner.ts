@@ -14,8 +14,9 @@
 // each supported candidate runs once (compiling its pipelines), then all are timed in interleaved
 // rounds (timestamp queries when the adapter has them, else the wall clock around repeated dispatches),
 // short kernels repeated to about ROUND_MS. After the first round a candidate more than DROP_RATIO
-// times slower than the best is dropped (never the heuristic), and one dropped at an entry point's
-// first PRUNE_AFTER shapes is not compiled again for it. The fastest (the heuristic unless another
+// times slower than the best is dropped (never the heuristic), and one dropped once, or not chosen at
+// any of an entry point's first PRUNE_AFTER shapes, is not compiled again for it (compiling is most of
+// a cold tuning run on a CPU adapter). The fastest (the heuristic unless another
 // beats it by 3%) is kept in memory and persisted per adapter and engine version
 // (engine/tune_store.ts); later calls with that key use it. A corrupt or foreign cache is ignored with
 // one warning; a job whose candidates all fail keeps the heuristic with a warning.
@@ -29,7 +30,7 @@ import { envChoice } from './env.js';
 import { currentCaps, forcedVariant, heuristicVariant, supportedVariants, type Family, type VariantName } from './variants.js';
 
 /** Bump with any kernel change that can change which variant is fastest (it keys the persisted cache). */
-export const ENGINE_VERSION = '0.1.0';
+export const ENGINE_VERSION = '0.1.0-wide';
 
 export type TuneMode = 'off' | 'cached' | 'on';
 const MODES: readonly TuneMode[] = ['off', 'cached', 'on'];
@@ -377,12 +378,16 @@ async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: bo
 }
 
 /**
- * Per (family, entry point): how often each variant was dropped after round 1, and whether it ever
- * survived one. A variant dropped PRUNE_AFTER times and never kept is not compiled or timed again for
- * that entry in this process (compiling pipelines is most of a tuning run's time on CPU adapters).
+ * Per (family, entry point): at how many shapes each variant was measured, whether it was dropped at one
+ * (more than DROP_RATIO times slower than the best), and whether it was ever the one chosen. A variant
+ * never chosen that was dropped once, or measured at PRUNE_AFTER shapes, is not compiled or timed again
+ * for that entry in this process: compiling pipelines is most of a tuning run's time on CPU adapters
+ * (lavapipe with a cold shader cache, the seed DenseNet: 92 s when candidates were pruned only after 3
+ * drops, 58 s of it compiling candidates that did not win; 2-8x slower variants such as the
+ * workgroup-memory tiles there took 1.5-2 s per pipeline).
  */
-const history = new Map<string, { dropped: number; survived: boolean }>();
-const PRUNE_AFTER = 3;
+const history = new Map<string, { measured: number; dropped: boolean; chosen: boolean }>();
+const PRUNE_AFTER = 2;
 
 async function measure(job: Job): Promise<TuneRecord> {
   const heuristic = heuristicVariant(job.family) as string;
@@ -390,7 +395,7 @@ async function measure(job: Job): Promise<TuneRecord> {
   const hist = (v: string) => {
     const k = `${entry}|${v}`;
     let h = history.get(k);
-    if (!h) history.set(k, (h = { dropped: 0, survived: false }));
+    if (!h) history.set(k, (h = { measured: 0, dropped: false, chosen: false }));
     return h;
   };
   const pruned: string[] = [];
@@ -401,7 +406,7 @@ async function measure(job: Job): Promise<TuneRecord> {
   const warm: Record<string, number> = {};
   for (const v of supportedVariants(job.family).filter((x) => x !== 'naive') as string[]) {
     const h = hist(v);
-    if (v !== heuristic && !h.survived && h.dropped >= PRUNE_AFTER) {
+    if (v !== heuristic && !h.chosen && (h.dropped || h.measured >= PRUNE_AFTER)) {
       pruned.push(v);
       continue;
     }
@@ -420,8 +425,7 @@ async function measure(job: Job): Promise<TuneRecord> {
       const leader = Math.min(...alive.map((v) => best[v]));
       for (const v of alive) if (v !== heuristic && !(best[v] <= DROP_RATIO * leader)) dropped.push(v);
       alive = alive.filter((v) => !dropped.includes(v));
-      for (const v of dropped) hist(v).dropped++;
-      for (const v of alive) hist(v).survived = true;
+      for (const v of dropped) hist(v).dropped = true;
     }
   }
   for (const v of alive) best[v] ??= warm[v]; // a lone survivor was only warmed up
@@ -434,6 +438,8 @@ async function measure(job: Job): Promise<TuneRecord> {
     // Within 3% of the heuristic is noise: keep the heuristic (deterministic, and known-good).
     if (best[heuristic] !== undefined && best[winner] > best[heuristic] / 1.03) winner = heuristic;
   }
+  for (const v of Object.keys(best)) hist(v).measured++;
+  hist(winner).chosen = true;
   return { family: job.family, key: job.key, label: job.launcher.label ?? job.key, flops: job.launcher.flops, heuristic, chosen: winner, ms: best, dropped, pruned, timer: useTimestamps ? 'timestamp' : 'wall' };
 }
 

@@ -117,7 +117,6 @@ const table = {
     { name: 'quad', about: '32x4 register tiles, the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
     { name: 'tiled', about: '32x4 register tiles, every lane loads its own rows', missing: always },
     { name: 'subgroup-wide', about: '32x8 register tiles (32x4 on GEMMs too narrow to fill two workgroups), the rows shared with subgroupBroadcast among 8 lanes', missing: sgAtLeast8 },
-    { name: 'quad-wide', about: '32x8 register tiles (32x4 on GEMMs too narrow to fill two workgroups), the rows shared with quadBroadcast among 4 lanes', missing: sgQuads },
     convTile('wg32x32'),
     convTile('wg64x64'),
     convTile('wg32x128'),

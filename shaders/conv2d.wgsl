@@ -63,7 +63,7 @@
 override WG: u32 = 64u;
 override PROLOGUE: bool = false;
 override XALIAS: bool = false;
-// WIDE: the GEMM entry points compute 32 x 8 tiles (two groups of 4 columns), the wide variants.
+// WIDE: the GEMM entry points compute 32 x 8 tiles (two groups of 4 columns): the subgroup-wide variant.
 override WIDE: bool = false;
 // The columns of a lane's tile.
 fn cols() -> u32 { return select(4u, 8u, WIDE); }

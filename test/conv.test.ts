@@ -36,7 +36,7 @@ const cases: Case[] = [
   [3, 5, 6, 4, 6, 3, 3, 1, 0],
   [1, 4, 7, 12, 5, 5, 5, 1, 2],
   [2, 3, 4, 8, 4, 2, 3, 1, 1],
-  // GEMMs of 260 columns or more (column counts not multiples of 8), where the wide variants run 32x8
+  // GEMMs of 260 columns or more (column counts not multiples of 8), where subgroup-wide runs 32x8
   // tiles (narrower GEMMs get their 32x4 tiles; 16-lane subgroups need twice the columns of 8-lane
   // ones): width 16 (the two groups of 4 slide as one row of 8), 12 and 4 (each group slides on its own;
   // at 4 the second group is the next row), the forward without padding (OW 14: the general loop; the
@@ -84,7 +84,7 @@ describe.each(E.allVariants('conv'))('conv2d, %s kernels', (kernel) => {
     for (const t of [xt, wt, bt, y, dyt, db, dw]) t.dispose();
   });
 
-  // (7 images of 9 x 16: 1008 columns, the wide variants' 32x8 tiles.)
+  // (7 images of 9 x 16: 1008 columns, subgroup-wide's 32x8 tiles.)
   run.each([[3, 7, 6], [3, 5, 8], [7, 9, 16]])('channel views in and out, the fused BN-ReLU prologue, the mask, accumulation, one shared buffer (%i images of %i x %i)', async (N, H, W) => {
     forceConvKernel(kernel);
     const [C0, G] = [5, 4];

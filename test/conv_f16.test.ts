@@ -67,7 +67,7 @@ const cases: Case[] = [
   [2, 72, 9, 10, 67, 3, 3, 1, 1], // more than one wg block each way; K = 648 (vec4 weights)
   [2, 7, 5, 8, 9, 3, 3, 1, 1], // stride 1, width 8: the sliding loops of the forward and the input gradient
   [3, 5, 6, 4, 6, 3, 3, 1, 0], // width 4, no padding: the input gradient slides, the forward (OW 2) does not
-  [3, 5, 7, 16, 9, 3, 3, 1, 1], // 336 columns: the wide variants' 32x8 tiles, sliding as one row of 8
+  [3, 5, 7, 16, 9, 3, 3, 1, 1], // 336 columns: subgroup-wide's 32x8 tiles, sliding as one row of 8
   [9, 6, 8, 4, 5, 3, 3, 1, 1], // 288 columns of width 4: 32x8 tiles whose two groups slide on their own
   [3, 9, 11, 9, 6, 1, 1, 1, 0], // 1x1 on 297 columns (32x8 tiles)
 ];

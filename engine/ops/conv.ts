@@ -180,8 +180,8 @@ function smallWG(subgroup: boolean): number {
 }
 
 /**
- * Columns per lane of a register-tile variant for a GEMM of `columns` columns: 4, or 8 for the wide
- * variants where that still leaves two of the smallest workgroups of lanes. Below that (the seed
+ * Columns per lane of a register-tile variant for a GEMM of `columns` columns: 4, or 8 for
+ * subgroup-wide where that still leaves two of the smallest workgroups of lanes. Below that (the seed
  * DenseNet's 2x2 stage: 32 pixels) the wide tile leaves lanes idle on one core: measured on lavapipe,
  * the 2x2 forward and input gradient took 1.4-1.6x the 32x4 tile's time, while from the 4x4 stage up
  * (128 pixels and more) the wide tile took 0.8-1.0x.
@@ -211,9 +211,8 @@ const wgmem = (v: keyof typeof CONV_TILES): Parts => {
 const variantParts: Record<ConvKernel | 'plain', Parts> = {
   subgroup: { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup' },
   quad: { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad' },
-  // The wide variants are these modules run with WIDE (32 x 8 tiles).
+  // The wide variant is this module run with WIDE (32 x 8 tiles).
   'subgroup-wide': { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup-wide' },
-  'quad-wide': { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad-wide' },
   tiled: { snippets: [own], variant: 'tiled' },
   wg32x32: wgmem('wg32x32'),
   wg64x64: wgmem('wg64x64'),
@@ -247,11 +246,11 @@ export function convSource(v: ConvKernel, dtype: DType = 'float32'): KernelSourc
 
 /**
  * Whether a variant's register tiles share rows through subgroups, their columns per lane (4, or 8 for
- * the wide variants), and its workgroup-memory tile (wg*).
+ * subgroup-wide), and its workgroup-memory tile (wg*).
  */
 function kernelFamily(k: ConvKernel): { subgroup: boolean; cols: number; tile: GemmTile | null } {
   const tile = k in CONV_TILES ? CONV_TILES[k as keyof typeof CONV_TILES] : null;
-  const wide = k === 'subgroup-wide' || k === 'quad-wide';
+  const wide = k === 'subgroup-wide';
   return { subgroup: wide || k === 'subgroup' || k === 'quad', cols: wide ? 8 : 4, tile };
 }
 
@@ -512,7 +511,7 @@ export function conv2dWeightGradRaw(x: Tensor, dy: Tensor, wShape: readonly numb
   const xAlias = x.storage === dy.storage;
   // Split the k = (n, oh, ow) sum over enough workgroups to occupy the device, counting the workgroups of
   // the smallest size launch() may pick (a wg* variant: its BM x BN blocks; a register tile: 4 columns
-  // per lane, also for the wide variants: counting their half as many lanes adds splits and reduction
+  // per lane, also for subgroup-wide: counting its half as many lanes adds splits and reduction
   // passes that measured no faster on lavapipe at the seed's 16x16 to 4x4 shapes): most layers then
   // need no split (and no reduction pass).
   const rowsK = g.N * g.OH;
