@@ -150,6 +150,47 @@ describe('tuning', () => {
     warn.mockRestore();
   });
 
+  test('a candidate dropped once, or measured at 2 shapes and never chosen, is not run again for that entry point', async () => {
+    E.setTuneStore(E.memoryTuneStore());
+    E.resetTuning();
+    E.setTuneMode('on');
+    const heuristic = E.heuristicVariant('matmul');
+    const others = E.supportedVariants('matmul').filter((v) => v !== heuristic && v !== 'naive');
+    expect(others.length, 'this test needs two candidates besides the heuristic').toBeGreaterThanOrEqual(2);
+    // The heuristic takes 1 ms, `close` 1.3 ms (never dropped, never chosen), the rest 6 ms (dropped).
+    const close = others[0];
+    const ms = (v: string) => (v === heuristic ? 1 : v === close ? 1.3 : 6);
+    const runs = new Map<string, number>();
+    const run = (v: string) => {
+      if (profiling()) throw new Error('timed by the wall clock only'); // (a fake kernel records no timestamps)
+      runs.set(v, (runs.get(v) ?? 0) + 1);
+      const t = performance.now();
+      while (performance.now() - t < ms(v)) { /* a kernel that takes ms(v) */ }
+    };
+    const tune = async (key: string) => {
+      runs.clear();
+      selectVariant('matmul', key, { buffers: [], run: run as never, flops: 1 });
+      await E.settleTuning();
+      return { rec: E.tuneRecords().find((r) => r.key === key)!, ran: [...runs.keys()] };
+    };
+    const slow = others.slice(1);
+    const a = await tune('prune-entry|a');
+    expect(a.rec.chosen).toBe(heuristic);
+    expect([...a.rec.dropped].sort()).toEqual([...slow].sort());
+    expect(a.rec.pruned).toEqual([]);
+    const b = await tune('prune-entry|b');
+    expect([...b.rec.pruned].sort(), 'dropped once: pruned').toEqual([...slow].sort());
+    expect(b.ran.sort()).toEqual([heuristic, close].sort());
+    const c = await tune('prune-entry|c');
+    expect([...c.rec.pruned].sort(), 'measured twice, never chosen: pruned too').toEqual([...others].sort());
+    expect(c.ran).toEqual([heuristic]);
+    expect(c.rec.chosen).toBe(heuristic);
+    // Another entry point measures every candidate again.
+    const d = await tune('other-entry|a');
+    expect(d.rec.pruned).toEqual([]);
+    expect(d.ran.length).toBe(others.length + 1);
+  });
+
   test('in Node the choices go to $XDG_CACHE_HOME/densenet-webgpu/tune.json, replaced whole', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tune-'));
     const before = process.env.XDG_CACHE_HOME;
