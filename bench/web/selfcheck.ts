@@ -117,6 +117,30 @@ function cases(): Case[] {
         }
       },
     });
+    out.push({
+      // 1,152 pixels: enough for subgroup-wide's 32x8 tiles with subgroups of up to 64 lanes.
+      name: `conv2d (${k}) forward and input gradient on 1,152 pixels [3,2,16,24]`,
+      rtol: 1e-3,
+      atol: 1e-4,
+      run: async () => {
+        E.forceConvKernel(k);
+        try {
+          const x = rand([3, 2, 16, 24], 14), w = rand([6, 2, 3, 3], 15), dy = rand([3, 6, 16, 24], 16);
+          const xt = T(x, true);
+          const y = E.scope(() => {
+            const out = E.conv2d(xt, T(w), null, { padding: 1 });
+            E.sum(E.mul(out, T(dy))).backward();
+            return out;
+          });
+          const res: Array<[Float32Array, ND]> = [[await y.data(), refConv(x, w, null, { padding: 1 })], [await xt.grad!.data(), conv2dGrads(x, w, dy, { padding: 1 }).dx]];
+          y.dispose();
+          xt.dispose();
+          return res;
+        } finally {
+          E.forceConvKernel(null);
+        }
+      },
+    });
   }
   for (const k of bnKernels) {
     out.push({
