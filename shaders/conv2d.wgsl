@@ -128,6 +128,16 @@ fn bn_relu(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
   return select(y, vec4f(0.0), y <= vec4f(0.0));
 }
 
+// The prologue's scale and shift of input channel c (1 and 0 without PROLOGUE), as vec4s for a group.
+fn pro_scale(c: u32) -> vec4f {
+  if (PROLOGUE) { return vec4f(Scale[pu(22u) + c]); }
+  return vec4f(1.0);
+}
+fn pro_shift(c: u32) -> vec4f {
+  if (PROLOGUE) { return vec4f(Shift[pu(23u) + c]); }
+  return vec4f(0.0);
+}
+
 fn prologue(v: vec4f, sc: vec4f, sh: vec4f) -> vec4f {
   if (PROLOGUE) { return bn_relu(v, sc, sh); }
   return v;
@@ -282,8 +292,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   // 1x1 kernels get a loop of their own: one loop level less is worth more than the code size.
   if (KK == 1u) {
     for (var k = 0u; k < Cin; k++) {
-      var sc = vec4f(1.0); var sh = vec4f(0.0);
-      if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + k]); sh = vec4f(Shift[pu(23u) + k]); }
+      let sc = pro_scale(k); let sh = pro_shift(k);
       let xc = i32(k * pu(13u));
       let r = rows_w(wa, k);
       t0 = accumulate(t0, r, fwd_tap(c0, xc, 0u, 0u, sc, sh));
@@ -297,8 +306,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
     let chain = WIDE && OW % 8u == 0u;
     var k = 0u;
     for (var ci = 0u; ci < Cin; ci++) {
-      var sc = vec4f(1.0); var sh = vec4f(0.0);
-      if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
+      let sc = pro_scale(ci); let sh = pro_shift(ci);
       let xc = i32(ci * pu(13u));
       var kh = 0u; var kw = 0u;
       var v0 = vec4f(0.0); var v1 = vec4f(0.0);
@@ -317,8 +325,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   } else {
     var k = 0u;
     for (var ci = 0u; ci < Cin; ci++) {
-      var sc = vec4f(1.0); var sh = vec4f(0.0);
-      if (PROLOGUE) { sc = vec4f(Scale[pu(22u) + ci]); sh = vec4f(Shift[pu(23u) + ci]); }
+      let sc = pro_scale(ci); let sh = pro_shift(ci);
       let xc = i32(ci * pu(13u));
       // (kh, kw) in one loop: a loop level costs llvmpipe more than the index arithmetic.
       var kh = 0u; var kw = 0u;
