@@ -1,7 +1,8 @@
 // `densenet-bench speed`: images per second, ms per step (median and spread), GFLOP/s from the exact
 // FLOP count of the layers, dispatches per step, GPU time per step (the sum of every dispatch's time
-// from timestamp queries, where the adapter has them), and the pool's peak and live bytes; naive
-// against memory-efficient.
+// from timestamp queries, where the adapter has them), the process's CPU time per step (Node: on a
+// software adapter the work itself, steadier than the wall clock on a busy host), and the pool's peak
+// and live bytes; naive against memory-efficient.
 
 import * as E from '../engine/index.js';
 import { countFlops } from '../nn/index.js';
@@ -125,6 +126,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
               ms: t.medianMs,
               msMin: t.minMs,
               msMax: t.maxMs,
+              cpuMs: t.cpuMs ?? null,
               imgPerSec: (o.batch * 1000) / t.medianMs,
               gflops: f / (t.medianMs * 1e6),
               flopsPerStep: f,
@@ -155,6 +157,7 @@ export async function runSpeed(o: SpeedOptions, rep: Reporter): Promise<Row[]> {
     ['gflops', 'GFLOP/s', fixed(2)],
     ['dispatches', 'dispatches'],
     ['gpuMs', 'GPU ms', fixed(1)],
+    ['cpuMs', 'CPU ms', fixed(1)],
     ['peakBytes', 'peak MiB', mib],
     ['liveBytes', 'live MiB', mib],
     ...(o.tune?.length === 2 ? [['tunedRatio', 'tuned/untuned', fixed(3)] as [string, string, (v: Row[string]) => string]] : []),

@@ -7,6 +7,20 @@ export interface Timing {
   minMs: number;
   maxMs: number;
   samples: number[];
+  /**
+   * Median CPU time of the process per run (all its threads: on a software adapter the GPU's work
+   * itself, which a busy host inflates far less than the wall clock; on a GPU the host's share), where
+   * the runtime can tell (Node); absent in a browser.
+   */
+  cpuMs?: number;
+}
+
+/** The process's CPU time so far in ms (user + system, all threads), or null where it cannot be read (browsers). */
+export function cpuNowMs(): number | null {
+  const proc = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process;
+  if (!proc?.cpuUsage) return null;
+  const u = proc.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 export function median(xs: number[]): number {

@@ -3,7 +3,7 @@
 // step's dispatches, memory and GPU time.
 
 import * as E from '../engine/index.js';
-import { median, type Timing } from './timing.js';
+import { cpuNowMs, median, type Timing } from './timing.js';
 
 /**
  * Runs `step` with tuning on and waits for the measurements, again while some shapes had to wait (the
@@ -38,23 +38,29 @@ export interface TimedVariant {
  */
 export async function timeInterleaved(variants: TimedVariant[], iters: number): Promise<Record<string, Timing>> {
   const samples: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
   const before = E.tuneMode();
   try {
     for (let i = 0; i < iters; i++) {
       for (const v of i % 2 ? [...variants].reverse() : variants) {
         E.setTuneMode(v.tune === 'on' ? 'cached' : 'off');
         await E.sync();
+        const c = cpuNowMs();
         const t = performance.now();
         v.step();
         await E.sync();
         samples[v.key].push(performance.now() - t);
+        if (c !== null) cpu[v.key].push(cpuNowMs()! - c);
       }
     }
   } finally {
     E.setTuneMode(before);
   }
   return Object.fromEntries(
-    variants.map(({ key }) => [key, { medianMs: median(samples[key]), minMs: Math.min(...samples[key]), maxMs: Math.max(...samples[key]), samples: samples[key] }]),
+    variants.map(({ key }) => {
+      const s = samples[key];
+      return [key, { medianMs: median(s), minMs: Math.min(...s), maxMs: Math.max(...s), samples: s, ...(cpu[key].length ? { cpuMs: median(cpu[key]) } : {}) }];
+    }),
   );
 }
 
