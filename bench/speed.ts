@@ -1,7 +1,7 @@
 // `densenet-bench speed`: images per second, ms per step (median and spread), GFLOP/s from the exact
 // FLOP count of the layers, dispatches per step, GPU time per step (the sum of every dispatch's time
 // from timestamp queries, where the adapter has them), the process's CPU time per step (Node: on a
-// software adapter the work itself, steadier than the wall clock on a busy host), and the pool's peak
+// software adapter the work itself, without the time the host gives its other guests), and the pool's peak
 // and live bytes; naive against memory-efficient.
 
 import * as E from '../engine/index.js';

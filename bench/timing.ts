@@ -9,7 +9,8 @@ export interface Timing {
   samples: number[];
   /**
    * Median CPU time of the process per run (all its threads: on a software adapter the GPU's work
-   * itself, which a busy host inflates far less than the wall clock; on a GPU the host's share), where
+   * itself, without the time the host gives its other guests, which the wall clock counts; on a GPU the
+   * host's share), where
    * the runtime can tell (Node); absent in a browser.
    */
   cpuMs?: number;

@@ -193,6 +193,7 @@ function colsPerLane(fam: { subgroup: boolean; cols: number }, columns: number):
 const body: KernelSource = { file: 'conv2d.wgsl', source: bodySrc };
 const snippet = (file: string, source: string): KernelSource => ({ file, source });
 const own = snippet('conv2d_lanes_own.wgsl', ownSrc);
+const sg8 = snippet('conv2d_lanes_sg8.wgsl', sg8Src);
 interface Parts { snippets: KernelSource[]; enables?: string[]; variant?: string }
 /** A workgroup-memory variant's parts: the own-lanes snippet (the body's entry points need one), its tile constants and conv2d_wgmem.wgsl. */
 const wgmem = (v: keyof typeof CONV_TILES): Parts => {
@@ -209,10 +210,10 @@ const wgmem = (v: keyof typeof CONV_TILES): Parts => {
  * adapter: the tiled module (one module: the runtime caches by source), named without a variant.
  */
 const variantParts: Record<ConvKernel | 'plain', Parts> = {
-  subgroup: { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup' },
+  subgroup: { snippets: [sg8], enables: ['subgroups'], variant: 'subgroup' },
   quad: { snippets: [snippet('conv2d_lanes_quad.wgsl', quadSrc)], enables: ['subgroups'], variant: 'quad' },
   // The wide variant is this module run with WIDE (32 x 8 tiles).
-  'subgroup-wide': { snippets: [snippet('conv2d_lanes_sg8.wgsl', sg8Src)], enables: ['subgroups'], variant: 'subgroup-wide' },
+  'subgroup-wide': { snippets: [sg8], enables: ['subgroups'], variant: 'subgroup-wide' },
   tiled: { snippets: [own], variant: 'tiled' },
   wg32x32: wgmem('wg32x32'),
   wg64x64: wgmem('wg64x64'),
