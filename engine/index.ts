@@ -15,7 +15,7 @@ export {
 export { setTuneMode, tuneMode, setTuneStore, settleTuning, tuneRecords, resetTuning, lastVariant, takeDeferred, ENGINE_VERSION, type TuneMode, type TuneRecord } from './tuner.js';
 export { memoryTuneStore, defaultTuneStore, type TuneStore } from './tune_store.js';
 export { memory, pool, formatBytes, type PoolStats } from './pool.js';
-export { sync, flush, dispatches, readbacks } from './runtime.js';
+export { sync, flush, dispatches, readbacks, bindGroupsCreated } from './runtime.js';
 export { canProfile, startProfile, stopProfile, type KernelTime } from './profiler.js';
 export { Tensor, scope, keep, empty, type GradNode } from './tensor.js';
 export { floatToHalfBits, floatToBfloat16Bits, halfToFloat, roundToHalf, itemBytes, DTYPES, type DType } from './dtype.js';

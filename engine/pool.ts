@@ -69,6 +69,16 @@ export function formatBytes(n: number): string {
 /** The cache's smallest default bound (see the header). */
 const MIN_CACHE_LIMIT = 64 << 20;
 
+/** Removes and returns the buffer of lowest id from a non-empty free list (whose order is not kept). */
+function takeOldest(list: PooledBuffer[]): PooledBuffer {
+  let at = 0;
+  for (let i = 1; i < list.length; i++) if (list[i].id < list[at].id) at = i;
+  const pb = list[at];
+  list[at] = list[list.length - 1];
+  list.pop();
+  return pb;
+}
+
 class BufferPool {
   private free = new Map<string, PooledBuffer[]>();
   /** Every cached buffer, oldest release first (the order in which the cache bound destroys them). */
@@ -149,10 +159,17 @@ class BufferPool {
     return buffer;
   }
 
-  /** The smallest kept buffer of this usage with size in [size, size * REUSE_SLACK], removed from the cache. */
+  /**
+   * The smallest kept buffer of this usage with size in [size, size * REUSE_SLACK], removed from the
+   * cache; of several of that size, the oldest (lowest id). Which buffer a request gets then depends on
+   * which are free, not on the order they were released in, so a loop that makes the same requests
+   * each iteration gets the same buffers each iteration and the runtime's bind groups (keyed by buffer)
+   * are reused; taking the last released one instead, a training step of the seed DenseNet created 48
+   * of its 123 bind groups anew every step (59 us each in Dawn).
+   */
   private takeFree(size: number, usage: number): PooledBuffer | undefined {
     const exact = this.free.get(`${size}:${usage}`);
-    if (exact?.length) return this.unlist(exact.pop()!);
+    if (exact?.length) return this.unlist(takeOldest(exact));
     let best: PooledBuffer[] | undefined;
     let bestSize = Infinity;
     for (const [key, list] of this.free) {
@@ -163,8 +180,7 @@ class BufferPool {
         bestSize = s;
       }
     }
-    const pb = best?.pop();
-    return pb && this.unlist(pb);
+    return best && this.unlist(takeOldest(best));
   }
 
   private unlist(pb: PooledBuffer): PooledBuffer {

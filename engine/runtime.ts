@@ -202,6 +202,7 @@ let uniformBuffer: PooledBuffer | null = null;
 let bindGroups = new Map<string, GPUBindGroup>();
 let dispatchCount = 0;
 let readbackCount = 0;
+let bindGroupCount = 0;
 
 function getUniformBuffer(): PooledBuffer {
   if (!uniformBuffer) uniformBuffer = pool.acquire(ARENA_SLOTS * SLOT_BYTES, 'uniforms', BufferUsage.UNIFORM | BufferUsage.COPY_DST);
@@ -269,6 +270,7 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: ub.buffer, offset: 0, size: SLOT_BYTES } }];
     p.bindings.forEach((b, i) => entries.push({ binding: b.binding, resource: { buffer: args.buffers[i].buffer } }));
     bg = gpu().device.createBindGroup({ layout: p.layout, entries });
+    bindGroupCount++;
     if (bindGroups.size > 8192) bindGroups.clear();
     bindGroups.set(key, bg);
   }
@@ -375,6 +377,14 @@ export function spareBuffer(name: string): PooledBuffer {
 /** Number of dispatches encoded since the process started (the benchmark reads it). */
 export function dispatches(): number {
   return dispatchCount;
+}
+
+/**
+ * Number of bind groups created since the process started: a dispatch whose pipeline and buffers an
+ * earlier one had reuses its bind group, so a loop that repeats the same work creates none once warm.
+ */
+export function bindGroupsCreated(): number {
+  return bindGroupCount;
 }
 
 /** Number of reads from the GPU to the host (readBuffer calls) since the process started. */

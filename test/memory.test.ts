@@ -1,6 +1,8 @@
 import { totalmem } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import * as models from '../models/index.js';
 import { sizeClass } from '../engine/pool.js';
 import { useEngine } from './helpers.js';
 
@@ -153,6 +155,55 @@ describe('the pool under memory pressure', () => {
     const { allocations } = E.memory();
     for (let i = 0; i < 5; i++) step();
     expect(E.memory().allocations).toBe(allocations);
+  });
+
+  test('a request gets the same cached buffer whatever order the free ones were released in', () => {
+    // Three buffers of one size class, released in one order and then in the reverse: the first request
+    // after each gets the same buffer (the oldest), so the same work reaches the same buffers.
+    const firstAfter = (order: number[]) => {
+      const ts = [0, 1, 2].map(() => E.empty([7001]));
+      const ids = ts.map((t) => t.buffer.id);
+      order.forEach((i) => ts[i].dispose());
+      const t = E.empty([7001]);
+      const got = ids.indexOf(t.buffer.id);
+      t.dispose();
+      return { got, ids };
+    };
+    const a = firstAfter([0, 1, 2]);
+    const b = firstAfter([2, 1, 0]);
+    expect(b.ids).toEqual(a.ids); // the same three buffers both times
+    expect(a.got).toBe(0);
+    expect(b.got).toBe(0);
+  });
+
+  test('a training step of a DenseNet creates no bind group once warm (every dispatch reuses one)', () => {
+    E.manualSeed(0);
+    const model = new models.DenseNet({ numChannels: 8, growthRate: 4, arch: [3, 2], numClasses: 3 });
+    const x = E.keep(E.randn([4, 1, 16, 16]));
+    const y = E.keep(E.tensor([0, 1, 2, 1]));
+    model.predict(x).dispose();
+    const opt = new nn.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+    const step = () => {
+      E.scope(() => {
+        opt.zeroGrad();
+        nn.crossEntropy(model(x), y).backward();
+      });
+      opt.step();
+    };
+    try {
+      for (let i = 0; i < 4; i++) step();
+      const before = E.bindGroupsCreated();
+      const d0 = E.dispatches();
+      for (let i = 0; i < 3; i++) step();
+      expect(E.dispatches() - d0).toBeGreaterThan(30);
+      expect(E.bindGroupsCreated() - before).toBe(0);
+    } finally {
+      opt.zeroGrad();
+      opt.dispose();
+      model.dispose();
+      x.dispose();
+      y.dispose();
+    }
   });
 
   test('an allocation the device fails is the pool\'s out-of-memory error at the next sync point', async () => {
