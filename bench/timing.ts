@@ -14,6 +14,11 @@ export interface Timing {
    * the runtime can tell (Node); absent in a browser.
    */
   cpuMs?: number;
+  /**
+   * Median time of the run's call itself (the GPU idle before it): the host's work to record and submit
+   * the step (ops, autograd, command encoding). Where it nears the step's time, the GPU waits on the host.
+   */
+  hostMs?: number;
 }
 
 /** The process's CPU time so far in ms (user + system, all threads), or null where it cannot be read (browsers). */

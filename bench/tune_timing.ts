@@ -39,6 +39,7 @@ export interface TimedVariant {
 export async function timeInterleaved(variants: TimedVariant[], iters: number): Promise<Record<string, Timing>> {
   const samples: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
+  const host: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
   const before = E.tuneMode();
   try {
     for (let i = 0; i < iters; i++) {
@@ -48,6 +49,7 @@ export async function timeInterleaved(variants: TimedVariant[], iters: number): 
         const c = cpuNowMs();
         const t = performance.now();
         v.step();
+        host[v.key].push(performance.now() - t);
         await E.sync();
         samples[v.key].push(performance.now() - t);
         if (c !== null) cpu[v.key].push(cpuNowMs()! - c);
@@ -59,7 +61,7 @@ export async function timeInterleaved(variants: TimedVariant[], iters: number): 
   return Object.fromEntries(
     variants.map(({ key }) => {
       const s = samples[key];
-      return [key, { medianMs: median(s), minMs: Math.min(...s), maxMs: Math.max(...s), samples: s, ...(cpu[key].length ? { cpuMs: median(cpu[key]) } : {}) }];
+      return [key, { medianMs: median(s), minMs: Math.min(...s), maxMs: Math.max(...s), samples: s, hostMs: median(host[key]), ...(cpu[key].length ? { cpuMs: median(cpu[key]) } : {}) }];
     }),
   );
 }

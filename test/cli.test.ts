@@ -116,6 +116,11 @@ describe('densenet-bench', () => {
     expect(rows[2].peakBytes).toBeLessThan(rows[1].peakBytes);
     // The process's CPU time per step (Node reads it): at least the kernels' work on this software adapter.
     for (const row of rows.slice(1)) expect(row.cpuMs).toBeGreaterThan(0);
+    // The host's share: recording a step takes time, within the step's (per step, so the medians too).
+    for (const row of rows.slice(1)) {
+      expect(row.hostMs).toBeGreaterThan(0);
+      expect(row.hostMs).toBeLessThanOrEqual(row.ms);
+    }
   });
 
   test('eval runs a mixed-precision checkpoint in mixed precision: the accuracy the run logged (issue 16)', () => {

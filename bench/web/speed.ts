@@ -31,6 +31,8 @@ export interface PageSpeedResult {
   /** GPU ms per step from timestamp queries (null without them). */
   gpuMs: { untuned: number | null; tuned: number | null };
   dispatches: { untuned: number; tuned: number };
+  /** Median ms of the host's work per step (recording it, with the GPU idle): timing.ts's hostMs. */
+  hostMs: { untuned: number; tuned: number };
   /** Seconds of the tuning pass (a step and the measurements; about a step when nothing was new). */
   tuneSeconds: number;
   /**
@@ -81,6 +83,7 @@ export async function measurePageSpeed(o: PageSpeedOptions, progress: (line: str
       ratio: t.tuned.medianMs / t.untuned.medianMs,
       gpuMs: { untuned: untuned.gpuMs, tuned: tuned.gpuMs },
       dispatches: { untuned: untuned.dispatches, tuned: tuned.dispatches },
+      hostMs: { untuned: t.untuned.hostMs!, tuned: t.tuned.hostMs! },
       tuneSeconds,
       shapes: records.length,
       changed: records.filter((r) => r.chosen !== r.heuristic).length,
@@ -102,8 +105,8 @@ export function speedRows(r: PageSpeedResult): Array<[string, string]> {
   const perSec = (m: number) => ((1000 * o.batch) / m).toFixed(1);
   return [
     ['step', `DenseNet(growth ${o.growth}, arch [${o.arch}]), ${o.memoryEfficient ? 'memory-efficient' : 'naive'} blocks, batch ${o.batch}, ${o.size}x${o.size}, SGD, float32`],
-    ['rules (untuned)', `${r.untunedMs.toFixed(1)} ms/step (${perSec(r.untunedMs)} images/s), GPU ${ms(r.gpuMs.untuned)}, ${r.dispatches.untuned} dispatches`],
-    ['tuned', `${r.tunedMs.toFixed(1)} ms/step (${perSec(r.tunedMs)} images/s), GPU ${ms(r.gpuMs.tuned)}, ${r.dispatches.tuned} dispatches`],
+    ['rules (untuned)', `${r.untunedMs.toFixed(1)} ms/step (${perSec(r.untunedMs)} images/s), GPU ${ms(r.gpuMs.untuned)}, host ${r.hostMs.untuned.toFixed(1)} ms, ${r.dispatches.untuned} dispatches`],
+    ['tuned', `${r.tunedMs.toFixed(1)} ms/step (${perSec(r.tunedMs)} images/s), GPU ${ms(r.gpuMs.tuned)}, host ${r.hostMs.tuned.toFixed(1)} ms, ${r.dispatches.tuned} dispatches`],
     ['tuned / untuned', `${r.ratio.toFixed(3)} (medians of ${o.iters} interleaved steps each)`],
     r.shapes
       ? ['tuner', `${r.shapes} shapes measured in ${r.tuneSeconds.toFixed(1)} s; ${r.changed} run another variant than the rules'`]
