@@ -69,6 +69,13 @@ export function formatBytes(n: number): string {
 /** The cache's smallest default bound (see the header). */
 const MIN_CACHE_LIMIT = 64 << 20;
 
+/** Cached buffers of one size and usage. */
+interface FreeList {
+  size: number;
+  usage: number;
+  buffers: PooledBuffer[];
+}
+
 /** Removes and returns the buffer of lowest id from a non-empty free list (whose order is not kept). */
 function takeOldest(list: PooledBuffer[]): PooledBuffer {
   let at = 0;
@@ -80,7 +87,8 @@ function takeOldest(list: PooledBuffer[]): PooledBuffer {
 }
 
 class BufferPool {
-  private free = new Map<string, PooledBuffer[]>();
+  /** Cached buffers by `size:usage`; a list is deleted when it empties (requests scan the lists). */
+  private free = new Map<string, FreeList>();
   /** Every cached buffer, oldest release first (the order in which the cache bound destroys them). */
   private released = new Set<PooledBuffer>();
   private nextId = 1;
@@ -168,22 +176,15 @@ class BufferPool {
    * of its 123 bind groups anew every step (59 us each in Dawn).
    */
   private takeFree(size: number, usage: number): PooledBuffer | undefined {
-    const exact = this.free.get(`${size}:${usage}`);
-    if (exact?.length) return this.unlist(takeOldest(exact));
-    let best: PooledBuffer[] | undefined;
-    let bestSize = Infinity;
-    for (const [key, list] of this.free) {
-      if (!list.length) continue;
-      const [s, u] = key.split(':').map(Number);
-      if (u === usage && s >= size && s <= size * REUSE_SLACK && s < bestSize) {
-        best = list;
-        bestSize = s;
+    let best = this.free.get(`${size}:${usage}`);
+    if (!best) {
+      for (const f of this.free.values()) {
+        if (f.usage === usage && f.size >= size && f.size <= size * REUSE_SLACK && f.size < (best?.size ?? Infinity)) best = f;
       }
     }
-    return best && this.unlist(takeOldest(best));
-  }
-
-  private unlist(pb: PooledBuffer): PooledBuffer {
+    if (!best) return undefined;
+    const pb = takeOldest(best.buffers);
+    if (!best.buffers.length) this.free.delete(`${best.size}:${best.usage}`);
     this.released.delete(pb);
     return pb;
   }
@@ -196,9 +197,9 @@ class BufferPool {
     this.stats.cachedBytes += pb.size;
     this.tags.set(pb.tag, (this.tags.get(pb.tag) ?? 0) - pb.size);
     const key = `${pb.size}:${pb.usage}`;
-    let list = this.free.get(key);
-    if (!list) this.free.set(key, (list = []));
-    list.push(pb);
+    let f = this.free.get(key);
+    if (!f) this.free.set(key, (f = { size: pb.size, usage: pb.usage, buffers: [] }));
+    f.buffers.push(pb);
     this.released.add(pb);
     const limit = this.cacheLimit;
     // Down to 3/4 of the bound, so that a loop over ever new sizes destroys in batches.
@@ -213,7 +214,7 @@ class BufferPool {
       if (this.stats.cachedBytes <= keepBytes) break;
       this.released.delete(pb);
       const key = `${pb.size}:${pb.usage}`;
-      const list = this.free.get(key)!;
+      const list = this.free.get(key)!.buffers;
       list.splice(list.indexOf(pb), 1);
       if (!list.length) this.free.delete(key);
       pb.buffer.destroy();
