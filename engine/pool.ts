@@ -8,8 +8,12 @@
 //   peakBytes    the largest liveBytes since the last resetPeak();
 //   cachedBytes  released buffers kept for reuse (trim() destroys them);
 //   byTag        live bytes per tag ('tensor', 'uniforms', 'readback', ...).
-// The cache is bounded: past `cacheLimitBytes` (by default the largest liveBytes ever seen, at least
-// 64 MiB: what one more step of the same loop needs), the buffers released longest ago are destroyed.
+// The cache is bounded: past `cacheLimitBytes` the buffers released longest ago are destroyed. The
+// default bound is the largest liveBytes ever seen (at least 64 MiB), grown by the size of every buffer
+// the loop asks for again after the bound destroyed one of its size: a step's buffers of sizes that
+// never overlap in time (DenseNet-121's activations, then the optimiser's packed parameters) can add
+// up to more than its peak, and a bound below what one step uses destroyed and re-created 103 buffers
+// (123 MiB) and, with them, 650 bind groups every step.
 // Out of memory is a clear Error naming the size and the limit, in three places: a request larger than
 // the device's maxBufferSize (at once); one that would take live bytes past `budgetBytes` (at once; the
 // default comes from gpu().memoryBudget); and an allocation the device itself fails (Dawn reports it
@@ -99,6 +103,10 @@ class BufferPool {
   private budget: number | null = null;
   /** Cap on cached bytes; null = the default (see the header). */
   cacheLimitBytes: number | null = null;
+  /** Size classes (`size:usage`) the cache bound destroyed buffers of, and how many (see the header). */
+  private evicted = new Map<string, number>();
+  /** Bytes the default cache bound has grown by: buffers asked for again after the bound destroyed them. */
+  private grownBytes = 0;
   /** Called when buffers are destroyed, so caches that hold them (bind groups) can drop them. */
   onDestroy: (() => void) | null = null;
 
@@ -136,6 +144,7 @@ class BufferPool {
             'use a smaller batch or input size, or raise the budget (pool.budgetBytes, init({ memoryBudget }))',
         );
       }
+      this.noteRecreated(`${size}:${usage}`, size);
       pb = { buffer: this.createBuffer(size, usage, tag), size, usage, id: this.nextId++, tag, live: false, half: false };
       this.stats.allocations++;
     }
@@ -203,11 +212,23 @@ class BufferPool {
     this.released.add(pb);
     const limit = this.cacheLimit;
     // Down to 3/4 of the bound, so that a loop over ever new sizes destroys in batches.
-    if (this.stats.cachedBytes > limit) this.evict(Math.floor(limit * 0.75));
+    if (this.stats.cachedBytes > limit) this.evict(Math.floor(limit * 0.75), true);
   }
 
-  /** Destroys cached buffers, those released longest ago first, until at most `keepBytes` stay cached. */
-  private evict(keepBytes: number): void {
+  /** A new buffer of a size class the cache bound destroyed one of: the default bound was too small. */
+  private noteRecreated(key: string, size: number): void {
+    const n = this.evicted.get(key);
+    if (!n) return;
+    if (n > 1) this.evicted.set(key, n - 1);
+    else this.evicted.delete(key);
+    this.grownBytes += size;
+  }
+
+  /**
+   * Destroys cached buffers, those released longest ago first, until at most `keepBytes` stay cached;
+   * `bound`: the cache bound does it (not trim()), so a new buffer of one of their sizes grows the bound.
+   */
+  private evict(keepBytes: number, bound = false): void {
     if (this.stats.cachedBytes <= keepBytes) return;
     this.onDestroy?.();
     for (const pb of this.released) {
@@ -217,6 +238,10 @@ class BufferPool {
       const list = this.free.get(key)!.buffers;
       list.splice(list.indexOf(pb), 1);
       if (!list.length) this.free.delete(key);
+      if (bound && this.cacheLimitBytes === null) {
+        if (this.evicted.size >= 4096) this.evicted.clear();
+        this.evicted.set(key, (this.evicted.get(key) ?? 0) + 1);
+      }
       pb.buffer.destroy();
       this.stats.cachedBytes -= pb.size;
     }
@@ -243,7 +268,7 @@ class BufferPool {
 
   /** The bound on cached bytes now in force (cacheLimitBytes, or the default; see the header). */
   get cacheLimit(): number {
-    return this.cacheLimitBytes ?? Math.max(this.highWater, MIN_CACHE_LIMIT);
+    return this.cacheLimitBytes ?? Math.max(this.highWater, MIN_CACHE_LIMIT) + this.grownBytes;
   }
 
   resetPeak(): void {

@@ -149,6 +149,32 @@ describe('the pool under memory pressure', () => {
     }
   });
 
+  test('a loop whose buffers add up to more than its peak stops re-creating them: the default bound grows', async () => {
+    await E.pool.trim();
+    const limit0 = E.pool.cacheLimit;
+    // Each iteration: three buffers, 30%, 40% and 55% of the bound (more than 25% apart, so none can
+    // serve another's request), never live together: the peak stays under the bound but the three do
+    // not fit in it (as DenseNet-121's activations and then the optimiser's packed parameters did).
+    const sizes = [0.3, 0.4, 0.55].map((f) => Math.floor((limit0 * f) / 4));
+    const iteration = () => {
+      for (const n of sizes) E.empty([n]).dispose();
+    };
+    try {
+      for (let i = 0; i < 4; i++) iteration();
+      const { allocations } = E.memory();
+      for (let i = 0; i < 3; i++) iteration();
+      expect(E.memory().allocations).toBe(allocations); // every buffer reused: none destroyed and made again
+      expect(E.pool.cacheLimit).toBeGreaterThan(limit0);
+      // trim() empties the cache on purpose: what is asked for afterwards does not grow the bound.
+      const grown = E.pool.cacheLimit;
+      await E.pool.trim();
+      iteration();
+      expect(E.pool.cacheLimit).toBe(grown);
+    } finally {
+      await E.pool.trim();
+    }
+  });
+
   test('a training loop of one shape still reuses every buffer under the default bound', async () => {
     const step = () => E.scope(() => void E.sum(E.relu(E.mul(E.randn([300, 301]), 2))));
     step();
