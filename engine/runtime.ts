@@ -58,9 +58,12 @@ export function kernelName(k: Kernel): string {
 /** Words (u32) in one parameter block; the uniform slot is 256 bytes. */
 export const PARAM_WORDS = 64;
 
+const bitsF32 = new Float32Array(1);
+const bitsU32 = new Uint32Array(bitsF32.buffer);
 /** The bit pattern of `v` as a float32, for a parameter word that a kernel reads with pf(). */
 export function f32bits(v: number): number {
-  return new Uint32Array(new Float32Array([v]).buffer)[0];
+  bitsF32[0] = v;
+  return bitsU32[0];
 }
 const SLOT_BYTES = 256;
 const ARENA_SLOTS = 2048;
@@ -154,8 +157,8 @@ export async function checkShader(shader: KernelSource): Promise<void> {
 
 function getPipeline(k: Kernel): BuiltPipeline {
   const mod = getModule(k.shader);
-  const constKey = k.constants ? Object.entries(k.constants).map(([n, v]) => `${n}=${v}`).join(',') : '';
-  const key = `${mod.id}|${k.entry}|${constKey}`;
+  let key = `${mod.id}|${k.entry}|`;
+  for (const n in k.constants) key += `${n}=${k.constants[n]},`;
   let p = pipelines.get(key);
   if (p) return p;
   const { device, limits } = gpu();

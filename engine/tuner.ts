@@ -198,7 +198,7 @@ function persist(): void {
  * The variant that runs a call: forced, else measured for this key, else the heuristic. In 'on' mode a
  * key seen for the first time is queued for measurement (see the header).
  */
-export function selectVariant<F extends Family>(family: F, key: string, launcher?: Launcher<F>): VariantName<F> {
+export function selectVariant<F extends Family>(family: F, key: string | (() => string), launcher?: Launcher<F> | (() => Launcher<F>)): VariantName<F> {
   const v = chooseFor(family, key, launcher);
   last.set(family, v);
   return v;
@@ -210,18 +210,22 @@ export function lastVariant(family: Family): string | null {
   return last.get(family) ?? null;
 }
 
-function chooseFor<F extends Family>(family: F, key: string, launcher?: Launcher<F>): VariantName<F> {
+// The key and launcher may come as functions: they are built only when tuning needs them (off the hot
+// path of every dispatch when tuning is off).
+function chooseFor<F extends Family>(family: F, keyOf: string | (() => string), launcherOf?: Launcher<F> | (() => Launcher<F>)): VariantName<F> {
   const f = forcedVariant(family);
   if (f) return f;
   const heuristic = heuristicVariant(family);
   const mode = tuneMode();
   if (mode === 'off') return heuristic;
   ensureLoaded();
+  const key = typeof keyOf === 'function' ? keyOf() : keyOf;
   const id = `${family}|${key}`;
   const c = chosen.get(id);
   const supported = supportedVariants(family) as string[];
   if (c !== undefined && supported.includes(c)) return c as VariantName<F>;
-  if (mode === 'on' && launcher && !pending.has(id) && supported.length > 1) {
+  const launcher = mode === 'on' && !pending.has(id) && supported.length > 1 && (typeof launcherOf === 'function' ? launcherOf() : launcherOf);
+  if (launcher) {
     const copies = copyAll(launcher.buffers);
     if (copies) {
       pending.set(id, { family, key, launcher: launcher as unknown as Launcher<Family>, copies });

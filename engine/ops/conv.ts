@@ -268,14 +268,19 @@ const PHASE_ROWS = 4;
 /** Dispatches with the variant the tuner selects for this entry, shape and flags (engine/tuner.ts). */
 function launch(l: Launch): void {
   // float16 storage is tuned apart from float32 (its key and label name the storage types).
-  const roles = rolesOf(l.buffers);
-  const types = Object.values(roles).includes('float16') ? storageTypes({ ...roles }).key : '';
-  const key = `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}${types && `|${types}`}`;
-  const [N, Cin, , , Cout, OH, OW, KH, KW] = l.params;
+  // The key and the tuner's launcher are built only when the tuner asks (not with tuning off).
+  const types = () => {
+    const roles = rolesOf(l.buffers);
+    return Object.values(roles).includes('float16') ? storageTypes({ ...roles }).key : '';
+  };
+  const key = () => `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}${types() && `|${types()}`}`;
   const run = (v: ConvKernel, buffers: PooledBuffer[]) => launchVariant(v, { ...l, buffers });
-  const [, , H, W, , , , , , stride] = l.params;
-  const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}${types && ` ${types}`}`;
-  run(selectVariant('conv', key, { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label }), l.buffers);
+  const launcher = () => {
+    const [N, Cin, H, W, Cout, OH, OW, KH, KW, stride] = l.params;
+    const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}${types() && ` ${types()}`}`;
+    return { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label };
+  };
+  run(selectVariant('conv', key, launcher), l.buffers);
 }
 
 function launchVariant(variant: ConvKernel, l: Launch): void {
