@@ -33,22 +33,22 @@ function checkFlat(op: string, name: string, t: Tensor, end: number): void {
 
 /** Copies each tensor (contiguous) into `flat` starting at element `offsets[i]` (copy commands, no dispatch). */
 export function packInto(flat: Tensor, ts: readonly Tensor[], offsets: readonly number[]): void {
+  checkFlat('packInto', 'the packed tensor', flat, Math.max(0, ...ts.map((t, i) => offsets[i] + t.size)));
   ts.forEach((t, i) => {
     t.assertAlive('packInto');
     if (!t.isContiguous) throw new Error(`packInto: ${t} must be contiguous`);
     if (t.dtype !== 'float32') throw new Error(`packInto: ${t} is ${t.dtype}; parameters and gradients must be float32`);
-    checkFlat('packInto', 'the packed tensor', flat, offsets[i] + t.size);
     copyBuffer(t.buffer, t.offset * 4, flat.buffer, (flat.offset + offsets[i]) * 4, t.size * 4);
   });
 }
 
 /** Copies elements [offsets[i], offsets[i] + size) of `flat` back into each tensor (contiguous). */
 export function unpackFrom(flat: Tensor, ts: readonly Tensor[], offsets: readonly number[]): void {
+  checkFlat('unpackFrom', 'the packed tensor', flat, Math.max(0, ...ts.map((t, i) => offsets[i] + t.size)));
   ts.forEach((t, i) => {
     t.assertAlive('unpackFrom');
     if (!t.isContiguous) throw new Error(`unpackFrom: ${t} must be contiguous`);
     if (t.dtype !== 'float32') throw new Error(`unpackFrom: ${t} is ${t.dtype}; parameters and gradients must be float32`);
-    checkFlat('unpackFrom', 'the packed tensor', flat, offsets[i] + t.size);
     copyBuffer(flat.buffer, (flat.offset + offsets[i]) * 4, t.buffer, t.offset * 4, t.size * 4);
   });
 }
