@@ -263,7 +263,7 @@ function markdown(r: {
   out.push(mdTable(r.speed, [
     ['model', 'model'], ['impl', 'blocks'], ['precision', 'precision'], ['mode', 'mode'], ['batch', 'batch'], ['size', 'input'], ['ms', 'ms/step', num(1)],
     ['imgPerSec', 'img/s', num(1)], ['gflops', 'GFLOP/s', num(2)], ['dispatches', 'dispatches'], ['gpuMs', 'GPU ms', num(1)],
-    ['peakBytes', 'peak MiB', mibOf],
+    ['hostMs', 'host ms', num(1)], ['peakBytes', 'peak MiB', mibOf],
   ]), '');
   if (r.skipped.length) out.push('Rows not run:', '', ...r.skipped.map((s) => `- ${s.row}: ${s.reason}`), '');
   out.push('## Kernels (seed DenseNet shapes)', '');

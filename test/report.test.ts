@@ -32,6 +32,8 @@ test('report --quick writes report.json, report.md and the plots, with the adapt
     expect(row.dispatches).toBeGreaterThan(10);
     expect(row.ms).toBeGreaterThan(0);
     expect(row.peakBytes).toBeGreaterThan(0);
+    expect(row.hostMs).toBeGreaterThan(0);
+    expect(row.hostMs).toBeLessThanOrEqual(row.ms);
   }
   expect(r.memory.rows.length).toBe(2);
   expect(r.memory.rows[1].mixedefficientPeakBytes).toBeLessThan(r.memory.rows[1].efficientPeakBytes);
@@ -42,5 +44,6 @@ test('report --quick writes report.json, report.md and the plots, with the adapt
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   expect(md.split('\n')[0]).toMatch(/^# densenet-webgpu on /);
   for (const h of ['## Tuner', '## Kernel self-checks', '## Speed', '## Kernels', '## Memory']) expect(md).toContain(h);
+  expect(md).toContain('| GPU ms | host ms | peak MiB |');
   for (const f of ['speed.svg', 'memory.svg']) expect(readFileSync(join(out, f), 'utf8')).toMatch(/^<svg /);
 }, 120_000);
