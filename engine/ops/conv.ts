@@ -273,11 +273,15 @@ function launch(l: Launch): void {
     const roles = rolesOf(l.buffers);
     return Object.values(roles).includes('float16') ? storageTypes({ ...roles }).key : '';
   };
-  const key = () => `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}${types() && `|${types()}`}`;
+  const key = () => {
+    const t = types();
+    return `${l.entry}|${Array.from(l.params.subarray(0, 11)).join(',')}|${Object.entries(l.constants).join(';')}|${l.splits ?? 1}${t && `|${t}`}`;
+  };
   const run = (v: ConvKernel, buffers: PooledBuffer[]) => launchVariant(v, { ...l, buffers });
   const launcher = () => {
     const [N, Cin, H, W, Cout, OH, OW, KH, KW, stride] = l.params;
-    const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}${types() && ` ${types()}`}`;
+    const t = types();
+    const label = `${l.entry} x[${N},${Cin},${H},${W}] w[${Cout},${Cin},${KH},${KW}] s${stride}${t && ` ${t}`}`;
     return { buffers: l.buffers, run, flops: 2 * N * Cout * OH * OW * Cin * KH * KW, label };
   };
   run(selectVariant('conv', key, launcher), l.buffers);
