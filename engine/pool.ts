@@ -261,6 +261,8 @@ class BufferPool {
    * the result to know it has (the next sync point does the same).
    */
   async trim(): Promise<void> {
+    // What the bound destroyed before is not a sign that it is too small once the cache is emptied on purpose.
+    this.evicted.clear();
     if (this.stats.cachedBytes === 0) return;
     this.evict(0);
     const { queue } = gpu().device;
@@ -274,7 +276,12 @@ class BufferPool {
 
   /** The bound on cached bytes now in force (cacheLimitBytes, or the default; see the header). */
   get cacheLimit(): number {
-    return this.cacheLimitBytes ?? Math.max(this.highWater, MIN_CACHE_LIMIT) + Math.min(this.grownBytes, MAX_GROWTH * this.highWater);
+    if (this.cacheLimitBytes !== null) return this.cacheLimitBytes;
+    const bound = Math.max(this.highWater, MIN_CACHE_LIMIT);
+    const grown = bound + Math.min(this.grownBytes, MAX_GROWTH * this.highWater);
+    // Under a budget the growth leaves room for the peak (the bound itself stays as it always was).
+    const budget = this.budgetBytes;
+    return budget ? Math.max(bound, Math.min(grown, budget - this.highWater)) : grown;
   }
 
   resetPeak(): void {

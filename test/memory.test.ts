@@ -175,6 +175,38 @@ describe('the pool under memory pressure', () => {
     }
   });
 
+  test('buffers the bound destroyed before a trim() do not grow it when they are made again', async () => {
+    await E.pool.trim();
+    const limit0 = E.pool.cacheLimit;
+    const sizes = [0.3, 0.4, 0.55].map((f) => Math.floor((limit0 * f) / 4));
+    try {
+      for (const n of sizes) E.empty([n]).dispose(); // the bound destroys the first two
+      await E.pool.trim();
+      const limit1 = E.pool.cacheLimit; // (the largest buffer may have raised the peak, and so the bound)
+      for (const n of sizes) E.empty([n]).dispose(); // made again after the cache was emptied on purpose
+      expect(E.pool.cacheLimit).toBe(limit1);
+    } finally {
+      await E.pool.trim();
+    }
+  });
+
+  test('the default bound grows by at most twice the peak, however many sizes a loop cycles through', async () => {
+    await E.pool.trim();
+    const base = E.memory().liveBytes;
+    // Ten sizes 1.3x apart (none can serve another's request), the largest 100 MiB (the peak from here
+    // on, over the other tests of this file): together about four times the peak.
+    const sizes = Array.from({ length: 10 }, (_, i) => Math.floor((100 << 20) / 4 / 1.3 ** i));
+    try {
+      for (let i = 0; i < 6; i++) for (const n of sizes) E.empty([n]).dispose();
+      const peak = base + (100 << 20);
+      expect(E.pool.cacheLimit).toBeGreaterThan(peak); // it grew
+      expect(E.pool.cacheLimit).toBeLessThanOrEqual(3 * peak + (1 << 20)); // the peak plus at most twice it
+      expect(E.memory().cachedBytes).toBeLessThanOrEqual(E.pool.cacheLimit);
+    } finally {
+      await E.pool.trim();
+    }
+  });
+
   test('a training loop of one shape still reuses every buffer under the default bound', async () => {
     const step = () => E.scope(() => void E.sum(E.relu(E.mul(E.randn([300, 301]), 2))));
     step();
