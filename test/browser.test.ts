@@ -168,6 +168,8 @@ describe.skipIf(!enabled)('the demo page in headless Chromium (WebGPU on SwiftSh
     expect(r.dispatches.tuned).toBeGreaterThan(10);
     expect(r.hostMs.untuned).toBeGreaterThan(0);
     expect(r.hostMs.untuned).toBeLessThanOrEqual(r.untunedMs); // each step's host part is within its time
+    expect(r.hostMs.tuned).toBeGreaterThan(0);
+    expect(r.hostMs.tuned).toBeLessThanOrEqual(r.tunedMs);
     expect(r.shapes).toBeGreaterThan(0);
     expect(r.changed).toBeLessThanOrEqual(r.shapes);
     // Every chosen variant is one this adapter supports (the panel reports conv, matmul and batch-norm stats).

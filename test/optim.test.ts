@@ -286,6 +286,23 @@ describe('bad input', () => {
     expect(() => opt.step()).toThrow(/SGD.step \(parameter 0 of group 0\): Tensor#\d+ 'net.0.weight' \[2, 3\] was used after it was disposed/);
   });
 
+  test('packInto and unpackFrom check every tensor before copying any: a bad one leaves the pack as it was', async () => {
+    const flat = E.keep(E.zeros([6]));
+    const a = E.keep(E.tensor([1, 2, 3]));
+    const b = E.keep(E.tensor([4, 5, 6]));
+    b.dispose();
+    try {
+      expect(() => E.packInto(flat, [a, b], [0, 3])).toThrow(/packInto: .* was used after it was disposed/);
+      expect(Array.from(await flat.data())).toEqual([0, 0, 0, 0, 0, 0]); // a was not copied either
+      expect(() => E.packInto(flat, [a], [4])).toThrow(/packInto: the packed tensor must be a contiguous 1-D tensor of at least 7 elements/);
+      expect(() => E.unpackFrom(flat, [a, b], [0, 3])).toThrow(/unpackFrom: .* was used after it was disposed/);
+      expect(Array.from(await a.data())).toEqual([1, 2, 3]);
+    } finally {
+      flat.dispose();
+      a.dispose();
+    }
+  });
+
   test('bad hyper-parameters', () => {
     expect(() => new nn.SGD([], { lr: -1 })).toThrow(/SGD: lr must be a finite number >= 0, got -1/);
     expect(() => new nn.SGD([], { lr: 0.1, nesterov: true })).toThrow(/Nesterov/);

@@ -31,26 +31,32 @@ function checkFlat(op: string, name: string, t: Tensor, end: number): void {
   if (t.ndim !== 1 || !t.isContiguous || t.shape[0] < end) throw new Error(`${op}: ${name} must be a contiguous 1-D tensor of at least ${end} elements, got ${fmt(t.shape)}`);
 }
 
+/**
+ * Checks the tensors of a pack or unpack (alive, contiguous, float32) and the packed tensor (long enough
+ * for every offset), before any copy: a bad tensor leaves nothing half copied.
+ */
+function checkPack(op: string, flat: Tensor, ts: readonly Tensor[], offsets: readonly number[]): void {
+  let end = 0;
+  ts.forEach((t, i) => {
+    t.assertAlive(op);
+    if (!t.isContiguous) throw new Error(`${op}: ${t} must be contiguous`);
+    if (t.dtype !== 'float32') throw new Error(`${op}: ${t} is ${t.dtype}; parameters and gradients must be float32`);
+    if (!Number.isInteger(offsets[i]) || offsets[i] < 0) throw new Error(`${op}: invalid offset ${offsets[i]} for ${t}`);
+    end = Math.max(end, offsets[i] + t.size);
+  });
+  checkFlat(op, 'the packed tensor', flat, end);
+}
+
 /** Copies each tensor (contiguous) into `flat` starting at element `offsets[i]` (copy commands, no dispatch). */
 export function packInto(flat: Tensor, ts: readonly Tensor[], offsets: readonly number[]): void {
-  checkFlat('packInto', 'the packed tensor', flat, Math.max(0, ...ts.map((t, i) => offsets[i] + t.size)));
-  ts.forEach((t, i) => {
-    t.assertAlive('packInto');
-    if (!t.isContiguous) throw new Error(`packInto: ${t} must be contiguous`);
-    if (t.dtype !== 'float32') throw new Error(`packInto: ${t} is ${t.dtype}; parameters and gradients must be float32`);
-    copyBuffer(t.buffer, t.offset * 4, flat.buffer, (flat.offset + offsets[i]) * 4, t.size * 4);
-  });
+  checkPack('packInto', flat, ts, offsets);
+  ts.forEach((t, i) => copyBuffer(t.buffer, t.offset * 4, flat.buffer, (flat.offset + offsets[i]) * 4, t.size * 4));
 }
 
 /** Copies elements [offsets[i], offsets[i] + size) of `flat` back into each tensor (contiguous). */
 export function unpackFrom(flat: Tensor, ts: readonly Tensor[], offsets: readonly number[]): void {
-  checkFlat('unpackFrom', 'the packed tensor', flat, Math.max(0, ...ts.map((t, i) => offsets[i] + t.size)));
-  ts.forEach((t, i) => {
-    t.assertAlive('unpackFrom');
-    if (!t.isContiguous) throw new Error(`unpackFrom: ${t} must be contiguous`);
-    if (t.dtype !== 'float32') throw new Error(`unpackFrom: ${t} is ${t.dtype}; parameters and gradients must be float32`);
-    copyBuffer(flat.buffer, (flat.offset + offsets[i]) * 4, t.buffer, t.offset * 4, t.size * 4);
-  });
+  checkPack('unpackFrom', flat, ts, offsets);
+  ts.forEach((t, i) => copyBuffer(flat.buffer, (flat.offset + offsets[i]) * 4, t.buffer, t.offset * 4, t.size * 4));
 }
 
 /** Elements [start, start + count) of the packed buffers, with offset 0 (flat tensors from empty()). */
