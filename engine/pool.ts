@@ -142,7 +142,8 @@ class BufferPool {
       this.stats.reuses++;
     } else {
       const budget = this.budgetBytes;
-      if (budget && this.stats.liveBytes + this.stats.cachedBytes + size > budget) this.trim();
+      // Past the budget with the cache: destroy only as much of it as the request needs (oldest first).
+      if (budget && this.stats.liveBytes + this.stats.cachedBytes + size > budget) this.evict(Math.max(0, budget - this.stats.liveBytes - size));
       if (budget && this.stats.liveBytes + size > budget) {
         throw new Error(
           `BufferPool: out of memory: a ${tag} buffer of ${formatBytes(size)} would take live GPU memory to ` +

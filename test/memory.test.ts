@@ -47,6 +47,28 @@ describe('buffer pool accounting', () => {
     expect(() => E.empty([Math.ceil(limit / 4) + 1024])).toThrow(/exceeds the device limit/);
   });
 
+  test('a request past the budget with the cache destroys only as much of the cache as it needs', async () => {
+    await E.pool.trim();
+    const a = E.empty([1 << 18]); // 1, 1.5 and 0.5 MiB (none can serve another's request)
+    const b = E.empty([3 << 17]);
+    const c = E.empty([1 << 17]);
+    a.dispose();
+    b.dispose();
+    c.dispose();
+    const { liveBytes, cachedBytes } = E.memory();
+    const budget = E.pool.budgetBytes;
+    // Room for a new 2.5 MiB buffer once a (the oldest, 1 MiB) and b (1.5 MiB) are gone, not c.
+    E.pool.budgetBytes = liveBytes + cachedBytes + (1 << 20);
+    try {
+      const d = E.empty([5 << 17]);
+      expect(E.memory().cachedBytes).toBe(cachedBytes - (1 << 20) - (3 << 19)); // c stays cached
+      d.dispose();
+    } finally {
+      E.pool.budgetBytes = budget;
+      await E.pool.trim();
+    }
+  });
+
   test('a budget turns an allocation past it into an out-of-memory error', () => {
     const live = E.memory().liveBytes;
     const budget = E.pool.budgetBytes;
