@@ -220,12 +220,14 @@ function stageBackward(
   const db = wantDb ? (conv.weight.requiresGrad ? empty([conv.weight.shape[0]]) : conv2dBiasGradRaw(dy)) : null;
   if (conv.bias) grads.set(conv.bias, db);
   grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro, biasOut: db }) : null);
-  // The gradient at the BN output, masked by the recomputed ReLU sign.
-  const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding, mask: { x, scale: s.pro.scale, shift: s.pro.shift } });
+  // The gradient at the ReLU's output; the batch norm's backward masks it by the ReLU's recomputed sign
+  // (reluBeta), where it reads x anyway: masked in the input gradient's stores instead, every output
+  // element cost one more load of x there (measured on lavapipe: see the README's kernel notes).
+  const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding });
   const C = x.shape[1];
   // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
   const dgamma = empty([C], 'bn-grad');
-  const { sums } = batchNormBackwardRaw(x, da, s.stats, bn.gamma, a.training, { out: dxOut, accumulate, dgammaOut: dgamma });
+  const { sums } = batchNormBackwardRaw(x, da, s.stats, bn.gamma, a.training, { out: dxOut, accumulate, dgammaOut: dgamma, reluBeta: bn.beta });
   da.dispose();
   grads.set(bn.beta, view(sums, [C], [1], sums.offset));
   grads.set(bn.gamma, dgamma);
