@@ -9,9 +9,12 @@
 //   bn_stats_update). Unused read_write bindings get buffers of their own (WebGPU forbids a writable
 //   binding that aliases another).
 // bn_update: 1-D dispatch, ceil(C / WG) workgroups; invocation c handles channel c.
-// bn_stats_update: one workgroup per channel c < C: for c >= word 16 (c0), its statistics from channel
-//   c - c0 of the view at words 17-21 into ST's column first (bn_moments.wgsl; eps at word 22); then
-//   invocation 0 does bn_update's work for c.
+// bn_stats_update: one workgroup per new channel c = c0 + workgroup_id.x (c0 = word 16; C - c0 of them):
+//   its statistics from channel c - c0 of the view at words 17-21 into ST's column first (bn_moments.wgsl;
+//   eps at word 22), then invocation 0 does bn_update's work for c; the channels before c0 (which have
+//   their statistics) are spread over all the workgroups' invocations, one channel each in turn. (One
+//   workgroup per channel, most of them there for one invocation's bookkeeping, took 1.3x the time in
+//   the seed DenseNet's step on lavapipe, which pays for every workgroup of a kernel with barriers.)
 // The work per channel, by the flags in word 15:
 //   8 EVAL:    first the statistics from the running ones (eval mode): ST = mean RM[c], 1/sqrt(RV[c] + eps),
 //              var RV[c] (eps at word 22)
@@ -72,20 +75,18 @@ fn bn_update(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(WG)
-fn bn_stats_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let c = wg.x;
+fn bn_stats_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) li: u32) {
   let c0 = pu(16u);
-  // Uniform per workgroup: the reduction's barriers are reached by all of its invocations or none.
-  if (c >= c0) {
-    let mv = channel_moments(pu(19u) + (c - c0) * pu(21u), pu(17u), pu(18u), pu(20u), li);
-    if (li == 0u) {
-      let s = pu(1u) + c; let rs = pu(2u);
-      ST[s] = mv.x;
-      ST[s + rs] = inverseSqrt(mv.y + pf(22u));
-      ST[s + 2u * rs] = mv.y;
-    }
+  let c = c0 + wg.x;
+  let mv = channel_moments(pu(19u) + wg.x * pu(21u), pu(17u), pu(18u), pu(20u), li);
+  if (li == 0u) {
+    let s = pu(1u) + c; let rs = pu(2u);
+    ST[s] = mv.x;
+    ST[s + rs] = inverseSqrt(mv.y + pf(22u));
+    ST[s + 2u * rs] = mv.y;
+    if (flag(4u) && wg.x == 0u) { NB[pu(12u)] += 1.0; }
+    update_channel(c);
   }
-  if (li != 0u) { return; }
-  if (flag(4u) && c == 0u) { NB[pu(12u)] += 1.0; }
-  update_channel(c);
+  for (var o = wg.x * WG + li; o < c0; o += nwg.x * WG) { update_channel(o); }
 }

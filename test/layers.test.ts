@@ -577,4 +577,38 @@ describe('batch-norm bookkeeping in one dispatch (bn_update)', () => {
     expect(() => E.updateRunningStats(stats, { runningMean: rm, runningVar: rm, momentum: 0.1, count: 60 })).toThrow(/must not share storage/);
     for (const t of [xt, gt, bt, rm, rv, nb, stats, pro]) t.dispose();
   });
+
+  // bn_stats_update runs one workgroup per new channel and spreads the other channels' bookkeeping over
+  // their invocations: with 1 or 2 new channels of 37, each invocation handles several old ones.
+  for (const fresh of [1, 2, 37]) {
+    it(`with the statistics of the last ${fresh} channel(s) computed in the same dispatch`, async () => {
+      const C = 37;
+      const x = randND([3, C, 5, 4], 71, -2, 3);
+      const gamma = randND([C], 72, 0.5, 1.5);
+      const beta = randND([C], 73);
+      const rm0 = randND([C], 74);
+      const rv0 = randND([C], 75, 0.5, 2);
+      const [xt, gt, bt, rm, rv] = [x, gamma, beta, rm0, rv0].map((a) => toTensor(a));
+      const nb = E.tensor(4);
+      const full = batchNormStats(xt); // every channel's statistics: the reference
+      const ref = await full.data();
+      // The table a dense layer holds: the old channels' columns filled, the new ones' not yet.
+      const stats = E.tensor(new Float32Array(3 * C).map((_, i) => (i % C < C - fresh ? ref[i] : NaN)), [3, C]);
+      const newX = E.slice(xt, 1, C - fresh, C);
+      const pro = E.batchNormPrologue(stats, gt, bt, { runningMean: rm, runningVar: rv, numBatchesTracked: nb, momentum: 0.3, count: 60 }, { fresh: { x: newX, eps: 1e-5 } });
+      const s = await stats.data();
+      const p = await pro.data();
+      const [m, v] = [await rm.data(), await rv.data()];
+      for (let c = 0; c < C; c++) {
+        for (const r of [0, 1, 2]) expect(s[r * C + c]).toBeCloseTo(ref[r * C + c], 5);
+        const scale = gamma.data[c] * ref[C + c];
+        expect(p[c]).toBeCloseTo(scale, 5);
+        expect(p[C + c]).toBeCloseTo(beta.data[c] - ref[c] * scale, 5);
+        expect(m[c]).toBeCloseTo(0.7 * rm0.data[c] + 0.3 * ref[c], 5);
+        expect(v[c]).toBeCloseTo(0.7 * rv0.data[c] + 0.3 * ref[2 * C + c] * (60 / 59), 5);
+      }
+      expect(await nb.item()).toBe(5); // counted once
+      for (const t of [xt, gt, bt, rm, rv, nb, full, stats, newX, pro]) t.dispose();
+    });
+  }
 });

@@ -220,7 +220,7 @@ function bnUpdate(
   const variant = selectVariant('bnStats', storageTypes({ X: fresh?.x.dtype ?? 'float32', DY: fresh?.x.dtype ?? 'float32', DX: 'float32' }).key);
   const buffers = [stats.buffer, affine?.gamma.buffer ?? d[4], affine?.beta.buffer ?? d[4], affine?.out.buffer ?? d[0],
     rmv?.runningMean.buffer ?? d[1], rmv?.runningVar.buffer ?? d[2], r?.numBatchesTracked?.buffer ?? d[3], fresh?.x.buffer ?? d[4]];
-  if (!fresh) {
+  if (!fresh || fresh.x.shape[1] === 0) {
     dispatch({ shader: bnUpdateSource(variant, 'float32'), entry: 'bn_update', constants: { WG: 64 } }, { params: p, buffers, workgroups: [Math.ceil(C / 64)] });
     return;
   }
@@ -228,7 +228,7 @@ function bnUpdate(
   p.set([C - c, N, H * W, fresh.x.offset, fresh.x.strides[0], fresh.x.strides[1], f32bits(fresh.eps)], 16); // eps at 22
   dispatch(
     { shader: bnUpdateSource(variant, fresh.x.dtype), entry: 'bn_stats_update', constants: { WG: bnWorkgroupSize(), VEC: vec4Ok(fresh.x) ? 1 : 0 } },
-    { params: p, buffers, workgroups: [C] },
+    { params: p, buffers, workgroups: [c] },
   );
 }
 
