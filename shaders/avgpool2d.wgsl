@@ -1,7 +1,10 @@
 // avgpool2d.wgsl: average pooling (count_include_pad = true, floor mode) and adaptive average pooling
 // over NCHW, forward and backward.
 // Bindings: 1 A (read: x, or dy in backward), 2 OUT (read_write, contiguous: y, or dx); each float32 or
-//   float16 (A_T, OUT_T: engine/storage.ts), the sums float32.
+//   float16 (A_T, OUT_T: engine/storage.ts), the sums float32. 3 PRO (read, f32: the prologue's scale
+//   and shift per channel, at words 22 and 23; any buffer without PROLOGUE).
+// PROLOGUE (override, avg_pool_fwd): pool relu(x * scale[c] + shift[c]) (a batch norm and ReLU that are
+//   never stored: the dense block pools a transition's BN-ReLU output before its 1x1 conv).
 // Dispatch (helpers, parameter layout and the walk in pool_common.wgsl, composed after this body): one
 //   workgroup per (channel, group of images), its invocations walking the images' planes: forward, one
 //   invocation per output; backward, one per 2x2 cell of dx (cell_origin), summing in window order over
@@ -12,9 +15,11 @@
 //                          the window's size. In backward, input h lies in windows
 //                          floor(h*OH/H) .. ceil((h+1)*OH/H) - 1 (each checked).
 override WG: u32 = 64u;
+override PROLOGUE: bool = false;
 
 @group(0) @binding(1) var<storage, read> A: array<A_T>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<OUT_T>;
+@group(0) @binding(3) var<storage, read> PRO: array<f32>;
 
 @compute @workgroup_size(WG)
 fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -23,6 +28,8 @@ fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   let st_h = pu(8u); let st_w = pu(9u); let kh = pi(6u); let kw = pi(7u); let ph = pi(10u); let pw = pi(11u);
   let sh = pu(15u); let sw = pu(16u);
   let inv = 1.0 / f32(kh * kw);
+  var psc = 1.0; var psh = 0.0;
+  if (PROLOGUE) { psc = PRO[pu(22u) + c]; psh = PRO[pu(23u) + c]; }
   for (var at = walk_start(wg, li, OH, OW); walk_more(at); walk_next(&at)) {
     let n = at.n;
     let base = pu(12u) + n * pu(13u) + c * pu(14u);
@@ -32,7 +39,12 @@ fn avg_pool_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let w0 = u32(max(ws, 0)); let w1 = u32(min(ws + kw, W));
     var acc = 0.0;
     for (var h = h0; h < h1; h++) {
-      for (var w = w0; w < w1; w++) { acc += f32(A[base + h * sh + w * sw]); }
+      for (var w = w0; w < w1; w++) {
+        var v = f32(A[base + h * sh + w * sw]);
+        // relu as the elementwise table writes it (NaN stays NaN), not max(y, 0).
+        if (PROLOGUE) { v = fma(v, psc, psh); v = select(v, 0.0, v <= 0.0); }
+        acc += v;
+      }
     }
     OUT[((n * pu(1u) + c) * OH + at.row) * OW + at.col] = OUT_st(acc * inv);
   }

@@ -26,7 +26,8 @@
 // as one more stage that reads every channel of the buffer: the op then returns the tail's output, the
 // transition's BN-ReLU output is never stored, the conv's output only until it is pooled, and the
 // transition's input gradient is written straight into the block's gradient buffer (no gradient tensor
-// of the block's output, no copy of it).
+// of the block's output, no copy of it). A 1x1 tail conv with an unpadded pooling runs after the pooling
+// instead (poolsFirst: they commute), on a quarter of the pixels for 2x2 pooling.
 //
 // Storage type: the block buffer, its gradient buffer, the bottleneck outputs and the per-layer
 // gradient temporaries take the dtype of the input x (float16 under mixed precision: half the bytes);
@@ -201,6 +202,12 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   const pro = affine(a, stats, a.tail.norm, count, last);
   last?.dispose();
   saved.push({ buf, tail: { stats, pro } });
+  if (poolsFirst(a)) {
+    const pooled = avgPoolRaw.forward(buf, a.tailPool!, pro);
+    const y = conv2dForwardRaw(pooled, a.tail.conv.weight, { bias: a.tail.conv.bias, padding: 0 });
+    pooled.dispose();
+    return y;
+  }
   const y = stageConv(buf, a.tail, pro);
   if (!a.tailPool) return y;
   const pooled = avgPoolRaw.forward(y, a.tailPool);
@@ -208,30 +215,75 @@ function forward(x: Tensor, a: Attrs, saved: Saved): Tensor {
   return pooled;
 }
 
-/** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, sets the parameters' gradients. */
-function stageBackward(
-  a: Attrs, x: Tensor, dy: Tensor, st: DenseStage, s: StageSaved, dxOut: Tensor, accumulate: boolean, grads: Map<Tensor, Tensor | null>,
-): void {
-  const { conv, norm: bn } = st;
+/**
+ * Whether the tail pools before its conv: a 1x1 conv (stride 1, no padding) and an average pooling
+ * without padding commute (every window averages real pixels, with weights summing to 1, so the bias
+ * passes through too), and the conv then runs on a quarter of the pixels (2x2 pooling): the transition's
+ * conv, its input gradient and its weight gradient each cost a quarter, and the pooling reads the BN-ReLU
+ * as its prologue. The same function up to float32 rounding (the sums are reassociated).
+ */
+function poolsFirst(a: Attrs): boolean {
+  const w = a.tail?.conv.weight;
+  return !!w && !!a.tailPool && w.shape[2] === 1 && w.shape[3] === 1 && a.tailPool.ph === 0 && a.tailPool.pw === 0;
+}
+
+/**
+ * The gradients of a stage's conv parameters from dy and its input x (read through `prologue`, the
+ * BN-ReLU, when given). Frozen parameters get no gradient (and cost nothing). The weight-gradient
+ * kernel also sums dy into the bias gradient (one more GEMM column).
+ */
+function convParamGrads(x: Tensor, dy: Tensor, conv: DenseStage['conv'], prologue: ConvPrologue | undefined, grads: Map<Tensor, Tensor | null>): void {
   const padding = conv.weight.shape[2] >> 1;
-  // Frozen parameters get no gradient (and cost nothing). The weight-gradient kernel also sums dy into
-  // the bias gradient (one more GEMM column).
   const wantDb = !!conv.bias?.requiresGrad;
   const db = wantDb ? (conv.weight.requiresGrad ? empty([conv.weight.shape[0]]) : conv2dBiasGradRaw(dy)) : null;
   if (conv.bias) grads.set(conv.bias, db);
-  grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue: s.pro, biasOut: db }) : null);
-  // The gradient at the ReLU's output; the batch norm's backward masks it by the ReLU's recomputed sign
-  // (reluBeta), where it reads x anyway: masked in the input gradient's stores instead, every output
-  // element cost one more load of x there (on lavapipe the seed step's input gradients took ~1.07x the time).
-  const da = conv2dInputGradRaw(dy, conv.weight, x.shape, { padding });
+  grads.set(conv.weight, conv.weight.requiresGrad ? conv2dWeightGradRaw(x, dy, conv.weight.shape, { padding, prologue, biasOut: db }) : null);
+}
+
+/**
+ * The batch norm's backward from da, the gradient at the ReLU's output (masked here by the ReLU's
+ * recomputed sign: reluBeta): adds the input gradient into `dxOut`, sets gamma's and beta's gradients.
+ */
+function bnGrads(a: Attrs, x: Tensor, da: Tensor, bn: DenseStage['norm'], s: StageSaved, dxOut: Tensor, accumulate: boolean, grads: Map<Tensor, Tensor | null>): void {
   const C = x.shape[1];
   // gamma's gradient is copied out of the sums by the same dispatch (autograd would copy a view at an offset).
   const dgamma = empty([C], 'bn-grad');
   const { sums } = batchNormBackwardRaw(x, da, s.stats, bn.gamma, a.training, { out: dxOut, accumulate, dgammaOut: dgamma, reluBeta: bn.beta });
-  da.dispose();
   grads.set(bn.beta, view(sums, [C], [1], sums.offset));
   grads.set(bn.gamma, dgamma);
   sums.dispose();
+}
+
+/** Gradients of a BN-ReLU-conv stage: adds the input gradient into `dxOut`, sets the parameters' gradients. */
+function stageBackward(
+  a: Attrs, x: Tensor, dy: Tensor, st: DenseStage, s: StageSaved, dxOut: Tensor, accumulate: boolean, grads: Map<Tensor, Tensor | null>,
+): void {
+  convParamGrads(x, dy, st.conv, s.pro, grads);
+  // The gradient at the ReLU's output, unmasked: the batch norm's backward masks it where it reads x
+  // anyway (masked in the input gradient's stores instead, every output element cost one more load of x
+  // there: on lavapipe the seed step's input gradients took ~1.07x the time).
+  const da = conv2dInputGradRaw(dy, st.conv.weight, x.shape, { padding: st.conv.weight.shape[2] >> 1 });
+  bnGrads(a, x, da, st.norm, s, dxOut, accumulate, grads);
+  da.dispose();
+}
+
+/**
+ * The backward of a tail that pools first (poolsFirst): the pooled BN-ReLU input is recomputed (a
+ * quarter of the buffer, for the time of the conv's gradients), the conv's input gradient is spread
+ * back by the pooling's backward to the ReLU's output, and the batch norm's backward writes dxOut.
+ * `release` frees dy as soon as the conv's gradients are taken.
+ */
+function pooledTailBackward(a: Attrs, buf: Tensor, dy: Tensor, s: StageSaved, dxOut: Tensor, grads: Map<Tensor, Tensor | null>, release: () => void): void {
+  const { conv, norm } = a.tail!;
+  const pooled = avgPoolRaw.forward(buf, a.tailPool!, s.pro);
+  convParamGrads(pooled, dy, conv, undefined, grads);
+  const dpooled = conv2dInputGradRaw(dy, conv.weight, pooled.shape, { padding: 0 });
+  pooled.dispose();
+  release();
+  const da = avgPoolRaw.backward(dpooled, buf.shape, a.tailPool!, buf.dtype);
+  dpooled.dispose();
+  bnGrads(a, buf, da, norm, s, dxOut, false, grads);
+  da.dispose();
 }
 
 /**
@@ -248,7 +300,8 @@ function backward(a: Attrs, output: Tensor, g: Tensor, saved: Saved, x: Tensor, 
   const gbuf = empty([N, total, H, W], 'dense-block-grad', buf.dtype);
   const grads = new Map<Tensor, Tensor | null>();
   // The tail's input gradient is the block output's: written into the gradient buffer (every channel).
-  if (a.tail && tailSaved) {
+  if (a.tail && tailSaved && poolsFirst(a)) pooledTailBackward(a, buf, g, tailSaved.tail, gbuf, grads, release);
+  else if (a.tail && tailSaved) {
     const gy = a.tailPool ? avgPoolRaw.backward(g, [N, a.tail.conv.weight.shape[0], H, W], a.tailPool, buf.dtype) : g;
     if (gy !== g) release();
     stageBackward(a, buf, gy, a.tail, tailSaved.tail, gbuf, false, grads);

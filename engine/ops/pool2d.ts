@@ -155,18 +155,25 @@ export type PoolGeometry = Geometry;
 
 type AvgGeometry = Geometry & { adaptive: boolean };
 
-/** Average pooling's forward (no autograd): y in x's dtype. */
-function avgForward(x: Tensor, g: AvgGeometry): Tensor {
+/** Average pooling's forward (no autograd): y in x's dtype; with `prologue` (not adaptive), of relu(x * scale + shift). */
+function avgForward(x: Tensor, g: AvgGeometry, prologue: PoolPrologue | null = null): Tensor {
   const [N, C] = x.shape;
   const out = empty([N, C, g.OH, g.OW], 'tensor', x.dtype);
-  if (out.size) run(poolShader(avgBody, x.dtype, out.dtype), g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', poolParams(x, x.shape, g), [x, out], N, C);
+  if (!out.size) return out;
+  if (prologue && (g.adaptive || prologue.scale.storage !== prologue.shift.storage)) {
+    throw new Error('avgPool2d prologue: needs a plain (not adaptive) pooling, and scale and shift as views of one buffer');
+  }
+  const p = poolParams(x, x.shape, g);
+  p[22] = prologue?.scale.offset ?? 0;
+  p[23] = prologue?.shift.offset ?? 0;
+  run(poolShader(avgBody, x.dtype, out.dtype), g.adaptive ? 'adaptive_avg_fwd' : 'avg_pool_fwd', p, [x, out, prologue?.scale ?? null], N, C, g.adaptive ? {} : { PROLOGUE: prologue ? 1 : 0 });
   return out;
 }
 
 /** Average pooling's backward (no autograd): dx of x's shape in `dtype`. */
 function avgBackward(dy: Tensor, xShape: readonly number[], g: AvgGeometry, dtype: DType): Tensor {
   const dx = empty(xShape, 'tensor', dtype);
-  if (dx.size) runCells(poolShader(avgBody, dy.dtype, dx.dtype), g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, xShape, g), [dy, dx], xShape, g);
+  if (dx.size) runCells(poolShader(avgBody, dy.dtype, dx.dtype), g.adaptive ? 'adaptive_avg_bwd' : 'avg_pool_bwd', poolParams(dy, xShape, g), [dy, dx, null], xShape, g);
   return dx;
 }
 
