@@ -149,6 +149,20 @@ fn pixel(q: u32, h: u32, w: u32) -> vec3u {
   return vec3u(n, y, r - y * w);
 }
 
+// The register tiles' column order: row-major over the batch, q = (row * N + n) * w + column, as
+// (n, row, column). A workgroup whose columns all lie in one row (N * w a multiple of its columns: the
+// small workgroups CPU adapters get) then knows which rows of a kernel fall on padding for all its
+// lanes, and skips them (one_row, row_of_wg).
+fn pixel_rows(q: u32, h: u32, w: u32) -> vec3u {
+  let N = pu(0u);
+  let y = q / (N * w); let r = q - y * N * w; let n = r / w;
+  return vec3u(n, y, r - n * w);
+}
+// Whether this workgroup's columns (from col_wg, WG * cols() of them) all lie in one row of images
+// w wide, and which row that is.
+fn one_row(w: u32) -> bool { return (pu(0u) * w) % (WG * cols()) == 0u; }
+fn row_of_wg(col_wg: u32, w: u32) -> u32 { return col_wg / (pu(0u) * w); }
+
 fn tile_rows(row0: u32, rows: u32) -> u32 { return min(32u, rows - row0); }
 fn tile_cols(col0: u32, cols: u32) -> u32 { return min(4u, cols - min(col0, cols)); }
 
@@ -241,7 +255,7 @@ fn fwd_cols(col: u32) -> FwdCols {
   let OH = pu(5u); let OW = pu(6u); let S = pu(9u); let pad = pi(10u); let W = pi(3u); let NP = pu(24u);
   var c: FwdCols;
   for (var p = 0u; p < 4u; p++) {
-    let px = pixel(min(col + p, NP - 1u), OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
+    let px = pixel_rows(min(col + p, NP - 1u), OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
     c.ih0[p] = i32(oh * S) - pad;
     c.iw0[p] = i32(ow * S) - pad;
     c.xb[p] = i32(pu(11u) + n * pu(12u)) + c.ih0[p] * W + c.iw0[p];
@@ -280,7 +294,8 @@ fn fwd_slide(v: vec4f, c: FwdCols, xc: i32, kh: u32, kw: u32, sc: vec4f, sh: vec
 fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
   let Cin = pu(1u); let H = pi(2u); let W = pi(3u); let Cout = pu(4u);
   let OW = pu(6u); let KH = pu(7u); let KW = pu(8u); let S = pu(9u);
-  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * cols();
+  let col_wg = flat_wg(wg, nwg) * WG * cols();
+  let col0 = col_wg + lane.li * cols();
   let row0 = wg.z * 32u;
   let c0 = fwd_cols(col0);
   let c1 = fwd_cols(col0 + 4u);
@@ -304,6 +319,10 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
     // general loop below). With WIDE and OW a multiple of 8 the two groups are 8 consecutive pixels:
     // the first takes its new input from the second.
     let chain = WIDE && OW % 8u == 0u;
+    // With all its columns in one output row, the workgroup skips the kernel rows that fall on padding
+    // (the first and last output rows' top and bottom kernel rows).
+    let skip = one_row(OW);
+    let ih_wg = i32(row_of_wg(col_wg, OW)) - pi(10u);
     var k = 0u;
     for (var ci = 0u; ci < Cin; ci++) {
       let sc = pro_scale(ci); let sh = pro_shift(ci);
@@ -311,6 +330,7 @@ fn conv2d_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
       var kh = 0u; var kw = 0u;
       var v0 = vec4f(0.0); var v1 = vec4f(0.0);
       for (var kk = 0u; kk < KK; kk++) {
+        if (skip && kw == 0u && u32(ih_wg + i32(kh)) >= u32(H)) { k += KW; kk += KW - 1u; kh++; continue; }
         if (chain && kw != 0u) { v0 = vec4f(v0.yzw, v1.x); } else { v0 = fwd_slide(v0, c0, c0.xb.x + xc, kh, kw, sc, sh); }
         let r = rows_w(wa, k);
         t0 = accumulate(t0, r, v0);
@@ -351,7 +371,7 @@ fn dg_cols(col: u32) -> DgCols {
   let H = pu(2u); let W = pu(3u); let S = pu(9u); let pad = pu(10u); let NP = pu(24u);
   var c: DgCols;
   for (var p = 0u; p < 4u; p++) {
-    let px = pixel(min(col + p, NP - 1u), H, W); let n = px.x; let ih = px.y; let iw = px.z;
+    let px = pixel_rows(min(col + p, NP - 1u), H, W); let n = px.x; let ih = px.y; let iw = px.z;
     c.qh0[p] = i32((ih + pad) / S); c.rh0[p] = i32((ih + pad) % S);
     c.qw0[p] = i32((iw + pad) / S); c.rw0[p] = i32((iw + pad) % S);
     c.gb[p] = i32(pu(15u) + n * pu(16u));
@@ -406,7 +426,8 @@ fn dg_slide(v: vec4f, c: DgCols, gc: i32, kh: u32, kw: u32) -> vec4f {
 fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
   let Cin = pu(1u); let W = pu(3u); let Cout = pu(4u);
   let KH = pu(7u); let KW = pu(8u); let S = pu(9u);
-  let col0 = (flat_wg(wg, nwg) * WG + lane.li) * cols();
+  let col_wg = flat_wg(wg, nwg) * WG * cols();
+  let col0 = col_wg + lane.li * cols();
   let row0 = wg.z * 32u;
   let c0 = dg_cols(col0);
   let c1 = dg_cols(col0 + 4u);
@@ -428,12 +449,17 @@ fn conv2d_dgrad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
     // time). With WIDE and W a multiple of 8 the two groups are 8 consecutive pixels: the second takes
     // its new value from the first.
     let chain = WIDE && W % 8u == 0u;
+    // With all its columns in one input row, the workgroup skips the kernel rows that meet no output
+    // row (dy row ih + pad - kh outside the image: the first and last input rows' bottom and top ones).
+    let skip = one_row(W);
+    let qh_wg = i32(row_of_wg(col_wg, W) + pu(10u));
     for (var co = 0u; co < Cout; co++) {
       let gc = i32(co * pu(17u));
       var k = co * Cin * KK;
       var kh = 0u; var kw = 0u;
       var v0 = vec4f(0.0); var v1 = vec4f(0.0);
       for (var kk = 0u; kk < KK; kk++) {
+        if (skip && kw == 0u && u32(qh_wg - i32(kh)) >= pu(5u)) { k += KW; kk += KW - 1u; kh++; continue; }
         let r = rows_w(wa, k);
         if (WIDE) {
           if (chain && kw != 0u) { v1 = vec4f(v0.w, v1.xyz); } else { v1 = dg_slide(v1, c1, gc, kh, kw); }

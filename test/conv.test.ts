@@ -47,6 +47,13 @@ const cases: Case[] = [
   [3, 5, 7, 16, 6, 3, 3, 1, 0],
   [3, 9, 11, 9, 6, 1, 1, 1, 0],
   [4, 3, 17, 15, 37, 3, 3, 2, 1],
+  // Workgroups whose columns all lie in one image row (N * width a multiple of a small workgroup's
+  // columns: 64 for 8 lanes of 32x8 tiles, 32 for 32x4, 128 for 16 lanes of 32x8) skip the kernel rows
+  // that fall on padding, one (padding 1) or two (5x5, padding 2) at the top and bottom rows.
+  [4, 5, 6, 16, 7, 3, 3, 1, 1],
+  [2, 4, 3, 16, 5, 3, 3, 1, 1],
+  [4, 3, 6, 16, 5, 5, 5, 1, 2],
+  [8, 3, 4, 16, 5, 3, 3, 1, 1],
 ];
 const name = (c: Case) => `x [${c.slice(0, 4)}], w [${c[4]}, ${c[1]}, ${c[5]}, ${c[6]}], stride ${c[7]}, padding ${c[8]}`;
 
