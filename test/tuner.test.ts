@@ -2,7 +2,7 @@
 // the choices persist per adapter and engine version, a corrupt cache is ignored with one warning, and
 // a job whose candidates all fail keeps the heuristic.
 
-import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, onTestFinished, test, vi } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,14 +158,18 @@ describe('tuning', () => {
     const others = E.supportedVariants('matmul').filter((v) => v !== heuristic && v !== 'naive');
     expect(others.length, 'this test needs two candidates besides the heuristic').toBeGreaterThanOrEqual(2);
     // The heuristic takes 1 ms, `close` 1.3 ms (never dropped, never chosen), the rest 6 ms (dropped).
+    // The fake kernels advance a fake clock: busy-waiting for those times on the wall clock, a test run
+    // beside others on two cores saw `close` preempted past twice the heuristic's time, and dropped.
     const close = others[0];
     const ms = (v: string) => (v === heuristic ? 1 : v === close ? 1.3 : 6);
     const runs = new Map<string, number>();
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    onTestFinished(() => now.mockRestore());
     const run = (v: string) => {
       if (profiling()) throw new Error('timed by the wall clock only'); // (a fake kernel records no timestamps)
       runs.set(v, (runs.get(v) ?? 0) + 1);
-      const t = performance.now();
-      while (performance.now() - t < ms(v)) { /* a kernel that takes ms(v) */ }
+      clock += ms(v);
     };
     const tune = async (key: string) => {
       runs.clear();
