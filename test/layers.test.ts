@@ -552,15 +552,20 @@ describe('linear', () => {
 });
 
 describe('batch-norm bookkeeping in one dispatch (bn_update)', () => {
-  it('makes the prologue (scale, shift), updates running mean and variance and counts the batch', async () => {
-    const C = 37;
-    const x = randND([3, C, 5, 4], 61, -2, 3);
-    const gamma = randND([C], 62, 0.5, 1.5);
-    const beta = randND([C], 63);
-    const rm0 = randND([C], 64);
-    const rv0 = randND([C], 65, 0.5, 2);
+  const C = 37;
+  /** x [3, C, 5, 4], gamma, beta and running statistics (host and GPU), and a batch counter at 4. */
+  const inputs = (seed: number) => {
+    const x = randND([3, C, 5, 4], seed, -2, 3);
+    const gamma = randND([C], seed + 1, 0.5, 1.5);
+    const beta = randND([C], seed + 2);
+    const rm0 = randND([C], seed + 3);
+    const rv0 = randND([C], seed + 4, 0.5, 2);
     const [xt, gt, bt, rm, rv] = [x, gamma, beta, rm0, rv0].map((a) => toTensor(a));
-    const nb = E.tensor(4);
+    return { gamma, beta, rm0, rv0, xt, gt, bt, rm, rv, nb: E.tensor(4) };
+  };
+
+  it('makes the prologue (scale, shift), updates running mean and variance and counts the batch', async () => {
+    const { gamma, beta, rm0, rv0, xt, gt, bt, rm, rv, nb } = inputs(61);
     const stats = batchNormStats(xt);
     const pro = E.batchNormPrologue(stats, gt, bt, { runningMean: rm, runningVar: rv, numBatchesTracked: nb, momentum: 0.3, count: 60 });
     const s = await stats.data();
@@ -582,14 +587,7 @@ describe('batch-norm bookkeeping in one dispatch (bn_update)', () => {
   // their invocations: with 1 or 2 new channels of 37, each invocation handles several old ones.
   for (const fresh of [1, 2, 37]) {
     it(`with the statistics of the last ${fresh} channel(s) computed in the same dispatch`, async () => {
-      const C = 37;
-      const x = randND([3, C, 5, 4], 71, -2, 3);
-      const gamma = randND([C], 72, 0.5, 1.5);
-      const beta = randND([C], 73);
-      const rm0 = randND([C], 74);
-      const rv0 = randND([C], 75, 0.5, 2);
-      const [xt, gt, bt, rm, rv] = [x, gamma, beta, rm0, rv0].map((a) => toTensor(a));
-      const nb = E.tensor(4);
+      const { gamma, beta, rm0, rv0, xt, gt, bt, rm, rv, nb } = inputs(71);
       const full = batchNormStats(xt); // every channel's statistics: the reference
       const ref = await full.data();
       // The table a dense layer holds: the old channels' columns filled, the new ones' not yet.
