@@ -153,7 +153,7 @@ fn pixel(q: u32, h: u32, w: u32) -> vec3u {
 // (n, row, column). A workgroup whose columns all lie in one row (N * w a multiple of its columns: the
 // small workgroups CPU adapters get) then knows which rows of a kernel fall on padding for all its
 // lanes, and skips them (one_row, row_of_wg).
-fn pixel_rows(q: u32, h: u32, w: u32) -> vec3u {
+fn pixel_rows(q: u32, w: u32) -> vec3u {
   let N = pu(0u);
   let y = q / (N * w); let r = q - y * N * w; let n = r / w;
   return vec3u(n, y, r - n * w);
@@ -255,7 +255,7 @@ fn fwd_cols(col: u32) -> FwdCols {
   let OH = pu(5u); let OW = pu(6u); let S = pu(9u); let pad = pi(10u); let W = pi(3u); let NP = pu(24u);
   var c: FwdCols;
   for (var p = 0u; p < 4u; p++) {
-    let px = pixel_rows(min(col + p, NP - 1u), OH, OW); let n = px.x; let oh = px.y; let ow = px.z;
+    let px = pixel_rows(min(col + p, NP - 1u), OW); let n = px.x; let oh = px.y; let ow = px.z;
     c.ih0[p] = i32(oh * S) - pad;
     c.iw0[p] = i32(ow * S) - pad;
     c.xb[p] = i32(pu(11u) + n * pu(12u)) + c.ih0[p] * W + c.iw0[p];
@@ -371,7 +371,7 @@ fn dg_cols(col: u32) -> DgCols {
   let H = pu(2u); let W = pu(3u); let S = pu(9u); let pad = pu(10u); let NP = pu(24u);
   var c: DgCols;
   for (var p = 0u; p < 4u; p++) {
-    let px = pixel_rows(min(col + p, NP - 1u), H, W); let n = px.x; let ih = px.y; let iw = px.z;
+    let px = pixel_rows(min(col + p, NP - 1u), W); let n = px.x; let ih = px.y; let iw = px.z;
     c.qh0[p] = i32((ih + pad) / S); c.rh0[p] = i32((ih + pad) % S);
     c.qw0[p] = i32((iw + pad) / S); c.rw0[p] = i32((iw + pad) % S);
     c.gb[p] = i32(pu(15u) + n * pu(16u));
