@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { Generator } from '../engine/random.js';
 import { batchNorm2d, batchNormBackwardRaw, batchNormRelu2d, batchNormStats, forceBnStatsKernel, type BnStatsKernel } from '../engine/ops/batchnorm.js';
-import { adaptiveAvgPool2d, avgPool2d, maxPool2d } from '../engine/ops/pool2d.js';
+import { adaptiveAvgPool2d, avgPool2d, avgPoolRaw, maxPool2d } from '../engine/ops/pool2d.js';
 import { crossEntropy } from '../engine/ops/loss.js';
 import { planeImagesPerWorkgroup } from '../engine/variants.js';
 import { linear } from '../engine/ops/linear.js';
@@ -453,6 +453,39 @@ describe('avgPool2d', () => {
       gpu: ([x]) => avgPool2d(E.slice(x, 1, 1, 4), { kernel: 2 }),
       ref: ([x]) => R.avgPool(slice(x, 1, 1, 4), [2, 2], [2, 2], [0, 0]),
     });
+  });
+
+  // The dense block pools a transition's BN-ReLU output through this prologue (relu(x * scale + shift),
+  // never stored): odd sizes, padding, a channel view of a larger buffer, and a NaN channel (relu keeps it).
+  it.each([
+    [[3, 5, 7, 9], 2, 2, 0],
+    [[2, 4, 5, 6], 3, 2, 1],
+  ] as Array<[number[], number, number, number]>)('with a BN-ReLU prologue: %j kernel %i stride %i padding %i', async (shape, k, s, p) => {
+    const [N, C, H, W] = shape;
+    const big = randND([N, C + 2, H, W], 21);
+    const scale = randND([C], 22, 0.5, 1.5);
+    const shift = randND([C], 23, -0.5, 0.5);
+    scale.data[1] = NaN;
+    const both = E.tensor(new Float32Array([...scale.data, ...shift.data]), [2 * C]);
+    const pro = { scale: E.slice(both, 0, 0, C), shift: E.slice(both, 0, C, 2 * C) };
+    const bigT = toTensor(big);
+    const xv = E.slice(bigT, 1, 1, C + 1);
+    const g = avgPoolRaw.geometry('test', xv, { kernel: k, stride: s, padding: p });
+    const y = avgPoolRaw.forward(xv, g, pro);
+    const x = slice(big, 1, 1, C + 1);
+    const act = nd(x.shape, x.data.map((v, i) => {
+      const c = Math.floor(i / (H * W)) % C;
+      const t = v * scale.data[c] + shift.data[c];
+      return t > 0 || Number.isNaN(t) ? t : 0;
+    }));
+    const ref = R.avgPool(act, [k, k], [s, s], [p, p]);
+    const got = await toND(y);
+    const finite = (a: ND) => nd(a.shape, a.data.map((v) => (Number.isNaN(v) ? 0 : v))); // NaN channel: checked below
+    expectClose(finite(got), finite(ref), { what: 'pooled BN-ReLU', rtol: 1e-5, atol: 1e-6 });
+    const plane = g.OH * g.OW;
+    got.data.forEach((v, i) => expect(Number.isNaN(v), `output ${i}`).toBe(Math.floor(i / plane) % C === 1));
+    expect(() => avgPoolRaw.forward(xv, { ...g, adaptive: true }, pro)).toThrow(/avgPool2d prologue: needs a plain \(not adaptive\) pooling/);
+    for (const t of [both, pro.scale, pro.shift, bigT, xv, y]) t.dispose();
   });
 
   it('rejects bad geometry', () => {
