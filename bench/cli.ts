@@ -7,6 +7,7 @@
 //   tune             every kernel variant at a model's shapes; the measured choice and its gain (bench/tune.ts)
 //   train / eval     Fashion-MNIST training and evaluation (see bench/train.ts)
 //   compare-tfjs     the seed's DenseNet on TensorFlow.js's WebGPU backend against ours (bench/tfjs.ts)
+//   compare-pytorch  the seed's DenseNet training step against PyTorch on the CPU, alternated (bench/pytorch.ts)
 //   report           everything above that describes the adapter, into report.json/.md (bench/adapter_report.ts)
 // One table (COMMANDS) holds each command's flags, which both the parser and `COMMAND --help` read, and
 // a plan() that checks the flags and input files on the host; only then is the GPU initialised.
@@ -24,7 +25,9 @@ import { timeIt } from './timing.js';
 import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
 import { runReport } from './adapter_report.js';
+import { checkPytorch, runComparePytorch } from './pytorch.js';
 import { runAsFilteredChild } from './dawn_stderr.js';
+import { availableParallelism } from 'node:os';
 
 /** The package version (package.json's; a test keeps them equal). */
 export const VERSION = '0.1.0';
@@ -195,6 +198,33 @@ const COMMANDS: Record<string, Command> = {
       const warmup = intFlag(f, 'warmup', 1, 0);
       const iters = intFlag(f, 'iters', 3);
       return (rep) => runCompareTfjs({ batch: m.batch, size: m.size, warmup, iters }, rep).then(() => undefined);
+    },
+  },
+  'compare-pytorch': {
+    summary: "the seed's DenseNet training step (memory-efficient, float32) here and in PyTorch on the CPU, in alternating rounds; per round and median ms and their ratio (needs python3-torch)",
+    flags: {
+      batch: MODEL_FLAGS.batch,
+      size: { kind: 'int', help: 'N: the input is 1xNxN (default 64)' },
+      warmup: { kind: 'int', help: 'N: untimed steps before each round, both sides (default 3)' },
+      iters: { kind: 'int', help: 'N: timed steps per round, both sides (default 20)' },
+      rounds: { kind: 'int', help: 'N: rounds, ours then PyTorch in each (default 8)' },
+      threads: { kind: 'int', help: "N: PyTorch's CPU threads (default: this machine's cores)" },
+      python: { kind: 'string', help: 'PATH: the Python that runs the PyTorch peer (default python3)' },
+      tune: { kind: 'string', help: 'on|off: our kernel tuning (default off: the heuristic choices)' },
+      ...COMMON_FLAGS,
+    },
+    plan(f) {
+      const batch = intFlag(f, 'batch', 8);
+      const size = intFlag(f, 'size', 64);
+      checkD2lInput([size, size]);
+      const warmup = intFlag(f, 'warmup', 3, 0);
+      const iters = intFlag(f, 'iters', 20);
+      const rounds = intFlag(f, 'rounds', 8);
+      const threads = intFlag(f, 'threads', availableParallelism());
+      const tune = oneOf('--tune', (f.tune as string) ?? 'off', ['on', 'off'] as const);
+      const python = (f.python as string) ?? 'python3';
+      const torchVersion = checkPytorch(python);
+      return (rep) => runComparePytorch({ batch, size, warmup, iters, rounds, threads, python, tune, torchVersion }, rep).then(() => undefined);
     },
   },
 };

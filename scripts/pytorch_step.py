@@ -5,6 +5,8 @@ cross-entropy, backward, SGD lr 0.1) and one forward, timed on the CPU with the 
     /usr/bin/python3 scripts/pytorch_step.py --batch 8 --size 64 --threads 2 --iters 20
 
 Needs Debian's python3-torch (1.13). Prints one line per mode: median, min and max ms over --iters.
+`densenet-bench compare-pytorch` bundles this file and runs it (`python3 - ARGS`, --mode train) in
+rounds alternated with its own steps.
 """
 import argparse
 import statistics
@@ -54,6 +56,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--iters', type=int, default=20)
     ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--mode', choices=('train', 'forward', 'both'), default='both')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -73,6 +76,8 @@ def main():
             model(x)
 
     for name, fn in (('train', train), ('forward', forward)):
+        if a.mode not in (name, 'both'):
+            continue
         model.train()
         for _ in range(a.warmup):
             fn()

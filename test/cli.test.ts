@@ -3,7 +3,7 @@
 // training runs are tiny (growth 4, two one-layer blocks, 16x16 inputs).
 import { beforeAll, describe, expect, test } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -19,7 +19,7 @@ const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/
 beforeAll(async () => {
   await build({
     entryPoints: ['bench/cli.ts'], outfile: CLI, bundle: true, format: 'esm', platform: 'node', target: 'node20',
-    external: ['webgpu'], loader: { '.wgsl': 'text' }, keepNames: true, logLevel: 'warning',
+    external: ['webgpu'], loader: { '.wgsl': 'text', '.py': 'text' }, keepNames: true, logLevel: 'warning',
   });
 });
 
@@ -81,7 +81,7 @@ describe('densenet-bench', () => {
       expect(listed.sort()).toEqual(Object.keys(flags).sort());
     }
     expect(cli(['eval', '--help']).stdout).not.toMatch(/--size/);
-    for (const command of ['speed', 'kernels', 'memory', 'matmul', 'compare-tfjs']) {
+    for (const command of ['speed', 'kernels', 'memory', 'matmul', 'compare-tfjs', 'compare-pytorch']) {
       const r = cli([command, '--help']);
       const listed = [...r.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
       expect(listed.length, command).toBeGreaterThan(1);
@@ -211,6 +211,70 @@ describe('densenet-bench', () => {
     expect(r.stderr).toMatch(/matmul \w+\.\.\./); // the progress lines still come through
     const noise = 'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';
     expect(dropDawnNoise(`a\n${noise}${noise.replace('Uniform', 'Storage')}b\n`)).toBe('a\nb\n');
+  });
+
+  describe('compare-pytorch (issue 12: the step within 3.5x of PyTorch measured at the same time)', () => {
+    // A stand-in for Python: `-c ...` (the torch check) prints a version; `-` (the peer) saves its stdin
+    // and arguments and prints the peer's line (or `peerLine`).
+    function fakePython(peerLine: string): { python: string; dir: string } {
+      const dir = mkdtempSync(join(tmpdir(), 'fakepy-'));
+      const python = join(dir, 'python');
+      writeFileSync(python, [
+        '#!/bin/sh',
+        'if [ "$1" = "-c" ]; then echo 9.9.9; exit 0; fi',
+        `cat > ${join(dir, 'stdin.py')}`,
+        `echo "$@" > ${join(dir, 'args')}`,
+        `echo '${peerLine}'`,
+        '',
+      ].join('\n'));
+      chmodSync(python, 0o755);
+      return { python, dir };
+    }
+    const quick = ['--rounds', '2', '--iters', '1', '--warmup', '0', '--batch', '2', '--size', '32', '--threads', '3'];
+
+    test('no Python, no torch, a bad size: one line, exit 2, before the GPU', () => {
+      const cases: Array<[string[], RegExp]> = [
+        [['compare-pytorch', '--python', '/nonexistent/python3'], /compare-pytorch: '\/nonexistent\/python3' cannot be run .*python3-torch/],
+        [['compare-pytorch', '--python', '/bin/false'], /compare-pytorch: '\/bin\/false -c import torch.*' failed with exit code 1; it needs .*python3-torch/],
+        [['compare-pytorch', '--python', fakePython('').python, '--size', '16'], /input 1x16x16 is too small for d2l/],
+        [['compare-pytorch', '--python', fakePython('').python, '--rounds', '0'], /--rounds must be at least 1, got 0/],
+        [['compare-pytorch', '--python', fakePython('').python, '--tune', 'both'], /--tune must be one of on, off, got 'both'/],
+      ];
+      for (const [args, message] of cases) {
+        const r = cli(args);
+        expect(r.status, args.join(' ')).toBe(2);
+        expect(r.stdout, args.join(' ')).toBe('');
+        const lines = r.stderr.split('\n').filter((l) => l && !/artificially reduced/.test(l));
+        expect(lines, args.join(' ')).toHaveLength(1);
+        expect(lines[0]).toMatch(message);
+      }
+    });
+
+    test("rounds alternate our step and the peer's; each row is the two medians and their ratio, the summary their medians", () => {
+      const { python, dir } = fakePython('pytorch 9.9.9 cpu threads=3 d2l batch=2 32x32 train: median 50.0 ms (min 49.0, max 51.0)');
+      const r = cli(['compare-pytorch', '--python', python, ...quick, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.type)).toEqual(['header', 'header', 'row', 'row', 'summary']);
+      expect(lines[1]).toMatchObject({ command: 'compare-pytorch', peer: 'pytorch', version: '9.9.9', threads: 3, python });
+      const rows = lines.slice(2, 4);
+      for (const [i, row] of rows.entries()) {
+        expect(row).toMatchObject({ round: i + 1, batch: 2, size: '1x32x32', torchMs: 50 });
+        expect(row.ms).toBeGreaterThan(0);
+        expect(row.ratio).toBeCloseTo(row.ms / 50, 10);
+      }
+      expect(lines[4]).toMatchObject({ rounds: 2, torchMs: 50 });
+      expect(lines[4].ratio).toBeCloseTo((rows[0].ratio + rows[1].ratio) / 2, 10);
+      // The peer got the bundled script on stdin and this run's sizes.
+      expect(readFileSync(join(dir, 'stdin.py'), 'utf8')).toBe(readFileSync('scripts/pytorch_step.py', 'utf8'));
+      expect(readFileSync(join(dir, 'args'), 'utf8').trim()).toBe('- --mode train --batch 2 --size 32 --threads 3 --iters 1 --warmup 0');
+    });
+
+    test('a peer that prints no training time is an error that quotes what it printed', () => {
+      const r = cli(['compare-pytorch', '--python', fakePython('Segmentation fault').python, ...quick]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/the PyTorch peer printed no training time \(expected a line with 'train: median X ms'\), got: "Segmentation fault"/);
+    });
   });
 
   test('the build keeps class names: String(new DenseNet()) starts with DenseNet (issue 14)', () => {
