@@ -3,10 +3,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   plugins: [
     {
-      // Same as esbuild's text loader: a .wgsl (or .py) import is the file's text.
+      // Same as esbuild's text loader: a .wgsl import is the file's text.
       name: 'wgsl-as-text',
       transform(code, id) {
-        if (id.endsWith('.wgsl') || id.endsWith('.py')) return { code: `export default ${JSON.stringify(code)};`, map: null };
+        if (id.endsWith('.wgsl')) return { code: `export default ${JSON.stringify(code)};`, map: null };
         return undefined;
       },
     },

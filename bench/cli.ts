@@ -25,7 +25,7 @@ import { timeIt } from './timing.js';
 import { runTrain, runEval, planTrain, planEval, TRAIN_FLAGS, EVAL_FLAGS, SIGNAL_EXIT } from './train.js';
 import { MissingTfjsError, checkD2lInput, checkTfjsInstalled, runCompareTfjs } from './tfjs.js';
 import { runReport } from './adapter_report.js';
-import { checkPytorch, runComparePytorch } from './pytorch.js';
+import { checkPytorch, peerScript, runComparePytorch } from './pytorch.js';
 import { runAsFilteredChild } from './dawn_stderr.js';
 import { availableParallelism } from 'node:os';
 
@@ -223,8 +223,9 @@ const COMMANDS: Record<string, Command> = {
       const threads = intFlag(f, 'threads', availableParallelism());
       const tune = oneOf('--tune', (f.tune as string) ?? 'off', ['on', 'off'] as const);
       const python = (f.python as string) ?? 'python3';
+      const peer = peerScript();
       const torchVersion = checkPytorch(python);
-      return (rep) => runComparePytorch({ batch, size, warmup, iters, rounds, threads, python, tune, torchVersion }, rep).then(() => undefined);
+      return (rep) => runComparePytorch({ batch, size, warmup, iters, rounds, threads, python, tune, torchVersion, peer }, rep).then(() => undefined);
     },
   },
 };

@@ -1,7 +1,7 @@
 // `densenet-bench compare-pytorch`: one training step of the seed's DenseNet (memory-efficient blocks,
 // float32) here and in PyTorch on the CPU, in alternating rounds. Each round times --iters of our steps
-// (each ended by a GPU sync, as `speed` does), then runs the PyTorch peer (scripts/pytorch_step.py,
-// bundled into the CLI as text and fed to `python -`) for --iters of its steps, so both see the host in
+// (each ended by a GPU sync, as `speed` does), then runs the PyTorch peer (scripts/pytorch_step.py, which
+// the package ships, fed to `python -`) for --iters of its steps, so both see the host in
 // the same state; per round the two medians and their ratio, then the median over the rounds. On a
 // noisy host single rounds move by 1.5x, so the median ratio is the figure to quote.
 //
@@ -10,6 +10,8 @@
 // exit code 2.
 
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { InputError } from './args.js';
 import { prepare } from './speed.js';
@@ -17,7 +19,6 @@ import { trainStep } from './step.js';
 import { Reporter, fixed, type Row } from './report.js';
 import { median, timeIt } from './timing.js';
 import { tuneStep } from './tune_timing.js';
-import peerSource from '../scripts/pytorch_step.py';
 
 export const PYTORCH_INSTALL = "Debian's python3-torch (apt install python3-torch), or --python PATH to a Python that has torch";
 
@@ -33,8 +34,9 @@ export interface ComparePytorchOptions {
   /** The Python interpreter. */
   python: string;
   tune: 'on' | 'off';
-  /** torch's version, from checkPytorch() (the plan runs it before the GPU is touched). */
+  /** torch's version, from checkPytorch(), and the peer's source, from peerScript() (the plan runs both before the GPU is touched). */
   torchVersion: string;
+  peer: string;
 }
 
 /** Runs `python` with `args` (and `input` on stdin); its output, or an InputError that says what to install. */
@@ -49,6 +51,17 @@ function runPython(python: string, args: string[], input: string | undefined, ti
     throw new InputError(`compare-pytorch: '${python} ${args.join(' ')}' failed with exit code ${r.status}${last ? ` (${last})` : ''}; it needs ${PYTORCH_INSTALL}`);
   }
   return r.stdout;
+}
+
+/**
+ * The peer's source: scripts/pytorch_step.py of this checkout or installed package, two levels up from
+ * the bundled CLI (dist/bench/cli.js, .devpack/app/cli.mjs) or one from this file (tests).
+ */
+export function peerScript(): string {
+  const tried = ['../../scripts/pytorch_step.py', '../scripts/pytorch_step.py'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  const found = tried.find((f) => existsSync(f));
+  if (!found) throw new InputError(`compare-pytorch: the PyTorch peer script is missing (looked for ${tried.join(' and ')}); run the CLI from a checkout of densenet-webgpu or its installed package`);
+  return readFileSync(found, 'utf8');
 }
 
 /** Checks that `python` runs and imports torch (before the GPU is touched); returns torch's version. */
@@ -83,7 +96,7 @@ export async function runComparePytorch(o: ComparePytorchOptions, rep: Reporter)
     for (let r = 1; r <= o.rounds; r++) {
       rep.progress(`round ${r} of ${o.rounds}: ours (${o.iters} steps), then PyTorch (${o.iters} steps)...`);
       const ours = await timeIt(step, { warmup: o.warmup, iters: o.iters });
-      const theirs = peerTrainMs(runPython(o.python, peerArgs, peerSource, 600_000));
+      const theirs = peerTrainMs(runPython(o.python, peerArgs, o.peer, 600_000));
       rows.push({ round: r, batch: o.batch, size: `1x${o.size}x${o.size}`, ms: ours.medianMs, torchMs: theirs, ratio: ours.medianMs / theirs });
     }
   } finally {

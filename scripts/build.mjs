@@ -25,7 +25,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external: ['webgpu'],
-  loader: { '.wgsl': 'text', '.py': 'text' },
+  loader: { '.wgsl': 'text' },
   keepNames: true, // class names are user-visible: String(new DenseNet()) prints them
   sourcemap: true,
   logLevel: 'warning',

@@ -5,8 +5,8 @@ cross-entropy, backward, SGD lr 0.1) and one forward, timed on the CPU with the 
     /usr/bin/python3 scripts/pytorch_step.py --batch 8 --size 64 --threads 2 --iters 20
 
 Needs Debian's python3-torch (1.13). Prints one line per mode: median, min and max ms over --iters.
-`densenet-bench compare-pytorch` bundles this file and runs it (`python3 - ARGS`, --mode train) in
-rounds alternated with its own steps.
+`densenet-bench compare-pytorch` runs this file (`python3 - ARGS`, --mode train; the package ships it)
+in rounds alternated with its own steps.
 """
 import argparse
 import statistics

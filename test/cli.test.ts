@@ -19,7 +19,7 @@ const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/
 beforeAll(async () => {
   await build({
     entryPoints: ['bench/cli.ts'], outfile: CLI, bundle: true, format: 'esm', platform: 'node', target: 'node20',
-    external: ['webgpu'], loader: { '.wgsl': 'text', '.py': 'text' }, keepNames: true, logLevel: 'warning',
+    external: ['webgpu'], loader: { '.wgsl': 'text' }, keepNames: true, logLevel: 'warning',
   });
 });
 

@@ -30,6 +30,7 @@ const ALLOWED = [
   /^dist\/browser\/[\w-]+\.js(\.map)?$/, // ... their shared chunks
   /^dist\/bench\/cli\.js(\.map)?$/, // the `densenet-bench` CLI
   /^scripts\/(setup-webgpu\.sh|probe-adapter\.mjs)$/, // named by the engine's no-adapter hint
+  /^scripts\/pytorch_step\.py$/, // the PyTorch peer that `densenet-bench compare-pytorch` runs
   /^bench\/web\/screenshot\.png$/, // shown by the README
 ];
 
@@ -80,6 +81,12 @@ describe.skipIf(!enabled)('the packed package in a fresh project', () => {
     // The README's image is in the tarball; no install script makes npm warn the consumer.
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('](bench/web/screenshot.png)');
     for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) expect(manifest.scripts ?? {}, hook).not.toHaveProperty(hook);
+  });
+
+  test('the installed CLI finds its PyTorch peer script: compare-pytorch gets as far as the Python check', () => {
+    const r = run(process.execPath, ['node_modules/densenet-webgpu/dist/bench/cli.js', 'compare-pytorch', '--python', '/nonexistent/python3'], project);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/compare-pytorch: '\/nonexistent\/python3' cannot be run/);
   });
 
   test("without the optional peer 'webgpu', Node says how to install it, and so does the setup script", () => {
