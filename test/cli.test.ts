@@ -265,7 +265,7 @@ describe('densenet-bench', () => {
       }
       expect(lines[4]).toMatchObject({ rounds: 2, torchMs: 50 });
       expect(lines[4].ratio).toBeCloseTo((rows[0].ratio + rows[1].ratio) / 2, 10);
-      // The peer got the bundled script on stdin and this run's sizes.
+      // The peer got the shipped script on stdin and this run's sizes.
       expect(readFileSync(join(dir, 'stdin.py'), 'utf8')).toBe(readFileSync('scripts/pytorch_step.py', 'utf8'));
       expect(readFileSync(join(dir, 'args'), 'utf8').trim()).toBe('- --mode train --batch 2 --size 32 --threads 3 --iters 1 --warmup 0');
     });
