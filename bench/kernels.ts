@@ -32,18 +32,26 @@ async function time(fn: () => void, iters: number): Promise<number> {
   return t.medianMs;
 }
 
+/** Calls of a kernel timed back to back in one profile. */
+const GPU_REPS = 8;
+
 /**
- * GPU ms of one call of `fn` (the sum of its dispatches) from timestamp queries, median of `iters`
- * calls; null without the feature. Free of the submit, wait and JavaScript costs that wall clock adds to
- * a small kernel (the CLI asks Dawn for unquantised timestamps).
+ * GPU ms of one call of `fn` (the sum of its dispatches) from timestamp queries: GPU_REPS calls back to
+ * back per profile, with a one-kernel call's repetitions in one timed pass (as in a step, where
+ * dispatches share a pass, and not charged the pass's own timestamp cost each time), median over
+ * `iters` profiles; null without the feature. Free of the submit, wait and JavaScript costs that wall
+ * clock adds to a small kernel (the CLI asks Dawn for unquantised timestamps).
  */
 async function gpuTime(fn: () => void, iters: number): Promise<number | null> {
   if (!E.canProfile()) return null;
   const per: number[] = [];
   for (let i = 0; i < Math.max(3, iters); i++) {
-    E.startProfile();
-    E.scope(fn);
-    per.push((await E.stopProfile()).reduce((a, k) => a + k.ms, 0));
+    E.startProfile({ merge: true });
+    try {
+      for (let r = 0; r < GPU_REPS; r++) E.scope(fn);
+    } finally {
+      per.push((await E.stopProfile()).reduce((a, k) => a + k.ms, 0) / GPU_REPS);
+    }
   }
   return median(per);
 }

@@ -20,16 +20,24 @@ export function canProfile(): boolean {
   return gpu().features.timestampQuery;
 }
 
-/** Starts timing every dispatch with timestamp queries (needs `timestamp-query`). */
-export function startProfile(): void {
+/**
+ * Starts timing every dispatch with timestamp queries (needs `timestamp-query`). With `merge`,
+ * back-to-back dispatches of one kernel are timed as one pass (for a kernel timed by repetition: a
+ * pass's own timestamp cost is then not charged to each repetition; engine/runtime.ts).
+ */
+export function startProfile(o: { merge?: boolean } = {}): void {
   if (!canProfile()) throw new Error('startProfile: the adapter has no timestamp-query feature');
-  log = { querySet: gpu().device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }), capacity: PROFILE_QUERIES, names: [], done: [] };
+  log = { querySet: gpu().device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }), capacity: PROFILE_QUERIES, names: [], counts: [], merge: !!o.merge, done: [] };
   setTimestampLog(log);
 }
 
 export interface KernelTime {
   kernel: string;
+  /** Dispatches of the kernel, */
   count: number;
+  /** the timed passes they ran in (fewer than count only with merge), */
+  passes: number;
+  /** and their GPU time. */
   ms: number;
 }
 
@@ -46,8 +54,9 @@ export async function stopProfile(): Promise<KernelTime[]> {
     b.readback.buffer.unmap();
     b.names.forEach((name, i) => {
       const ns = Number(t[2 * i + 1] - t[2 * i]);
-      const e = totals.get(name) ?? { kernel: name, count: 0, ms: 0 };
-      e.count++;
+      const e = totals.get(name) ?? { kernel: name, count: 0, passes: 0, ms: 0 };
+      e.count += b.counts[i];
+      e.passes++;
       e.ms += ns / 1e6;
       totals.set(name, e);
     });

@@ -281,7 +281,7 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
   ps.setPipeline(p.pipeline);
   ps.setBindGroup(0, bg, [slot * SLOT_BYTES]);
   ps.dispatchWorkgroups(x, y, z);
-  if (timestamps) {
+  if (timestamps && !timestamps.merge) {
     ps.end();
     pass = null;
   }
@@ -291,18 +291,28 @@ export function dispatch(k: Kernel, args: DispatchArgs): void {
 // ---- timestamps ----------------------------------------------------------------------------------
 // While a timestamp log is set (engine/profiler.ts does it), every dispatch gets its own compute pass
 // with timestamp writes at its start and end, and each flush resolves the log's queries into a buffer
-// that the log keeps for reading back.
+// that the log keeps for reading back. With `merge`, back-to-back dispatches of one kernel share one
+// timed pass (a kernel timed by repetition): a pass's timestamp writes cost more than a small dispatch
+// on some adapters (lavapipe: an empty dispatch measured 65 us alone in its pass, 16 us each in a pass
+// of 8), which would be charged to every repetition.
 
 /** A query set and what the command stream has written into it. */
 export interface TimestampLog {
   querySet: GPUQuerySet;
   /** Queries in the set (two per dispatch). */
   capacity: number;
-  /** Names (file:entry) of the dispatches timed since the last flush, in query order. */
+  /** Names (file:entry) of the passes timed since the last flush, in query order, */
   names: string[];
-  /** One batch per flush: the names and a mappable buffer of their resolved begin/end timestamps. */
-  done: Array<{ names: string[]; resolve: PooledBuffer; readback: PooledBuffer }>;
+  /** and the dispatches in each (1 unless `merge`). */
+  counts: number[];
+  /** Back-to-back dispatches of one kernel share a timed pass. */
+  merge: boolean;
+  /** One batch per flush: the names, counts and a mappable buffer of their resolved begin/end timestamps. */
+  done: Array<{ names: string[]; counts: number[]; resolve: PooledBuffer; readback: PooledBuffer }>;
 }
+
+/** The timed pass still open for more dispatches of the same kernel (merge), and its kernel's name. */
+let mergeable: { pass: GPUComputePassEncoder; name: string } | null = null;
 
 let timestamps: TimestampLog | null = null;
 
@@ -313,6 +323,10 @@ export function setTimestampLog(log: TimestampLog | null): void {
 }
 
 function timedPass(log: TimestampLog, name: string): GPUComputePassEncoder {
+  if (pass && mergeable?.pass === pass && mergeable.name === name) {
+    log.counts[log.counts.length - 1]++;
+    return pass;
+  }
   if (log.names.length * 2 >= log.capacity) flush();
   if (pass) {
     pass.end();
@@ -320,7 +334,9 @@ function timedPass(log: TimestampLog, name: string): GPUComputePassEncoder {
   }
   const i = log.names.length;
   log.names.push(name);
+  log.counts.push(1);
   pass = getEncoder().beginComputePass({ timestampWrites: { querySet: log.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+  mergeable = log.merge ? { pass, name } : null;
   return pass;
 }
 
@@ -332,8 +348,9 @@ function resolveTimestamps(enc: GPUCommandEncoder): void {
   const readback = pool.acquire(bytes, 'profile', BufferUsage.MAP_READ | BufferUsage.COPY_DST);
   enc.resolveQuerySet(log.querySet, 0, log.names.length * 2, resolve.buffer, 0);
   enc.copyBufferToBuffer(resolve.buffer, 0, readback.buffer, 0, bytes);
-  log.done.push({ names: log.names, resolve, readback });
+  log.done.push({ names: log.names, counts: log.counts, resolve, readback });
   log.names = [];
+  log.counts = [];
 }
 
 /** Encodes a buffer-to-buffer copy (ends the open compute pass). */

@@ -350,7 +350,9 @@ async function timeRound(job: Job, vs: string[], reps: number, useTimestamps: bo
   const out: Record<string, number> = {};
   if (useTimestamps && !profiling()) {
     try {
-      startProfile();
+      // A candidate's repetitions back to back in one timed pass (merge): on lavapipe a pass per
+      // dispatch charged each repetition of a small kernel about 50 us of timestamp cost.
+      startProfile({ merge: true });
       let times: KernelTime[];
       try {
         for (const v of vs) for (let r = 0; r < reps; r++) job.launcher.run(v as never, job.copies);
