@@ -30,11 +30,11 @@ describe.runIf(E.canProfile())('profiler', () => {
     expect(total).toBe(4000);
   });
 
-  test('with merge, back-to-back dispatches of one kernel share a timed pass, and still see each other’s writes', async () => {
+  test('with merge, back-to-back dispatches of one kernel share a timed pass, and each still reads the one before', async () => {
     const { times, values, total } = await profiled(true);
     const [add] = adds(times);
     expect([add.count, add.passes]).toEqual([5, 2]);
-    expect(add.ms).toBeGreaterThan(0);
+    expect(Number.isFinite(add.ms) && add.ms >= 0).toBe(true);
     expect(times.filter((k) => !k.kernel.startsWith('binary')).every((k) => k.passes >= 1 && k.passes <= k.count)).toBe(true);
     expect(values.every((v) => v === 6)).toBe(true);
     expect(total).toBe(4000);
