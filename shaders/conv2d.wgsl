@@ -213,26 +213,7 @@ fn put_dw(row: u32, col: u32, base: u32, v: f32) {
 
 // The stores walk the tile in loops with run-time bounds (the rows and columns that exist) and read the
 // accumulators by index: unrolled, the 128 guarded stores with their flag branches took lavapipe's LLVM
-// minutes to compile (the GEMM loop itself takes well under a second). The gradients' plain stores (no
-// flag, all 4 columns there) name each accumulator instead: row j of matrix m_t is tile row t + 8j, so a
-// loop over j stores the 8 matrices' rows, 4 columns each (dx_row, dw_row). Indexing the tile at run
-// time cost lavapipe about as much again as the store: with these the weight gradients measured
-// 0.70-0.85x their time at the seed DenseNet's 2x2 and 4x4 stages and the input gradients 0.76-0.96x
-// (merged timestamps, interleaved; the larger stages and the forward's stores did not gain measurably).
-fn dx_row(m: mat4x4f, j: u32, row: u32, o: vec4u) {
-  if (row < pu(1u)) {
-    let c = row * pu(20u);
-    O[o.x + c] = O_st(m[0][j]); O[o.y + c] = O_st(m[1][j]); O[o.z + c] = O_st(m[2][j]); O[o.w + c] = O_st(m[3][j]);
-  }
-}
-// Row `row` of dw, or of split-K partials, at O offset o + row * ld (4 consecutive columns).
-fn dw_row(m: mat4x4f, j: u32, row: u32, o: u32, ld: u32) {
-  if (row < pu(4u)) {
-    let b = o + row * ld;
-    O[b] = O_st(m[0][j]); O[b + 1u] = O_st(m[1][j]); O[b + 2u] = O_st(m[2][j]); O[b + 3u] = O_st(m[3][j]);
-  }
-}
-
+// minutes to compile (the GEMM loop itself takes well under a second).
 fn store_y(t: RegTile, row0: u32, col0: u32, ob: vec4u) {
   var m = tile_array(t);
   var o = ob;
@@ -245,14 +226,6 @@ fn store_y(t: RegTile, row0: u32, col0: u32, ob: vec4u) {
 }
 
 fn store_dx(t: RegTile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
-  if ((pu(27u) & (MASK | ACC | GALIAS)) == 0u && col0 + 4u <= pu(24u)) {
-    for (var j = 0u; j < 4u; j++) {
-      let r = row0 + 8u * j;
-      dx_row(t.m0, j, r, oo); dx_row(t.m1, j, r + 1u, oo); dx_row(t.m2, j, r + 2u, oo); dx_row(t.m3, j, r + 3u, oo);
-      dx_row(t.m4, j, r + 4u, oo); dx_row(t.m5, j, r + 5u, oo); dx_row(t.m6, j, r + 6u, oo); dx_row(t.m7, j, r + 7u, oo);
-    }
-    return;
-  }
   var m = tile_array(t);
   var o = oo;
   var x = xo;
@@ -265,17 +238,6 @@ fn store_dx(t: RegTile, row0: u32, col0: u32, oo: vec4u, xo: vec4u) {
 }
 
 fn store_dw(t: RegTile, row0: u32, col0: u32, base: u32) {
-  // Split-K partials have a row of word 28 columns (the bias gradient's too), dw rows of CK.
-  let ld = select(pu(24u), pu(28u), flag(PARTIAL));
-  if (!flag(ACC) && col0 + 4u <= ld) {
-    let o = base + col0;
-    for (var j = 0u; j < 4u; j++) {
-      let r = row0 + 8u * j;
-      dw_row(t.m0, j, r, o, ld); dw_row(t.m1, j, r + 1u, o, ld); dw_row(t.m2, j, r + 2u, o, ld); dw_row(t.m3, j, r + 3u, o, ld);
-      dw_row(t.m4, j, r + 4u, o, ld); dw_row(t.m5, j, r + 5u, o, ld); dw_row(t.m6, j, r + 6u, o, ld); dw_row(t.m7, j, r + 7u, o, ld);
-    }
-    return;
-  }
   var m = tile_array(t);
   let nr = tile_rows(row0, pu(4u));
   let nc = tile_cols(col0, pu(28u));
