@@ -39,15 +39,23 @@ export interface ComparePytorchOptions {
   peer: string;
 }
 
-/** Runs `python` with `args` (and `input` on stdin); its output, or an InputError that says what to install. */
-function runPython(python: string, args: string[], input: string | undefined, timeoutMs: number): string {
+/**
+ * Runs `python` with `args` (and `input` on stdin) and returns its output. A failure is an InputError
+ * that says what to install when `round` is undefined (the check before the GPU), else an Error naming
+ * the round (torch was there: the peer itself failed).
+ */
+function runPython(python: string, args: string[], input: string | undefined, timeoutMs: number, round?: number): string {
   const r = spawnSync(python, args, { input, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 20 });
+  const last = (r.stderr ?? '').trim().split('\n').pop() ?? '';
+  if (round !== undefined && (r.error || r.status !== 0)) {
+    const why = r.error ? (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `did not finish in ${timeoutMs / 1000} s` : r.error.message : `exit code ${r.status}`;
+    throw new Error(`compare-pytorch: the PyTorch peer failed in round ${round} with ${why}${last ? ` (${last})` : ''}`);
+  }
   if (r.error) {
     const why = (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `did not finish in ${timeoutMs / 1000} s` : `cannot be run (${r.error.message})`;
     throw new InputError(`compare-pytorch: '${python}' ${why}; it needs ${PYTORCH_INSTALL}`);
   }
   if (r.status !== 0) {
-    const last = r.stderr.trim().split('\n').pop() ?? '';
     throw new InputError(`compare-pytorch: '${python} ${args.join(' ')}' failed with exit code ${r.status}${last ? ` (${last})` : ''}; it needs ${PYTORCH_INSTALL}`);
   }
   return r.stdout;
@@ -96,7 +104,7 @@ export async function runComparePytorch(o: ComparePytorchOptions, rep: Reporter)
     for (let r = 1; r <= o.rounds; r++) {
       rep.progress(`round ${r} of ${o.rounds}: ours (${o.iters} steps), then PyTorch (${o.iters} steps)...`);
       const ours = await timeIt(step, { warmup: o.warmup, iters: o.iters });
-      const theirs = peerTrainMs(runPython(o.python, peerArgs, o.peer, 600_000));
+      const theirs = peerTrainMs(runPython(o.python, peerArgs, o.peer, 600_000, r));
       rows.push({ round: r, batch: o.batch, size: `1x${o.size}x${o.size}`, ms: ours.medianMs, torchMs: theirs, ratio: ours.medianMs / theirs });
     }
   } finally {

@@ -216,7 +216,7 @@ describe('densenet-bench', () => {
   describe('compare-pytorch (issue 12: the step within 3.5x of PyTorch measured at the same time)', () => {
     // A stand-in for Python: `-c ...` (the torch check) prints a version; `-` (the peer) saves its stdin
     // and arguments and prints the peer's line (or `peerLine`).
-    function fakePython(peerLine: string): { python: string; dir: string } {
+    function fakePython(peerLine: string, peerExit = 0): { python: string; dir: string } {
       const dir = mkdtempSync(join(tmpdir(), 'fakepy-'));
       const python = join(dir, 'python');
       writeFileSync(python, [
@@ -225,6 +225,7 @@ describe('densenet-bench', () => {
         `cat > ${join(dir, 'stdin.py')}`,
         `echo "$@" > ${join(dir, 'args')}`,
         `echo '${peerLine}'`,
+        `if [ ${peerExit} != 0 ]; then echo 'RuntimeError: the peer crashed' >&2; exit ${peerExit}; fi`,
         '',
       ].join('\n'));
       chmodSync(python, 0o755);
@@ -268,6 +269,13 @@ describe('densenet-bench', () => {
       // The peer got the shipped script on stdin and this run's sizes.
       expect(readFileSync(join(dir, 'stdin.py'), 'utf8')).toBe(readFileSync('scripts/pytorch_step.py', 'utf8'));
       expect(readFileSync(join(dir, 'args'), 'utf8').trim()).toBe('- --mode train --batch 2 --size 32 --threads 3 --iters 1 --warmup 0');
+    });
+
+    test('a peer that fails during a round (torch checked fine) is an error naming the round and its stderr, not a missing torch', () => {
+      const r = cli(['compare-pytorch', '--python', fakePython('', 3).python, ...quick]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/compare-pytorch: the PyTorch peer failed in round 1 with exit code 3 \(RuntimeError: the peer crashed\)/);
+      expect(r.stderr).not.toMatch(/python3-torch/);
     });
 
     test('a peer that prints no training time is an error that quotes what it printed', () => {
